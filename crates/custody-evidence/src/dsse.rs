@@ -1,0 +1,343 @@
+//! DSSE envelopes: PAE, signing and verification.
+//!
+//! Signatures are ECDSA P-256 / SHA-256 over
+//! `PAE = "DSSEv1" SP len(type) SP type SP len(body) SP body`, encoded ASN.1 DER (raw
+//! `r||s` fails in securesystemslib, sigstore and cosign). Base64 is written standard
+//! with padding and read in either alphabet, padded or not, as the spec requires.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EvidenceError, VerifyError};
+use crate::keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
+use crate::statement::Statement;
+
+/// The only payload type Custody signs and accepts.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// One signature of an envelope. `keyid` is an `Option` so a missing field can be told
+/// apart from an empty one; it is always serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeSignature {
+    #[serde(default)]
+    pub keyid: Option<String>,
+    pub sig: String,
+}
+
+/// A DSSE JSON envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub payload: String,
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+/// Pre-Authentication Encoding (DSSE protocol v1).
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes base64 in the standard or URL-safe alphabet, with or without padding.
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let s = s.trim();
+    let engines = if s.contains(['-', '_']) {
+        [URL_SAFE, URL_SAFE_NO_PAD]
+    } else {
+        [STANDARD, STANDARD_NO_PAD]
+    };
+    let [padded, bare] = engines;
+    padded.decode(s).or_else(|_| bare.decode(s))
+}
+
+impl Envelope {
+    /// Parses envelope JSON.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))
+    }
+
+    /// Compact JSON with a final newline: the exact bytes Custody stores and digests.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// The decoded payload.
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, VerifyError> {
+        decode_b64(&self.payload).map_err(|e| VerifyError::PayloadBase64(e.to_string()))
+    }
+}
+
+/// Signs arbitrary bytes as a DSSE envelope of `payload_type`.
+pub fn sign_payload(
+    payload_type: &str,
+    body: &[u8],
+    key: &SigningKey,
+    scheme: KeyIdScheme,
+) -> Envelope {
+    let sig = key.sign_der(&pae(payload_type, body));
+    Envelope {
+        payload: STANDARD.encode(body),
+        payload_type: payload_type.to_owned(),
+        signatures: vec![EnvelopeSignature {
+            keyid: Some(key.public().keyid(scheme)),
+            sig: STANDARD.encode(sig),
+        }],
+    }
+}
+
+/// Serializes a statement compactly and signs it as an in-toto DSSE envelope.
+pub fn sign_statement(
+    statement: &Statement,
+    key: &SigningKey,
+    scheme: KeyIdScheme,
+) -> Result<Envelope, EvidenceError> {
+    let body =
+        serde_json::to_vec(statement).map_err(|e| EvidenceError::Serialize(e.to_string()))?;
+    Ok(sign_payload(IN_TOTO_PAYLOAD_TYPE, &body, key, scheme))
+}
+
+/// A verified envelope: the statement, its payload bytes and the key that verified it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub statement: Statement,
+    pub payload: Vec<u8>,
+    pub signer: PublicKey,
+}
+
+/// Verifies that at least one signature of an in-toto envelope is valid under a trusted
+/// key, then parses the statement. The keyid only orders the keys tried: per the DSSE
+/// spec it is never a security decision.
+pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified, VerifyError> {
+    if trusted.is_empty() {
+        return Err(VerifyError::NoKeys);
+    }
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(VerifyError::PayloadType {
+            found: env.payload_type.clone(),
+            expected: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+        });
+    }
+    if env.signatures.is_empty() {
+        return Err(VerifyError::NoSignatures);
+    }
+    let payload = env.payload_bytes()?;
+    let msg = pae(&env.payload_type, &payload);
+    for (index, s) in env.signatures.iter().enumerate() {
+        let Some(keyid) = s.keyid.as_deref() else {
+            return Err(VerifyError::MissingKeyId { index });
+        };
+        let sig = decode_b64(&s.sig).map_err(|e| VerifyError::SignatureBase64 {
+            index,
+            reason: e.to_string(),
+        })?;
+        let (hinted, rest): (Vec<&PublicKey>, Vec<&PublicKey>) =
+            trusted.keys().iter().partition(|k| k.matches_keyid(keyid));
+        if let Some(signer) = hinted
+            .into_iter()
+            .chain(rest)
+            .find(|k| k.verify(&msg, &sig))
+        {
+            let statement = Statement::from_slice(&payload)?;
+            return Ok(Verified {
+                statement,
+                payload,
+                signer: signer.clone(),
+            });
+        }
+    }
+    Err(VerifyError::NoTrustedSignature {
+        keys: trusted.len(),
+        signatures: env.signatures.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::record::RecordInfo;
+    use crate::statement::ResourceDescriptor;
+
+    /// The ECDSA P-256 test key of the DSSE protocol document (protocol.md, "Test Vectors").
+    fn dsse_spec_key() -> SigningKey {
+        // d = 97358161215184420915383655311931858321456579547487070936769975997791359926199
+        let d = "d73ec437fd6346e3619c5ebfdfff0f6916804955ad32ac9ac492b0ede1f6ffb7";
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&d[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        SigningKey::from_scalar_bytes(&bytes).unwrap()
+    }
+
+    #[test]
+    fn pae_matches_spec_example() {
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+        // Lengths are UTF-8 byte lengths, not characters; an empty body keeps its space.
+        assert_eq!(pae("ä", b""), "DSSEv1 2 ä 0 ".as_bytes());
+    }
+
+    #[test]
+    fn spec_key_signs_the_known_answer() {
+        let key = dsse_spec_key();
+        let env = sign_payload(
+            "http://example.com/HelloWorld",
+            b"hello world",
+            &key,
+            KeyIdScheme::Empty,
+        );
+        assert_eq!(env.payload, "aGVsbG8gd29ybGQ=");
+        assert_eq!(
+            env.signatures[0].sig,
+            "MEQCIANyarEBrVbCdjtsaqyOSHJ14qeRk6CdxfhZ2fjvPEo7AiBR6rDAajabZKciJTfUiHqJPcIAriEGAHTVeCUjW2JIZA=="
+        );
+        // The spec publishes the same signature as raw r||s; both encodings verify.
+        let raw = STANDARD
+            .decode("A3JqsQGtVsJ2O2xqrI5IcnXip5GToJ3F+FnZ+O88SjtR6rDAajabZKciJTfUiHqJPcIAriEGAHTVeCUjW2JIZA==")
+            .unwrap();
+        let msg = pae("http://example.com/HelloWorld", b"hello world");
+        assert!(key.public().verify(&msg, &raw));
+        assert!(!key.public().verify(b"other", &raw));
+    }
+
+    fn statement_for(d: &Digest) -> Statement {
+        Statement::new(
+            vec![ResourceDescriptor::sha256("artifact", d)],
+            "https://custody.dev/evidence/v1",
+            serde_json::Map::new(),
+            &RecordInfo::for_tests(),
+        )
+        .unwrap()
+    }
+
+    fn trusted(k: &SigningKey) -> TrustedKeys {
+        TrustedKeys::new(vec![k.public().clone()])
+    }
+
+    #[test]
+    fn round_trip_with_every_keyid_scheme() {
+        let key = SigningKey::generate();
+        let st = statement_for(&Digest::of(b"a"));
+        for scheme in KeyIdScheme::ALL {
+            let env = sign_statement(&st, &key, scheme).unwrap();
+            let parsed = Envelope::from_slice(&env.to_vec()).unwrap();
+            let v = verify_envelope(&parsed, &trusted(&key)).unwrap();
+            assert_eq!(v.statement, st);
+        }
+    }
+
+    #[test]
+    fn url_safe_and_unpadded_base64_are_accepted() {
+        let key = SigningKey::generate();
+        let mut env =
+            sign_statement(&statement_for(&Digest::of(b"b")), &key, KeyIdScheme::Empty).unwrap();
+        let to_url = |s: &str| {
+            s.replace('+', "-")
+                .replace('/', "_")
+                .trim_end_matches('=')
+                .to_owned()
+        };
+        env.payload = to_url(&env.payload);
+        env.signatures[0].sig = to_url(&env.signatures[0].sig);
+        verify_envelope(&env, &trusted(&key)).unwrap();
+    }
+
+    #[test]
+    fn tampering_is_rejected_with_a_reason() {
+        let key = SigningKey::generate();
+        let env =
+            sign_statement(&statement_for(&Digest::of(b"c")), &key, KeyIdScheme::Empty).unwrap();
+        let t = trusted(&key);
+
+        // a flipped byte in the payload
+        let mut body = env.payload_bytes().unwrap();
+        body[10] ^= 1;
+        let mut e = env.clone();
+        e.payload = STANDARD.encode(&body);
+        let err = verify_envelope(&e, &t).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::NoTrustedSignature { .. }),
+            "{err}"
+        );
+
+        // a flipped byte in the signature
+        let mut sig = STANDARD.decode(&env.signatures[0].sig).unwrap();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        let mut e = env.clone();
+        e.signatures[0].sig = STANDARD.encode(&sig);
+        assert!(matches!(
+            verify_envelope(&e, &t).unwrap_err(),
+            VerifyError::NoTrustedSignature { .. }
+        ));
+
+        // a changed payloadType
+        let mut e = env.clone();
+        e.payload_type = "application/vnd.in-toto+jsoN".into();
+        let err = verify_envelope(&e, &t).unwrap_err().to_string();
+        assert!(err.contains("payloadType"), "{err}");
+
+        // the wrong key
+        let other = SigningKey::generate();
+        let err = verify_envelope(&env, &trusted(&other))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("untrusted key"), "{err}");
+
+        // a missing keyid
+        let mut e = env.clone();
+        e.signatures[0].keyid = None;
+        let err = verify_envelope(&e, &t).unwrap_err().to_string();
+        assert!(err.contains("keyid"), "{err}");
+
+        // no signatures, no keys
+        let mut e = env.clone();
+        e.signatures.clear();
+        assert!(matches!(
+            verify_envelope(&e, &t).unwrap_err(),
+            VerifyError::NoSignatures
+        ));
+        assert!(matches!(
+            verify_envelope(&env, &TrustedKeys::default()).unwrap_err(),
+            VerifyError::NoKeys
+        ));
+    }
+
+    #[test]
+    fn a_misleading_keyid_does_not_change_the_outcome() {
+        let key = SigningKey::generate();
+        let other = SigningKey::generate();
+        let mut env =
+            sign_statement(&statement_for(&Digest::of(b"d")), &key, KeyIdScheme::Sslib).unwrap();
+        // claims to be the other key: verification still finds the real signer
+        env.signatures[0].keyid = Some(other.public().keyid(KeyIdScheme::Sslib));
+        let keys = TrustedKeys::new(vec![other.public().clone(), key.public().clone()]);
+        let v = verify_envelope(&env, &keys).unwrap();
+        assert_eq!(v.signer.pem(), key.public().pem());
+    }
+
+    #[test]
+    fn replay_for_another_subject_is_refused() {
+        let key = SigningKey::generate();
+        let a = Digest::of(b"artifact a");
+        let b = Digest::of(b"artifact b");
+        let env = sign_statement(&statement_for(&a), &key, KeyIdScheme::Empty).unwrap();
+        let v = verify_envelope(&env, &trusted(&key)).unwrap();
+        v.statement.require_subject(&a).unwrap();
+        let err = v.statement.require_subject(&b).unwrap_err().to_string();
+        assert!(err.contains("replayed"), "{err}");
+    }
+}

@@ -1,0 +1,348 @@
+//! ECDSA P-256 keys: loading (PKCS#8 or SEC1 private PEM, PKIX public PEM), key ids
+//! under each convention verifiers use, and the trusted key set.
+//!
+//! The DSSE `keyid` is an unauthenticated hint. Verifiers disagree on what it should
+//! be, and some skip a signature whose non-empty keyid differs from what they compute:
+//!
+//! | scheme    | value                                                     | who computes it |
+//! |-----------|-----------------------------------------------------------|-----------------|
+//! | `empty`   | `""`                                                      | cosign (writes it); every verifier that skips the comparison for an empty keyid |
+//! | `sslib`   | hex SHA-256 of the canonical JSON key                     | securesystemslib `SSlibKey.from_pem` |
+//! | `witness` | hex SHA-256 of the PEM text                               | witness |
+//! | `ssh`     | `SHA256:` + unpadded base64 SHA-256 of the SSH wire key   | go-securesystemslib inside cosign |
+//! | `hint`    | base64 SHA-256 of the DER SPKI                            | Sigstore bundle `publicKey.hint` |
+//!
+//! `empty` is the default: go-securesystemslib, cosign, in-toto-golang and the
+//! Sigstore verifiers accept it as is, and securesystemslib accepts it when the
+//! verifier builds its key with `keyid=""`; every non-empty scheme is rejected by at
+//! least one verifier that cannot be told otherwise.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{Signature, SigningKey as EcSigningKey, VerifyingKey};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
+
+use crate::digest::Digest;
+use crate::error::KeyError;
+
+/// How the `keyid` of a signature is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyIdScheme {
+    #[default]
+    Empty,
+    Sslib,
+    Witness,
+    Ssh,
+    Hint,
+}
+
+impl KeyIdScheme {
+    pub const ALL: [KeyIdScheme; 5] = [
+        KeyIdScheme::Empty,
+        KeyIdScheme::Sslib,
+        KeyIdScheme::Witness,
+        KeyIdScheme::Ssh,
+        KeyIdScheme::Hint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Sslib => "sslib",
+            Self::Witness => "witness",
+            Self::Ssh => "ssh",
+            Self::Hint => "hint",
+        }
+    }
+}
+
+impl FromStr for KeyIdScheme {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| KeyError::UnknownScheme(s.to_owned()))
+    }
+}
+
+impl fmt::Display for KeyIdScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A P-256 public key and the canonical PEM it is identified by.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+    pem: String,
+    /// Where the key came from (a file name), for messages.
+    pub label: String,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PublicKey({}, {})",
+            self.label,
+            self.keyid(KeyIdScheme::Hint)
+        )
+    }
+}
+
+impl PublicKey {
+    /// Parses a PKIX (`BEGIN PUBLIC KEY`) PEM.
+    pub fn from_pem(pem: &str, label: impl Into<String>) -> Result<Self, KeyError> {
+        let key = VerifyingKey::from_public_key_pem(pem.trim())
+            .map_err(|e| KeyError::PublicKey(e.to_string()))?;
+        Self::from_verifying(key, label)
+    }
+
+    fn from_verifying(key: VerifyingKey, label: impl Into<String>) -> Result<Self, KeyError> {
+        let pem = key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| KeyError::Encode(e.to_string()))?;
+        Ok(Self {
+            key,
+            pem,
+            label: label.into(),
+        })
+    }
+
+    /// The canonical PKIX PEM (64-column base64, LF line endings, final newline), the
+    /// same text `cryptography` and securesystemslib produce.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.key
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The key id under `scheme`.
+    pub fn keyid(&self, scheme: KeyIdScheme) -> String {
+        match scheme {
+            KeyIdScheme::Empty => String::new(),
+            KeyIdScheme::Sslib => Digest::of(sslib_canonical_json(&self.pem).as_bytes()).hex(),
+            KeyIdScheme::Witness => Digest::of(self.pem.as_bytes()).hex(),
+            KeyIdScheme::Ssh => {
+                format!(
+                    "SHA256:{}",
+                    STANDARD_NO_PAD.encode(Digest::of(&self.ssh_wire()).as_bytes())
+                )
+            }
+            KeyIdScheme::Hint => STANDARD.encode(Digest::of(&self.spki_der()).as_bytes()),
+        }
+    }
+
+    /// True when `keyid` is this key's id under some non-empty scheme.
+    pub fn matches_keyid(&self, keyid: &str) -> bool {
+        !keyid.is_empty()
+            && KeyIdScheme::ALL
+                .iter()
+                .any(|s| *s != KeyIdScheme::Empty && self.keyid(*s) == keyid)
+    }
+
+    /// The SSH wire encoding of an `ecdsa-sha2-nistp256` key (RFC 5656 §3.1).
+    fn ssh_wire(&self) -> Vec<u8> {
+        let point = self.key.to_encoded_point(false);
+        let mut out = Vec::with_capacity(104);
+        for field in [
+            b"ecdsa-sha2-nistp256".as_slice(),
+            b"nistp256".as_slice(),
+            point.as_bytes(),
+        ] {
+            out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        out
+    }
+
+    /// Verifies an ASN.1 DER signature (or, leniently, a raw 64-byte `r||s`) over `msg`.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let parsed = Signature::from_der(sig).or_else(|_| Signature::from_slice(sig));
+        match parsed {
+            Ok(sig) => self.key.verify(msg, &sig).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// securesystemslib's canonical JSON of an ECDSA key: keys sorted, no whitespace,
+/// only `\` and `"` escaped (OLPC canonical JSON), so the PEM's newlines stay raw.
+fn sslib_canonical_json(pem: &str) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        r#"{{"keytype":"ecdsa","keyval":{{"public":"{}"}},"scheme":"ecdsa-sha2-nistp256"}}"#,
+        esc(pem)
+    )
+}
+
+/// A P-256 private key. Its `Debug` never shows key material.
+#[derive(Clone)]
+pub struct SigningKey {
+    key: EcSigningKey,
+    public: PublicKey,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey(<redacted>, public {:?})", self.public)
+    }
+}
+
+impl SigningKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        Self::from_ec(EcSigningKey::random(&mut rand_core::OsRng))
+    }
+
+    fn from_ec(key: EcSigningKey) -> Self {
+        let verifying = *key.verifying_key();
+        // Encoding a valid point never fails; fall back to an empty PEM label rather than panic.
+        let public = PublicKey::from_verifying(verifying, "").unwrap_or_else(|_| PublicKey {
+            key: verifying,
+            pem: String::new(),
+            label: String::new(),
+        });
+        Self { key, public }
+    }
+
+    /// From the raw 32-byte scalar (big endian).
+    pub fn from_scalar_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        EcSigningKey::from_slice(bytes)
+            .map(Self::from_ec)
+            .map_err(|e| KeyError::PrivateKey(e.to_string()))
+    }
+
+    /// Parses a PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`) PEM.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let pem = pem.trim();
+        if let Ok(k) = EcSigningKey::from_pkcs8_pem(pem) {
+            return Ok(Self::from_ec(k));
+        }
+        match p256::SecretKey::from_sec1_pem(pem) {
+            Ok(k) => Ok(Self::from_ec(EcSigningKey::from(k))),
+            Err(_) if pem.contains("ENCRYPTED") => Err(KeyError::PrivateKey(
+                "encrypted private keys are not supported; decrypt it first".into(),
+            )),
+            // Never echo the input: it may be key material.
+            Err(_) => Err(KeyError::PrivateKey(
+                "the PEM did not decode as PKCS#8 or SEC1 on curve P-256".into(),
+            )),
+        }
+    }
+
+    /// PKCS#8 PEM of the private key. Callers write it with mode 0600.
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|z| z.to_string())
+            .map_err(|e| KeyError::Encode(e.to_string()))
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Deterministic (RFC 6979) ECDSA P-256 / SHA-256 signature, ASN.1 DER encoded.
+    pub fn sign_der(&self, msg: &[u8]) -> Vec<u8> {
+        let sig: Signature = self.key.sign(msg);
+        sig.to_der().as_bytes().to_vec()
+    }
+}
+
+/// The set of public keys a verifier trusts.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    keys: Vec<PublicKey>,
+}
+
+impl TrustedKeys {
+    pub fn new(keys: Vec<PublicKey>) -> Self {
+        Self { keys }
+    }
+    pub fn push(&mut self, key: PublicKey) {
+        if !self.keys.contains(&key) {
+            self.keys.push(key);
+        }
+    }
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trips_pkcs8_and_sec1() {
+        let k = SigningKey::generate();
+        let pem = k.to_pkcs8_pem().unwrap();
+        let k2 = SigningKey::from_pem(&pem).unwrap();
+        assert_eq!(k.public().pem(), k2.public().pem());
+        let sec1 = p256::SecretKey::from_pkcs8_pem(&pem)
+            .unwrap()
+            .to_sec1_pem(LineEnding::LF)
+            .unwrap();
+        let k3 = SigningKey::from_pem(&sec1).unwrap();
+        assert_eq!(k.public().pem(), k3.public().pem());
+        let pubk = PublicKey::from_pem(k.public().pem(), "x").unwrap();
+        assert_eq!(&pubk.pem, k.public().pem());
+    }
+
+    #[test]
+    fn debug_never_shows_private_material() {
+        let k = SigningKey::generate();
+        let pem = k.to_pkcs8_pem().unwrap();
+        let body: String = pem.lines().nth(1).unwrap().chars().take(20).collect();
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("redacted"));
+        assert!(!dbg.contains(&body));
+    }
+
+    #[test]
+    fn bad_private_key_message_does_not_echo_input() {
+        let secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETTOPSECRET\n-----END PRIVATE KEY-----\n";
+        let e = SigningKey::from_pem(secret).unwrap_err().to_string();
+        assert!(!e.contains("TOPSECRET"), "{e}");
+    }
+
+    #[test]
+    fn keyids_differ_by_scheme_and_match() {
+        let k = SigningKey::generate();
+        let p = k.public();
+        assert_eq!(p.keyid(KeyIdScheme::Empty), "");
+        assert_eq!(p.keyid(KeyIdScheme::Sslib).len(), 64);
+        assert!(p.keyid(KeyIdScheme::Ssh).starts_with("SHA256:"));
+        for s in KeyIdScheme::ALL {
+            assert_eq!(s.as_str().parse::<KeyIdScheme>().unwrap(), s);
+            if s != KeyIdScheme::Empty {
+                assert!(p.matches_keyid(&p.keyid(s)));
+            }
+        }
+        assert!(!p.matches_keyid(""));
+        let other = SigningKey::generate();
+        assert!(!p.matches_keyid(&other.public().keyid(KeyIdScheme::Sslib)));
+        assert!("nope".parse::<KeyIdScheme>().is_err());
+    }
+}

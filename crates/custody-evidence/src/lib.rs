@@ -1,0 +1,26 @@
+//! The evidence model of Custody: in-toto Statement v1, DSSE envelopes, ECDSA P-256
+//! signing and verification, SHA-256 digests, HIPAA control citations and the record
+//! extension every Custody statement carries.
+//!
+//! This crate does no I/O of its own: callers hand it bytes or a reader. That keeps
+//! everything here testable without files or processes, and it keeps the trust
+//! decisions (what verified, against which key) in one place.
+
+pub mod digest;
+pub mod dsse;
+pub mod error;
+pub mod hipaa;
+pub mod keys;
+pub mod record;
+pub mod statement;
+
+pub use digest::{Digest, sha256_reader};
+pub use dsse::{
+    Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, Verified, pae, sign_statement,
+    verify_envelope,
+};
+pub use error::{EvidenceError, KeyError, VerifyError};
+pub use hipaa::Control;
+pub use keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
+pub use record::{ChainLink, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo};
+pub use statement::{ResourceDescriptor, STATEMENT_V1, Statement};
