@@ -1,1 +1,185 @@
-//! placeholder
+//! Evidence stores: content-addressed, write-once objects with a retention date, and
+//! pointer entries that turn an auditor's question into a prefix listing.
+//!
+//! Every backend implements [`EvidenceStore`]. The embedded [`LocalStore`] (`file://`)
+//! is the default; S3 with Object Lock and the GitLab package registry implement the
+//! same trait.
+
+mod error;
+mod index;
+mod local;
+mod query;
+
+pub use error::StoreError;
+pub use index::{IndexKey, encode_component, index_keys};
+pub use local::{Durability, LocalStore};
+pub use query::{Query, RecordRef};
+
+use custody_evidence::Digest;
+use jiff::Timestamp;
+use std::path::Path;
+
+/// HIPAA documentation retention: six years (45 CFR §164.316(b)(2)(i)).
+pub const DEFAULT_RETENTION_YEARS: i16 = 6;
+
+/// Object Lock mode. The local store records it; S3 enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
+/// How long, and how strictly, an object is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    pub mode: LockMode,
+    pub retain_until: Timestamp,
+    #[serde(default)]
+    pub legal_hold: bool,
+}
+
+impl Retention {
+    /// COMPLIANCE mode until `years` after `now`, in UTC calendar years.
+    pub fn years_from(now: Timestamp, years: i16) -> Result<Self, StoreError> {
+        let until = now
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(jiff::Span::new().years(years))
+            .map_err(|e| StoreError::Invalid(format!("retention of {years} years: {e}")))?
+            .timestamp();
+        Ok(Self {
+            mode: LockMode::Compliance,
+            retain_until: until,
+            legal_hold: false,
+        })
+    }
+
+    /// The HIPAA default: six years from now.
+    pub fn hipaa_default() -> Result<Self, StoreError> {
+        Self::years_from(Timestamp::now(), DEFAULT_RETENTION_YEARS)
+    }
+}
+
+/// Where an object's bytes come from. Files are streamed: hashed and copied in one
+/// pass, in constant memory.
+#[derive(Debug, Clone, Copy)]
+pub enum ObjectSource<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// The outcome of a write: the address and whether this call created it (`false`
+/// means the same bytes were already stored, which is not an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub digest: Digest,
+    pub size: u64,
+    pub created: bool,
+}
+
+/// The operations every evidence backend provides.
+#[allow(async_fn_in_trait)]
+pub trait EvidenceStore {
+    /// The store's URI, e.g. `file:///var/custody`.
+    fn uri(&self) -> String;
+    /// Stores bytes under their SHA-256, write-once, with a retention lock.
+    async fn put_object(
+        &self,
+        src: ObjectSource<'_>,
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError>;
+    /// Reads an object and checks its digest.
+    async fn get_object(&self, digest: &Digest) -> Result<Vec<u8>, StoreError>;
+    async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError>;
+    /// The retention lock as the store reports it.
+    async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError>;
+    /// Stores a signed record (a DSSE envelope) and its index entries. The materials it
+    /// names must already be stored; its chain link must extend the chain's head.
+    async fn put_record(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError>;
+    /// The last record of a chain: its sequence number and digest.
+    async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError>;
+    /// Records matching a query; the cost grows with the answer, not the store.
+    async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError>;
+    /// Deletes an object; refused while its retention lock holds.
+    async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError>;
+}
+
+/// Any backend, chosen by URL.
+#[derive(Debug)]
+pub enum AnyStore {
+    Local(LocalStore),
+}
+
+/// Opens an existing store a URL names: `file://PATH` or a bare path.
+pub fn open_store(url: &str) -> Result<AnyStore, StoreError> {
+    LocalStore::open(local_path(url)?).map(AnyStore::Local)
+}
+
+/// Opens the store a URL names for writing, creating a local store when missing.
+pub fn create_store(url: &str) -> Result<AnyStore, StoreError> {
+    LocalStore::create(local_path(url)?).map(AnyStore::Local)
+}
+
+fn local_path(url: &str) -> Result<&str, StoreError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(path);
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.to_owned(),
+            reason: format!("the `{scheme}` backend is not part of this build; use file://PATH"),
+        });
+    }
+    Ok(url)
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Local($s) => $e,
+        }
+    };
+}
+
+impl EvidenceStore for AnyStore {
+    fn uri(&self) -> String {
+        dispatch!(self, s => s.uri())
+    }
+    async fn put_object(
+        &self,
+        src: ObjectSource<'_>,
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        dispatch!(self, s => EvidenceStore::put_object(s, src, retention).await)
+    }
+    async fn get_object(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        dispatch!(self, s => EvidenceStore::get_object(s, digest).await)
+    }
+    async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError> {
+        dispatch!(self, s => EvidenceStore::has_object(s, digest).await)
+    }
+    async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError> {
+        dispatch!(self, s => EvidenceStore::retention(s, digest).await)
+    }
+    async fn put_record(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        dispatch!(self, s => EvidenceStore::put_record(s, envelope, retention).await)
+    }
+    async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
+        dispatch!(self, s => EvidenceStore::chain_head(s, chain_id).await)
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
+        dispatch!(self, s => EvidenceStore::query(s, query).await)
+    }
+    async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
+        dispatch!(self, s => EvidenceStore::delete_object(s, digest).await)
+    }
+}

@@ -1,0 +1,84 @@
+//! Store errors. Each names the object or path and what to do next.
+
+use std::path::PathBuf;
+
+use custody_evidence::Digest;
+use jiff::Timestamp;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a Custody store (no CUSTODY-STORE marker); point --store at a store directory or an empty one"
+    )]
+    NotAStore { path: PathBuf },
+    #[error(
+        "store format version {found} at {path} is newer than this build understands ({supported}); upgrade custody"
+    )]
+    Version {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("unsupported store URL `{url}`: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+    #[error("{what} is retention-locked until {until}; deleting or shortening it is refused")]
+    RetentionLocked { what: String, until: Timestamp },
+    #[error(
+        "retention of {digest} can only be extended: it is locked until {current}, later than the requested {requested}"
+    )]
+    RetentionShorten {
+        digest: Digest,
+        current: Timestamp,
+        requested: Timestamp,
+    },
+    #[error("{path} already holds different content; write-once entries are never overwritten")]
+    Overwrite { path: PathBuf },
+    #[error(
+        "chain `{chain}` already has record {existing} at position {sequence}; this record ({new}) forks it: re-read the chain head and sign again"
+    )]
+    ChainConflict {
+        chain: String,
+        sequence: u64,
+        existing: Digest,
+        new: Digest,
+    },
+    #[error(
+        "chain `{chain}`: record at position {sequence} names previous {claimed}, but the chain holds {actual}"
+    )]
+    ChainBroken {
+        chain: String,
+        sequence: u64,
+        claimed: String,
+        actual: String,
+    },
+    #[error(
+        "material {digest} is not in the store; store materials before the record that names them"
+    )]
+    MissingMaterial { digest: Digest },
+    #[error("object {digest} is not in the store")]
+    NotFound { digest: Digest },
+    #[error("object {digest} is corrupt: its bytes hash to {actual} ({path})")]
+    Corrupt {
+        digest: Digest,
+        actual: Digest,
+        path: PathBuf,
+    },
+    #[error("invalid record: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The embedded store (`file://PATH`): a directory of write-once files.
+//!
+//! ```text
+//! CUSTODY-STORE                          marker: format and version
+//! objects/sha256/ab/cdef…                content-addressed bytes (envelopes, materials), mode 0444
+//! retention/sha256/ab/cdef….json         retain-until per object; extended, never shortened
+//! chains/<chain>/<000000000007>          the digest of the chain's 8th record, created exclusively
+//! index/<kind>/<key>/<nanos>_<digest>    empty pointer files: subject, commit, pipeline, day, …
+//! tmp/                                   files being written; never read
+//! ```
+//!
+//! Every file is written to `tmp/`, fsynced, made read-only and moved into place with
+//! a no-clobber rename, so a reader sees a complete file or none; a second writer of
+//! the same bytes finds the name taken and does nothing. Honest limits: the owner of
+//! the directory (and root) can still delete files. Use it for laptops, demos, tests,
+//! or on a WORM filesystem; use S3 Object Lock for enforcement.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use custody_evidence::digest::Hasher;
+use custody_evidence::{Digest, Envelope, Statement};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tempfile::NamedTempFile;
+
+use crate::error::StoreError;
+use crate::index::{IndexKey, encode_component, index_keys};
+use crate::query::{Query, RecordRef};
+use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
+
+const MARKER: &str = "CUSTODY-STORE";
+const FORMAT: &str = "custody-store";
+const VERSION: u32 = 1;
+const COPY_BUF: usize = 256 * 1024;
+
+/// Whether writes are fsynced. `Fsync` is the default and the only safe choice for
+/// evidence; `None` exists for generating large benchmark stores quickly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Fsync,
+    None,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+}
+
+/// The embedded local store.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    durability: Durability,
+}
+
+impl LocalStore {
+    /// Opens an existing store; fails when the directory is missing or not a store.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = path.as_ref().to_path_buf();
+        let marker_path = root.join(MARKER);
+        let text = match fs::read_to_string(&marker_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if root.is_dir() {
+                    return Err(StoreError::NotAStore { path: root });
+                }
+                return Err(StoreError::io(&root, e));
+            }
+            Err(e) => return Err(StoreError::io(&marker_path, e)),
+        };
+        let marker: Marker = serde_json::from_str(&text)
+            .map_err(|_| StoreError::NotAStore { path: root.clone() })?;
+        if marker.format != FORMAT {
+            return Err(StoreError::NotAStore { path: root });
+        }
+        if marker.version > VERSION {
+            return Err(StoreError::Version {
+                path: root,
+                found: marker.version,
+                supported: VERSION,
+            });
+        }
+        Ok(Self {
+            root,
+            durability: Durability::Fsync,
+        })
+    }
+
+    /// Opens a store, creating it when the directory is missing or empty.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = path.as_ref().to_path_buf();
+        if root.join(MARKER).exists() {
+            return Self::open(root);
+        }
+        fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
+        let empty = fs::read_dir(&root)
+            .map_err(|e| StoreError::io(&root, e))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(StoreError::NotAStore { path: root });
+        }
+        let store = Self {
+            root,
+            durability: Durability::Fsync,
+        };
+        let marker = serde_json::to_vec_pretty(&Marker {
+            format: FORMAT.into(),
+            version: VERSION,
+        })
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        store.write_new(&store.root.join(MARKER), &marker)?;
+        Ok(store)
+    }
+
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where an object's bytes live.
+    pub fn object_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        let (a, b) = hex.split_at(2);
+        self.root.join("objects/sha256").join(a).join(b)
+    }
+
+    fn retention_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        let (a, b) = hex.split_at(2);
+        self.root
+            .join("retention/sha256")
+            .join(a)
+            .join(format!("{b}.json"))
+    }
+
+    fn chain_dir(&self, chain: &str) -> PathBuf {
+        self.root.join("chains").join(encode_component(chain))
+    }
+
+    fn index_dir(&self, key: &IndexKey) -> PathBuf {
+        let [kind, value] = key.segments();
+        self.root.join("index").join(kind).join(value)
+    }
+
+    fn tmp_file(&self) -> Result<NamedTempFile, StoreError> {
+        let dir = self.root.join("tmp");
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(&dir)
+            .map_err(|e| StoreError::io(&dir, e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        if self.durability == Durability::Fsync {
+            File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io(dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a finished temporary file into place without clobbering. Returns whether
+    /// this call created `dest` (`false`: the name was already taken).
+    fn persist(&self, tmp: NamedTempFile, dest: &Path) -> Result<bool, StoreError> {
+        let parent = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        let file = tmp.as_file();
+        if self.durability == Durability::Fsync {
+            file.sync_all().map_err(|e| StoreError::io(tmp.path(), e))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
+        match tmp.persist_noclobber(dest) {
+            Ok(_) => {
+                self.sync_dir(parent)?;
+                Ok(true)
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(StoreError::io(dest, e.error)),
+        }
+    }
+
+    /// Writes small bytes to a new file; `Ok(false)` when it already exists.
+    fn write_new(&self, dest: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+        let mut tmp = self.tmp_file()?;
+        tmp.write_all(bytes)
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
+        self.persist(tmp, dest)
+    }
+
+    fn put_object_sync(
+        &self,
+        src: ObjectSource<'_>,
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        let outcome = match src {
+            ObjectSource::Bytes(bytes) => {
+                let digest = Digest::of(bytes);
+                let dest = self.object_path(&digest);
+                let created = if dest.exists() {
+                    false
+                } else {
+                    self.write_new(&dest, bytes)?
+                };
+                PutOutcome {
+                    digest,
+                    size: bytes.len() as u64,
+                    created,
+                }
+            }
+            ObjectSource::File(path) => self.copy_in(path)?,
+        };
+        self.lock(&outcome.digest, retention)?;
+        Ok(outcome)
+    }
+
+    /// Streams a file into the store, hashing while copying: one pass, constant memory.
+    fn copy_in(&self, path: &Path) -> Result<PutOutcome, StoreError> {
+        let mut src = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        let mut tmp = self.tmp_file()?;
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut size = 0u64;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io(path, e)),
+            };
+            let chunk = buf.get(..n).unwrap_or_default();
+            hasher.update(chunk);
+            tmp.write_all(chunk)
+                .map_err(|e| StoreError::io(tmp.path(), e))?;
+            size += n as u64;
+        }
+        let digest = hasher.finish();
+        let dest = self.object_path(&digest);
+        let created = if dest.exists() {
+            false
+        } else {
+            self.persist(tmp, &dest)?
+        };
+        Ok(PutOutcome {
+            digest,
+            size,
+            created,
+        })
+    }
+
+    fn read_retention(&self, d: &Digest) -> Result<Option<Retention>, StoreError> {
+        let path = self.retention_path(d);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Sets or extends an object's retention. A later date replaces an earlier one; an
+    /// earlier date than the current one is ignored when re-storing the same bytes.
+    fn lock(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
+        let path = self.retention_path(d);
+        let bytes =
+            serde_json::to_vec(retention).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        match self.read_retention(d)? {
+            None => {
+                if !self.write_new(&path, &bytes)? {
+                    // a concurrent writer locked it first: make sure ours is not later
+                    return self.lock(d, retention);
+                }
+            }
+            Some(cur)
+                if retention.retain_until > cur.retain_until
+                    || (retention.legal_hold && !cur.legal_hold) =>
+            {
+                let merged = Retention {
+                    mode: cur.mode,
+                    retain_until: retention.retain_until.max(cur.retain_until),
+                    legal_hold: cur.legal_hold || retention.legal_hold,
+                };
+                let bytes =
+                    serde_json::to_vec(&merged).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let mut tmp = self.tmp_file()?;
+                tmp.write_all(&bytes)
+                    .map_err(|e| StoreError::io(tmp.path(), e))?;
+                if self.durability == Durability::Fsync {
+                    tmp.as_file()
+                        .sync_all()
+                        .map_err(|e| StoreError::io(tmp.path(), e))?;
+                }
+                tmp.persist(&path)
+                    .map_err(|e| StoreError::io(&path, e.error))?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Explicitly sets a retention date: extending is allowed, shortening refused.
+    pub fn extend_retention(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
+        if let Some(cur) = self.read_retention(d)? {
+            if retention.retain_until < cur.retain_until {
+                return Err(StoreError::RetentionShorten {
+                    digest: *d,
+                    current: cur.retain_until,
+                    requested: retention.retain_until,
+                });
+            }
+        }
+        self.lock(d, retention)
+    }
+
+    fn get_object_sync(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.object_path(d);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound { digest: *d });
+            }
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *d {
+            return Err(StoreError::Corrupt {
+                digest: *d,
+                actual,
+                path,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn read_chain_entry(&self, dir: &Path, seq: u64) -> Result<Option<Digest>, StoreError> {
+        let path = dir.join(format!("{seq:012}"));
+        match fs::read_to_string(&path) {
+            Ok(s) => Digest::parse(s.trim())
+                .map(Some)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    fn put_record_sync(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        let env = Envelope::from_slice(envelope).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let payload = env
+            .payload_bytes()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let statement =
+            Statement::from_slice(&payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let record = statement
+            .record()
+            .ok_or_else(|| {
+                StoreError::Invalid("the statement carries no Custody record extension".into())
+            })?
+            .map_err(|e| StoreError::Invalid(format!("record extension: {e}")))?;
+        for m in &record.materials {
+            if !self.object_path(&m.digest).exists() {
+                return Err(StoreError::MissingMaterial { digest: m.digest });
+            }
+        }
+        let digest = Digest::of(envelope);
+        let chain = &record.chain;
+        let chain_dir = self.chain_dir(&chain.id);
+        let prev_actual = match chain.sequence.checked_sub(1) {
+            Some(prev_seq) => self.read_chain_entry(&chain_dir, prev_seq)?,
+            None => None,
+        };
+        if prev_actual != chain.previous {
+            let show =
+                |d: Option<Digest>| d.map_or_else(|| "nothing".to_owned(), |d| d.to_string());
+            return Err(StoreError::ChainBroken {
+                chain: chain.id.clone(),
+                sequence: chain.sequence,
+                claimed: show(chain.previous),
+                actual: show(prev_actual),
+            });
+        }
+        let outcome = self.put_object_sync(ObjectSource::Bytes(envelope), retention)?;
+        let entry = chain_dir.join(format!("{:012}", chain.sequence));
+        if !self.write_new(&entry, digest.to_string().as_bytes())? {
+            let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
+            if existing != Some(digest) {
+                return Err(StoreError::ChainConflict {
+                    chain: chain.id.clone(),
+                    sequence: chain.sequence,
+                    existing: existing.unwrap_or(digest),
+                    new: digest,
+                });
+            }
+        }
+        let name = pointer_name(record.recorded_at, &digest);
+        for key in index_keys(&statement, &record) {
+            let dir = self.index_dir(&key);
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            let path = dir.join(&name);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => {
+                    f.set_permissions(fs::Permissions::from_mode(0o444))
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    self.sync_dir(&dir)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn chain_head_sync(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
+        let dir = self.chain_dir(chain_id);
+        let mut best: Option<u64> = None;
+        for name in list_dir(&dir)? {
+            if let Ok(seq) = name.parse::<u64>() {
+                best = Some(best.map_or(seq, |b| b.max(seq)));
+            }
+        }
+        match best {
+            Some(seq) => Ok(self.read_chain_entry(&dir, seq)?.map(|d| (seq, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// The records of a chain in order, as the chain entries name them.
+    pub fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        let dir = self.chain_dir(chain_id);
+        let mut seqs: Vec<u64> = list_dir(&dir)?
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        seqs.sort_unstable();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(d) = self.read_chain_entry(&dir, seq)? {
+                out.push((seq, d));
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_key(&self, key: &IndexKey) -> Result<Vec<RecordRef>, StoreError> {
+        let dir = self.index_dir(key);
+        Ok(list_dir(&dir)?
+            .iter()
+            .filter_map(|n| parse_pointer_name(n))
+            .collect())
+    }
+
+    fn query_sync(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
+        let keys = q.keys();
+        let mut result: Vec<RecordRef> = if keys.is_empty() {
+            // no key: walk the days in range, the coarsest index
+            let since = q.since.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
+            let until = q.until.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
+            let mut all = Vec::new();
+            for day in list_dir(&self.root.join("index/day"))? {
+                let Ok(date) = day.parse::<jiff::civil::Date>() else {
+                    continue;
+                };
+                if since.is_some_and(|s| date < s) || until.is_some_and(|u| date > u) {
+                    continue;
+                }
+                all.extend(self.list_key(&IndexKey::Day(date))?);
+            }
+            all
+        } else {
+            let mut sets = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let mut refs = self.list_key(key)?;
+                refs.sort_unstable();
+                sets.push(refs);
+            }
+            sets.sort_by_key(Vec::len);
+            let mut iter = sets.into_iter();
+            let mut acc = iter.next().unwrap_or_default();
+            for other in iter {
+                acc.retain(|r| other.binary_search(r).is_ok());
+            }
+            acc
+        };
+        result.retain(|r| q.in_time_range(r.recorded_at));
+        result.sort_unstable();
+        result.dedup();
+        Ok(result)
+    }
+
+    fn delete_object_sync(&self, d: &Digest) -> Result<(), StoreError> {
+        let path = self.object_path(d);
+        if !path.exists() {
+            return Err(StoreError::NotFound { digest: *d });
+        }
+        if let Some(r) = self.read_retention(d)? {
+            if r.legal_hold || Timestamp::now() < r.retain_until {
+                return Err(StoreError::RetentionLocked {
+                    what: format!("object {d}"),
+                    until: r.retain_until,
+                });
+            }
+        }
+        fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        let rp = self.retention_path(d);
+        match fs::remove_file(&rp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&rp, e)),
+        }
+    }
+
+    /// Files left in `tmp/` by writers that died mid-write. They are never visible to
+    /// readers; this lists them for cleanup.
+    pub fn stale_temporaries(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.root.join("tmp");
+        Ok(list_dir(&dir)?.into_iter().map(|n| dir.join(n)).collect())
+    }
+}
+
+fn pointer_name(t: Timestamp, d: &Digest) -> String {
+    format!("{:020}_{}", t.as_nanosecond().max(0), d.hex())
+}
+
+fn parse_pointer_name(name: &str) -> Option<RecordRef> {
+    let (nanos, hex) = name.split_once('_')?;
+    let nanos: i128 = nanos.parse().ok()?;
+    Some(RecordRef {
+        recorded_at: Timestamp::from_nanosecond(nanos).ok()?,
+        digest: Digest::parse(hex).ok()?,
+    })
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+impl EvidenceStore for LocalStore {
+    fn uri(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+    async fn put_object(
+        &self,
+        src: ObjectSource<'_>,
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_object_sync(src, retention)
+    }
+    async fn get_object(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        self.get_object_sync(digest)
+    }
+    async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self.object_path(digest).exists())
+    }
+    async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError> {
+        self.read_retention(digest)
+    }
+    async fn put_record(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_record_sync(envelope, retention)
+    }
+    async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
+        self.chain_head_sync(chain_id)
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
+        self.query_sync(query)
+    }
+    async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.delete_object_sync(digest)
+    }
+}
+
+/// Synchronous access for tests, benchmarks and tools that have no runtime.
+impl LocalStore {
+    pub fn put_object_blocking(
+        &self,
+        src: ObjectSource<'_>,
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_object_sync(src, retention)
+    }
+    pub fn put_record_blocking(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_record_sync(envelope, retention)
+    }
+    pub fn get_object_blocking(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
+        self.get_object_sync(d)
+    }
+    pub fn query_blocking(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
+        self.query_sync(q)
+    }
+    pub fn chain_head_blocking(&self, chain: &str) -> Result<Option<(u64, Digest)>, StoreError> {
+        self.chain_head_sync(chain)
+    }
+    pub fn delete_object_blocking(&self, d: &Digest) -> Result<(), StoreError> {
+        self.delete_object_sync(d)
+    }
+    pub fn retention_blocking(&self, d: &Digest) -> Result<Option<Retention>, StoreError> {
+        self.read_retention(d)
+    }
+}

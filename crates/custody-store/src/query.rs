@@ -1,0 +1,62 @@
+//! Queries over the index.
+
+use custody_evidence::{Control, Digest};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::index::IndexKey;
+
+/// What an auditor asks for. Criteria combine with AND; an empty query lists all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub commit: Option<String>,
+    pub subject: Option<Digest>,
+    pub pipeline: Option<String>,
+    pub day: Option<jiff::civil::Date>,
+    pub environment: Option<String>,
+    pub stage: Option<String>,
+    pub control: Option<Control>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl Query {
+    /// The index keys named by the query; each yields a candidate set to intersect.
+    pub fn keys(&self) -> Vec<IndexKey> {
+        let mut keys = Vec::new();
+        if let Some(s) = self.subject {
+            keys.push(IndexKey::Subject(s));
+        }
+        if let Some(c) = &self.commit {
+            keys.push(IndexKey::Commit(c.clone()));
+        }
+        if let Some(p) = &self.pipeline {
+            keys.push(IndexKey::Pipeline(p.clone()));
+        }
+        if let Some(d) = self.day {
+            keys.push(IndexKey::Day(d));
+        }
+        if let Some(e) = &self.environment {
+            keys.push(IndexKey::Environment(e.clone()));
+        }
+        if let Some(s) = &self.stage {
+            keys.push(IndexKey::Stage(s.clone()));
+        }
+        if let Some(c) = self.control {
+            keys.push(IndexKey::Control(c));
+        }
+        keys
+    }
+
+    pub(crate) fn in_time_range(&self, t: Timestamp) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// A record found by a query: its envelope digest and when it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordRef {
+    pub recorded_at: Timestamp,
+    pub digest: Digest,
+}
