@@ -13,6 +13,7 @@ pub mod hipaa;
 pub mod keys;
 pub mod record;
 pub mod statement;
+pub mod subject;
 
 pub use digest::{Digest, sha256_reader};
 pub use dsse::{
@@ -24,3 +25,4 @@ pub use hipaa::Control;
 pub use keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
 pub use record::{ChainLink, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo};
 pub use statement::{ResourceDescriptor, STATEMENT_V1, Statement};
+pub use subject::SubjectSpec;

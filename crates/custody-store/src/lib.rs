@@ -5,11 +5,13 @@
 //! is the default; S3 with Object Lock and the GitLab package registry implement the
 //! same trait.
 
+mod append;
 mod error;
 mod index;
 mod local;
 mod query;
 
+pub use append::{Appended, Draft, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
 pub use local::{Durability, LocalStore};

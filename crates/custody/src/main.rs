@@ -1,1 +1,23 @@
-fn main() {}
+//! `custody`: the command line for people — key generation, attestations,
+//! verification and audit queries. Parsing and exit codes live here; the work is in
+//! [`custody::run`](cli::run).
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    output::init_logging(args.verbose);
+    match cli::run(args) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            let code = exit::classify(&err);
+            eprintln!("error: {}", output::render_error(&err));
+            code.into()
+        }
+    }
+}

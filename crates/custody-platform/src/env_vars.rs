@@ -1,0 +1,44 @@
+//! Every environment variable Custody reads, in one module, so a reviewer can see at a
+//! glance what input crosses the process boundary.
+
+// Custody's own
+/// Default store URL when `--store` is not given.
+pub const CUSTODY_STORE: &str = "CUSTODY_STORE";
+/// Path of the signing key when `--key` is not given.
+pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
+/// Log filter for `tracing` (e.g. `debug`).
+pub const CUSTODY_LOG: &str = "CUSTODY_LOG";
+/// Disables colored output when set (https://no-color.org).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+// GitHub Actions
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+pub const GITHUB_SHA: &str = "GITHUB_SHA";
+pub const GITHUB_REF: &str = "GITHUB_REF";
+pub const GITHUB_REF_PROTECTED: &str = "GITHUB_REF_PROTECTED";
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+pub const GITHUB_RUN_ATTEMPT: &str = "GITHUB_RUN_ATTEMPT";
+pub const GITHUB_JOB: &str = "GITHUB_JOB";
+pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+pub const GITHUB_TRIGGERING_ACTOR: &str = "GITHUB_TRIGGERING_ACTOR";
+pub const RUNNER_NAME: &str = "RUNNER_NAME";
+pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+
+// GitLab CI
+pub const GITLAB_CI: &str = "GITLAB_CI";
+pub const CI_SERVER_URL: &str = "CI_SERVER_URL";
+pub const CI_PROJECT_PATH: &str = "CI_PROJECT_PATH";
+pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
+pub const CI_COMMIT_REF_NAME: &str = "CI_COMMIT_REF_NAME";
+pub const CI_COMMIT_REF_PROTECTED: &str = "CI_COMMIT_REF_PROTECTED";
+pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
+pub const CI_PIPELINE_URL: &str = "CI_PIPELINE_URL";
+pub const CI_JOB_NAME: &str = "CI_JOB_NAME";
+pub const CI_JOB_ID: &str = "CI_JOB_ID";
+pub const GITLAB_USER_LOGIN: &str = "GITLAB_USER_LOGIN";
+pub const CI_RUNNER_ID: &str = "CI_RUNNER_ID";
+pub const CI_RUNNER_DESCRIPTION: &str = "CI_RUNNER_DESCRIPTION";
+pub const CI_ENVIRONMENT_NAME: &str = "CI_ENVIRONMENT_NAME";

@@ -1,0 +1,223 @@
+//! Key files at the edge: reading a private key, reading a trusted key set from files
+//! and directories, and writing a new key pair without ever overwriting one.
+//! Errors name the file, never its contents.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use custody_evidence::{KeyError, PublicKey, SigningKey, TrustedKeys};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KeyFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: KeyError,
+    },
+    #[error(
+        "{path} already exists; keygen never overwrites a key: choose another path or move the old key away"
+    )]
+    Exists { path: PathBuf },
+    #[error("{path} holds no PEM public key (`-----BEGIN PUBLIC KEY-----`)")]
+    NoPublicKey { path: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a PKCS#8 or SEC1 PEM private key.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let text = fs::read_to_string(path).map_err(io(path))?;
+    SigningKey::from_pem(&text).map_err(|source| KeyFileError::Key {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads trusted public keys: each path is a PEM file (one or more keys) or a
+/// directory whose files holding public keys are all read.
+pub fn read_trusted_keys(paths: &[PathBuf]) -> Result<TrustedKeys, KeyFileError> {
+    let mut keys = TrustedKeys::default();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = fs::read_dir(path)
+                .map_err(io(path))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            let mut found = false;
+            for file in files {
+                let Ok(text) = fs::read_to_string(&file) else {
+                    continue;
+                };
+                if text.contains("-----BEGIN PUBLIC KEY-----") {
+                    for key in parse_public_keys(&text, &file)? {
+                        keys.push(key);
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                return Err(KeyFileError::NoPublicKey { path: path.clone() });
+            }
+        } else {
+            let text = fs::read_to_string(path).map_err(io(path))?;
+            let parsed = parse_public_keys(&text, path)?;
+            if parsed.is_empty() {
+                return Err(KeyFileError::NoPublicKey { path: path.clone() });
+            }
+            parsed.into_iter().for_each(|k| keys.push(k));
+        }
+    }
+    Ok(keys)
+}
+
+fn parse_public_keys(text: &str, path: &Path) -> Result<Vec<PublicKey>, KeyFileError> {
+    const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
+    const END: &str = "-----END PUBLIC KEY-----";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = rest.get(start..).unwrap_or_default();
+        let Some(end) = after.find(END) else { break };
+        let block = after.get(..end + END.len()).unwrap_or_default();
+        let key = PublicKey::from_pem(block, path.display().to_string()).map_err(|source| {
+            KeyFileError::Key {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        out.push(key);
+        rest = after.get(end + END.len()..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// Where the public half of a key pair is written: `<private>.pub`.
+pub fn public_path_for(private: &Path) -> PathBuf {
+    let mut s = private.as_os_str().to_owned();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+/// Generates a key pair: the private key with mode 0600, the public PEM beside it.
+/// Refuses to overwrite either file; on failure nothing is left behind.
+pub fn write_new_keypair(private: &Path) -> Result<(SigningKey, PathBuf), KeyFileError> {
+    let public = public_path_for(private);
+    for p in [private, public.as_path()] {
+        if p.exists() {
+            return Err(KeyFileError::Exists {
+                path: p.to_path_buf(),
+            });
+        }
+    }
+    let key = SigningKey::generate();
+    let pem = key.to_pkcs8_pem().map_err(|source| KeyFileError::Key {
+        path: private.to_path_buf(),
+        source,
+    })?;
+    let write = |path: &Path, mode: u32, bytes: &[u8]| -> Result<(), KeyFileError> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => KeyFileError::Exists {
+                    path: path.to_path_buf(),
+                },
+                _ => KeyFileError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                },
+            })?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(io(path))
+    };
+    write(private, 0o600, pem.as_bytes())?;
+    if let Err(e) = write(&public, 0o644, key.public().pem().as_bytes()) {
+        let _ = fs::remove_file(private);
+        return Err(e);
+    }
+    Ok((key, public))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keygen_writes_0600_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("signing.key");
+        let (key, public) = write_new_keypair(&private).unwrap();
+        let mode = fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_to_string(&public).unwrap(), key.public().pem());
+        let before = fs::read(&private).unwrap();
+        assert!(matches!(
+            write_new_keypair(&private),
+            Err(KeyFileError::Exists { .. })
+        ));
+        assert_eq!(
+            fs::read(&private).unwrap(),
+            before,
+            "the old key is untouched"
+        );
+        let again = read_signing_key(&private).unwrap();
+        assert_eq!(again.public().pem(), key.public().pem());
+    }
+
+    #[test]
+    fn trusted_keys_from_files_bundles_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SigningKey::generate();
+        let b = SigningKey::generate();
+        fs::write(dir.path().join("a.pem"), a.public().pem()).unwrap();
+        fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
+        let bundle = dir.path().join("bundle");
+        fs::create_dir(&bundle).unwrap();
+        fs::write(
+            bundle.join("both.pem"),
+            format!("{}{}", a.public().pem(), b.public().pem()),
+        )
+        .unwrap();
+        assert_eq!(
+            read_trusted_keys(&[dir.path().to_path_buf()])
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            read_trusted_keys(&[bundle.join("both.pem")]).unwrap().len(),
+            2
+        );
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        assert!(matches!(
+            read_trusted_keys(&[empty]),
+            Err(KeyFileError::NoPublicKey { .. })
+        ));
+        assert!(matches!(
+            read_trusted_keys(&[dir.path().join("notes.txt")]),
+            Err(KeyFileError::NoPublicKey { .. })
+        ));
+    }
+}

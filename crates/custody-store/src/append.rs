@@ -1,0 +1,74 @@
+//! Appending a signed record to its chain: read the head, link, sign, store; when a
+//! concurrent writer took the position first, read the new head and sign again.
+
+use custody_evidence::{
+    ChainLink, Digest, KeyIdScheme, RecordInfo, ResourceDescriptor, SigningKey, Statement,
+    sign_statement,
+};
+
+use crate::{EvidenceStore, PutOutcome, Retention, StoreError};
+
+/// How many times a record is re-linked after losing a race for a chain position.
+const MAX_ATTEMPTS: usize = 8;
+
+/// What to sign, without its chain link (the store decides that).
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub subject: Vec<ResourceDescriptor>,
+    pub predicate_type: String,
+    pub predicate: serde_json::Map<String, serde_json::Value>,
+    pub record: RecordInfo,
+}
+
+/// The stored record.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub outcome: PutOutcome,
+    pub envelope: Vec<u8>,
+    pub link: ChainLink,
+}
+
+/// Links `draft` to the head of `chain_id`, signs and stores it.
+pub async fn append_record<S: EvidenceStore>(
+    store: &S,
+    key: &SigningKey,
+    scheme: KeyIdScheme,
+    chain_id: &str,
+    mut draft: Draft,
+    retention: &Retention,
+) -> Result<Appended, StoreError> {
+    let mut last_err = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let head = store.chain_head(chain_id).await?;
+        let link = ChainLink {
+            id: chain_id.to_owned(),
+            sequence: head.map_or(0, |(seq, _)| seq + 1),
+            previous: head.map(|(_, d): (u64, Digest)| d),
+        };
+        draft.record.chain = link.clone();
+        let statement = Statement::new(
+            draft.subject.clone(),
+            draft.predicate_type.clone(),
+            draft.predicate.clone(),
+            &draft.record,
+        )
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let envelope = sign_statement(&statement, key, scheme)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?
+            .to_vec();
+        match store.put_record(&envelope, retention).await {
+            Ok(outcome) => {
+                return Ok(Appended {
+                    outcome,
+                    envelope,
+                    link,
+                });
+            }
+            Err(e @ (StoreError::ChainConflict { .. } | StoreError::ChainBroken { .. })) => {
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| StoreError::Invalid("chain append did not run".into())))
+}

@@ -1,0 +1,177 @@
+//! Command-line arguments, resolved once into the settings each command needs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use custody_platform::env_vars;
+
+use crate::exit::Exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "custody",
+    version,
+    about = "Signed, retention-locked, queryable evidence for regulated CI/CD pipelines"
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a P-256 signing key (mode 0600) and its public key (`<path>.pub`).
+    Keygen(KeygenArgs),
+    /// Wrap a file as a signed in-toto statement about a subject and store it.
+    Attest(AttestArgs),
+    /// Verify an envelope (a file or a stored record) against trusted public keys.
+    Verify(VerifyArgs),
+    /// Find records by commit, subject, pipeline, day, environment, stage, control or time.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// Evidence store URL: `file://PATH` or a path.
+    #[arg(long, env = env_vars::CUSTODY_STORE, default_value = "custody-store")]
+    pub store: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key; the public key goes to `<path>.pub`.
+    #[arg(long, short, default_value = "custody.key")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Commit the evidence is for (default: from the CI platform).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Pipeline run id (default: from the CI platform).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Repository (default: from the CI platform).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Deployment environment, e.g. `production`.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Job name (default: from the CI platform).
+    #[arg(long)]
+    pub job: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The file to attest; stored byte for byte as a material.
+    pub file: PathBuf,
+    /// What the evidence is about: `name@sha256:…`, `sha256:…`, `git:<commit>`, or a file to hash.
+    #[arg(long)]
+    pub subject: String,
+    /// Private key (PKCS#8 or SEC1 PEM).
+    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
+    pub key: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Pipeline stage: build, test, scan, sign, deploy or a custom name.
+    #[arg(long, default_value = "build")]
+    pub stage: String,
+    /// predicateType of the statement.
+    #[arg(long, default_value = "https://custody.dev/evidence/v1")]
+    pub predicate_type: String,
+    /// How the DSSE keyid is computed: empty, sslib, witness, ssh or hint.
+    #[arg(long, default_value = "empty")]
+    pub keyid_scheme: String,
+    /// Extra HIPAA controls the record supports, e.g. `164.308(a)(1)(ii)(A)`.
+    #[arg(long = "control")]
+    pub controls: Vec<String>,
+    /// Retention in years (never less than the HIPAA six by default).
+    #[arg(long, default_value_t = 6)]
+    pub retention_years: i16,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An envelope file (DSSE JSON). Omit and pass `--record` to verify a stored record.
+    pub envelope: Option<PathBuf>,
+    /// A stored record by digest (`sha256:…`).
+    #[arg(long, conflicts_with = "envelope")]
+    pub record: Option<String>,
+    /// Trusted public key: a PEM file (one or more keys) or a directory of them. Repeatable.
+    #[arg(long = "key", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Require the statement to be about this subject digest (refuses replayed envelopes).
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Records for a commit (full or as recorded).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Records about a subject digest (`sha256:…` or `name@sha256:…`).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Records of a pipeline, as `platform:repository:run` (e.g. `github:acme/app:42`).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Records made on a UTC day (`YYYY-MM-DD`).
+    #[arg(long)]
+    pub day: Option<String>,
+    /// Records for a deployment environment.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Records of a stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Records supporting a HIPAA control, e.g. `164.312(b)`.
+    #[arg(long)]
+    pub control: Option<String>,
+    /// Records made at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Records made before this time (RFC 3339 or `YYYY-MM-DD`).
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Keygen(a) => crate::commands::keygen::run(a),
+            Command::Attest(a) => crate::commands::attest::run(a).await,
+            Command::Verify(a) => crate::commands::verify::run(a).await,
+            Command::Query(a) => crate::commands::query::run(a).await,
+        }
+    })
+}

@@ -1,0 +1,149 @@
+//! `custody attest`: wrap a file as a signed statement about a subject and store it.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use custody_evidence::{
+    ChainLink, Control, KeyIdScheme, Material, RecordInfo, ResourceDescriptor, SubjectSpec,
+    sha256_reader,
+};
+use custody_platform::context::ProcessEnv;
+use custody_platform::{detect_context, keyfiles};
+use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record, create_store};
+
+use crate::cli::{AttestArgs, ContextArgs, Format};
+use crate::exit::{Exit, fail};
+
+pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
+    let scheme: KeyIdScheme = args.keyid_scheme.parse()?;
+    let key = keyfiles::read_signing_key(&args.key).context("reading the signing key")?;
+    let mut controls = Control::baseline();
+    for c in &args.controls {
+        let c: Control = c.parse()?;
+        if !controls.contains(&c) {
+            controls.push(c);
+        }
+    }
+    if args.retention_years < 1 {
+        return Err(fail(Exit::Usage, "--retention-years must be at least 1"));
+    }
+    if !args.file.is_file() {
+        return Err(fail(
+            Exit::Usage,
+            format!("{}: not a readable file", args.file.display()),
+        ));
+    }
+    let subject = resolve_subject(&args.subject)?;
+    let pipeline = context(&args.context);
+    let chain_id = format!(
+        "{}:{}",
+        pipeline.pipeline_key().unwrap_or_else(|| "local".into()),
+        pipeline.job.as_deref().unwrap_or("default")
+    );
+
+    let store = create_store(&args.store.store)
+        .with_context(|| format!("opening store {}", args.store.store))?;
+    let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
+    let stored = store
+        .put_object(ObjectSource::File(&args.file), &retention)
+        .await
+        .with_context(|| format!("storing {}", args.file.display()))?;
+    let material = Material {
+        name: file_name(&args.file),
+        digest: stored.digest,
+        size: stored.size,
+        media_type: None,
+        format: None,
+    };
+    let record = RecordInfo {
+        stage: args.stage.clone(),
+        recorded_at: jiff::Timestamp::now(),
+        materials: vec![material],
+        pipeline,
+        hipaa: controls,
+        chain: ChainLink {
+            id: chain_id.clone(),
+            sequence: 0,
+            previous: None,
+        },
+    };
+    let draft = Draft {
+        subject: vec![subject],
+        predicate_type: args.predicate_type.clone(),
+        predicate: serde_json::Map::new(),
+        record,
+    };
+    let appended = append_record(&store, &key, scheme, &chain_id, draft, &retention).await?;
+    let out = serde_json::json!({
+        "record": appended.outcome.digest,
+        "store": store.uri(),
+        "stage": args.stage,
+        "chain": appended.link,
+        "material": stored.digest,
+        "retainUntil": retention.retain_until,
+    });
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+        Format::Table => {
+            println!("record     {}", appended.outcome.digest);
+            println!("store      {}", store.uri());
+            println!(
+                "chain      {} #{}",
+                appended.link.id, appended.link.sequence
+            );
+            println!("material   {} ({} bytes)", stored.digest, stored.size);
+            println!("locked to  {}", retention.retain_until);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Resolves a subject spec, hashing the file when it names one.
+pub fn resolve_subject(spec: &str) -> anyhow::Result<ResourceDescriptor> {
+    let parsed = SubjectSpec::parse(spec)?;
+    if let Some(d) = parsed.descriptor() {
+        return Ok(d);
+    }
+    let path = Path::new(spec);
+    let file = std::fs::File::open(path).map_err(|e| {
+        fail(
+            Exit::Usage,
+            format!("--subject {spec}: not `name@sha256:…`, `sha256:…`, `git:<commit>`, nor a readable file ({e})"),
+        )
+    })?;
+    let (digest, _) = sha256_reader(std::io::BufReader::new(file))?;
+    Ok(ResourceDescriptor::sha256(file_name(path), &digest))
+}
+
+/// The platform's context, with flags filling in or overriding.
+pub fn context(flags: &ContextArgs) -> custody_evidence::PipelineContext {
+    let mut c = detect_context(&ProcessEnv);
+    let set = |slot: &mut Option<String>, v: &Option<String>| {
+        if v.is_some() {
+            slot.clone_from(v);
+            true
+        } else {
+            false
+        }
+    };
+    let mut any = false;
+    any |= set(&mut c.commit, &flags.commit);
+    any |= set(&mut c.pipeline_id, &flags.pipeline);
+    any |= set(&mut c.repository, &flags.repository);
+    any |= set(&mut c.environment, &flags.environment);
+    any |= set(&mut c.job, &flags.job);
+    if any {
+        c.source = Some(match c.source.as_deref() {
+            Some(s) => format!("{s}+flags"),
+            None => "flags".into(),
+        });
+    }
+    c
+}

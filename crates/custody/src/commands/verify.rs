@@ -1,0 +1,105 @@
+//! `custody verify`: one envelope, from a file or the store, against trusted keys.
+
+use anyhow::Context as _;
+use custody_evidence::{Digest, Envelope, KeyIdScheme, SubjectSpec, verify_envelope};
+use custody_platform::keyfiles;
+use custody_store::{EvidenceStore, open_store};
+
+use crate::cli::{Format, VerifyArgs};
+use crate::exit::{Exit, fail};
+
+pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+    let keys = keyfiles::read_trusted_keys(&args.keys).context("reading trusted keys")?;
+    let expected_subject = match &args.subject {
+        Some(s) => Some(match SubjectSpec::parse(s)? {
+            SubjectSpec::Image { digest, .. } | SubjectSpec::Digest(digest) => digest,
+            _ => {
+                return Err(fail(
+                    Exit::Usage,
+                    format!("--subject {s}: expected `sha256:…` or `name@sha256:…`"),
+                ));
+            }
+        }),
+        None => None,
+    };
+    let (bytes, origin, store) = match (&args.envelope, &args.record) {
+        (Some(path), _) => {
+            let b = std::fs::read(path)
+                .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
+            (b, path.display().to_string(), None)
+        }
+        (None, Some(r)) => {
+            let d = Digest::parse(r)?;
+            let store = open_store(&args.store.store)
+                .with_context(|| format!("opening store {}", args.store.store))?;
+            let b = store.get_object(&d).await?;
+            (b, format!("record {d}"), Some(store))
+        }
+        (None, None) => {
+            return Err(fail(
+                Exit::Usage,
+                "pass an envelope file or --record DIGEST",
+            ));
+        }
+    };
+    let env = Envelope::from_slice(&bytes).with_context(|| origin.clone())?;
+    let verified = verify_envelope(&env, &keys).with_context(|| origin.clone())?;
+    if let Some(expected) = &expected_subject {
+        verified
+            .statement
+            .require_subject(expected)
+            .with_context(|| origin.clone())?;
+    }
+    let record = verified.statement.record().transpose().ok().flatten();
+    // Materials named by a stored record must be in the store with matching bytes.
+    if let (Some(store), Some(rec)) = (&store, &record) {
+        for m in &rec.materials {
+            store
+                .get_object(&m.digest)
+                .await
+                .with_context(|| format!("{origin}: material {} ({})", m.name, m.digest))?;
+        }
+    }
+    let digest = Digest::of(&bytes);
+    let signer = &verified.signer;
+    match args.format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "verified": true,
+                "record": digest,
+                "signer": signer.label,
+                "signerKeyid": signer.keyid(KeyIdScheme::Sslib),
+                "predicateType": verified.statement.predicate_type,
+                "subject": verified.statement.subject,
+                "stage": record.as_ref().map(|r| r.stage.clone()),
+                "chain": record.as_ref().map(|r| r.chain.clone()),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Table => {
+            println!("verified   {origin}");
+            println!("record     {digest}");
+            println!(
+                "signed by  {} (sslib keyid {})",
+                signer.label,
+                signer.keyid(KeyIdScheme::Sslib)
+            );
+            for s in &verified.statement.subject {
+                let d: Vec<String> = s.digest.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                println!("subject    {} {}", s.name, d.join(" "));
+            }
+            if let Some(r) = &record {
+                println!(
+                    "stage      {} (chain {} #{})",
+                    r.stage, r.chain.id, r.chain.sequence
+                );
+            }
+        }
+    }
+    if store.is_none() && record.as_ref().is_some_and(|r| !r.materials.is_empty()) {
+        tracing::info!(
+            "materials were not checked: verify a stored record with --record to check them"
+        );
+    }
+    Ok(Exit::Ok)
+}
