@@ -37,10 +37,10 @@ impl Digest {
 
     /// Lowercase hex without the algorithm prefix.
     pub fn hex(&self) -> String {
+        use std::fmt::Write as _;
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+            let _ = write!(s, "{b:02x}");
         }
         s
     }
@@ -78,8 +78,6 @@ impl Digest {
         Ok(Self(out))
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn nibble(c: u8) -> Option<u8> {
     match c {

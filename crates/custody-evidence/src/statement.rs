@@ -92,7 +92,7 @@ impl Statement {
     pub fn record(&self) -> Option<Result<RecordInfo, serde_json::Error>> {
         self.predicate
             .get(RECORD_EXTENSION)
-            .map(|v| RecordInfo::deserialize(v))
+            .map(RecordInfo::deserialize)
     }
 
     /// SHA-256 digests of all subjects.

@@ -19,13 +19,13 @@ pub enum SubjectSpec {
 
 impl SubjectSpec {
     pub fn parse(value: &str) -> Result<Self, EvidenceError> {
-        if let Some((name, digest)) = value.rsplit_once('@') {
-            if digest.starts_with("sha256:") {
-                return Ok(Self::Image {
-                    name: name.to_owned(),
-                    digest: Digest::parse(digest)?,
-                });
-            }
+        if let Some((name, digest)) = value.rsplit_once('@')
+            && digest.starts_with("sha256:")
+        {
+            return Ok(Self::Image {
+                name: name.to_owned(),
+                digest: Digest::parse(digest)?,
+            });
         }
         if value.starts_with("sha256:") {
             return Ok(Self::Digest(Digest::parse(value)?));

@@ -8,8 +8,9 @@ use custody_evidence::{
 
 use crate::{EvidenceStore, PutOutcome, Retention, StoreError};
 
-/// How many times a record is re-linked after losing a race for a chain position.
-const MAX_ATTEMPTS: usize = 8;
+/// How many times a record is re-linked after losing a race for a chain position. A
+/// chain normally has one writer (one job); this bounds the pathological case.
+const MAX_ATTEMPTS: u32 = 100;
 
 /// What to sign, without its chain link (the store decides that).
 #[derive(Debug, Clone)]
@@ -38,7 +39,7 @@ pub async fn append_record<S: EvidenceStore>(
     retention: &Retention,
 ) -> Result<Appended, StoreError> {
     let mut last_err = None;
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let head = store.chain_head(chain_id).await?;
         let link = ChainLink {
             id: chain_id.to_owned(),
@@ -66,9 +67,21 @@ pub async fn append_record<S: EvidenceStore>(
             }
             Err(e @ (StoreError::ChainConflict { .. } | StoreError::ChainBroken { .. })) => {
                 last_err = Some(e);
+                backoff(attempt);
             }
             Err(e) => return Err(e),
         }
     }
     Err(last_err.unwrap_or_else(|| StoreError::Invalid("chain append did not run".into())))
+}
+
+/// A short randomized pause so racing writers stop colliding. The jitter comes from
+/// the clock and the process id; it only spreads retries, it guards nothing.
+fn backoff(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(nanos ^ std::process::id().rotate_left(16));
+    let cap_ms = 2u64 << attempt.min(5);
+    std::thread::sleep(std::time::Duration::from_micros(seed % (cap_ms * 1000)));
 }

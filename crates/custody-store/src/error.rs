@@ -19,6 +19,10 @@ pub enum StoreError {
     )]
     NotAStore { path: PathBuf },
     #[error(
+        "no store at {path}: nothing has been recorded there yet (check --store or CUSTODY_STORE)"
+    )]
+    Missing { path: PathBuf },
+    #[error(
         "store format version {found} at {path} is newer than this build understands ({supported}); upgrade custody"
     )]
     Version {

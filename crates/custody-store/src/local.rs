@@ -69,6 +69,9 @@ impl LocalStore {
                 if root.is_dir() {
                     return Err(StoreError::NotAStore { path: root });
                 }
+                if !root.exists() {
+                    return Err(StoreError::Missing { path: root });
+                }
                 return Err(StoreError::io(&root, e));
             }
             Err(e) => return Err(StoreError::io(&marker_path, e)),
@@ -91,31 +94,47 @@ impl LocalStore {
         })
     }
 
-    /// Opens a store, creating it when the directory is missing or empty.
+    /// Opens a store, creating it when the directory is missing or empty. The new
+    /// store is prepared in a sibling directory and renamed into place, so concurrent
+    /// creators agree on one store and nobody sees a directory without its marker.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let root = path.as_ref().to_path_buf();
         if root.join(MARKER).exists() {
             return Self::open(root);
         }
-        fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
-        let empty = fs::read_dir(&root)
-            .map_err(|e| StoreError::io(&root, e))?
-            .next()
-            .is_none();
-        if !empty {
+        if let Ok(mut rd) = fs::read_dir(&root)
+            && rd.next().is_some()
+        {
             return Err(StoreError::NotAStore { path: root });
         }
-        let store = Self {
-            root,
-            durability: Durability::Fsync,
+        let parent = match root.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
         };
+        fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".custody-init-")
+            .tempdir_in(&parent)
+            .map_err(|e| StoreError::io(&parent, e))?;
         let marker = serde_json::to_vec_pretty(&Marker {
             format: FORMAT.into(),
             version: VERSION,
         })
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        store.write_new(&store.root.join(MARKER), &marker)?;
-        Ok(store)
+        let marker_path = staging.path().join(MARKER);
+        let mut f = File::create(&marker_path).map_err(|e| StoreError::io(&marker_path, e))?;
+        f.write_all(&marker)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::io(&marker_path, e))?;
+        // rename(2) replaces an empty directory atomically and fails on a non-empty
+        // one: then another creator won, and its store is opened below.
+        if fs::rename(staging.path(), &root).is_ok() {
+            let _ = staging.keep();
+            File::open(&parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(&parent, e))?;
+        }
+        Self::open(root)
     }
 
     pub fn with_durability(mut self, durability: Durability) -> Self {
@@ -312,14 +331,14 @@ impl LocalStore {
 
     /// Explicitly sets a retention date: extending is allowed, shortening refused.
     pub fn extend_retention(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
-        if let Some(cur) = self.read_retention(d)? {
-            if retention.retain_until < cur.retain_until {
-                return Err(StoreError::RetentionShorten {
-                    digest: *d,
-                    current: cur.retain_until,
-                    requested: retention.retain_until,
-                });
-            }
+        if let Some(cur) = self.read_retention(d)?
+            && retention.retain_until < cur.retain_until
+        {
+            return Err(StoreError::RetentionShorten {
+                digest: *d,
+                current: cur.retain_until,
+                requested: retention.retain_until,
+            });
         }
         self.lock(d, retention)
     }
@@ -507,13 +526,13 @@ impl LocalStore {
         if !path.exists() {
             return Err(StoreError::NotFound { digest: *d });
         }
-        if let Some(r) = self.read_retention(d)? {
-            if r.legal_hold || Timestamp::now() < r.retain_until {
-                return Err(StoreError::RetentionLocked {
-                    what: format!("object {d}"),
-                    until: r.retain_until,
-                });
-            }
+        if let Some(r) = self.read_retention(d)?
+            && (r.legal_hold || Timestamp::now() < r.retain_until)
+        {
+            return Err(StoreError::RetentionLocked {
+                what: format!("object {d}"),
+                until: r.retain_until,
+            });
         }
         fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
         let rp = self.retention_path(d);

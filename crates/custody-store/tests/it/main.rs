@@ -1,6 +1,15 @@
 //! Integration tests of the embedded store: write-once semantics, retention, chains,
 //! queries and concurrent writers.
 
+// Test helpers outside #[test] functions are not covered by clippy.toml's test
+// exemptions; a failing unwrap here is a failing test, which is what we want.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::sync::Arc;
 
 use custody_evidence::{

@@ -75,10 +75,10 @@ fn build_query(a: &QueryArgs) -> anyhow::Result<Query> {
         .as_deref()
         .map(|v| parse_time("until", v))
         .transpose()?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s >= u {
-            return Err(fail(Exit::Usage, "--since must be before --until"));
-        }
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(fail(Exit::Usage, "--since must be before --until"));
     }
     Ok(Query {
         commit: a.commit.clone(),

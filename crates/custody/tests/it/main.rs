@@ -3,6 +3,15 @@
 //! securesystemslib (opt-in: set CUSTODY_PYTHON to a Python with securesystemslib;
 //! `cargo xtask test` does).
 
+// Test helpers outside #[test] functions are not covered by clippy.toml's test
+// exemptions; a failing unwrap here is a failing test, which is what we want.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
