@@ -1,1 +1,52 @@
-fn main() {}
+//! `cargo xtask`: every maintainer task in Rust, so CI runs exactly what a maintainer
+//! runs. `test` is the one command behind README's test instruction and `.ci/run`.
+
+// xtask works on this repository's own files and tools, not untrusted input; slicing
+// strings it just produced is fine here.
+#![allow(clippy::indexing_slicing)]
+
+mod bench;
+mod demo;
+mod sbom;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Install what the tests need (Python venv), then fmt check, clippy, all tests.
+    Test(test::Args),
+    /// Run a compliant pipeline on the embedded local store and tell what happened.
+    Demo(demo::Args),
+    /// Side-by-side benchmarks; prints the tables BENCHMARKS.md records.
+    Bench(bench::Args),
+    /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
+    Sbom {
+        /// Output file.
+        #[arg(long, default_value = "target/custody-sbom.cdx.json")]
+        out: std::path::PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    std::env::set_current_dir(util::root()?)?;
+    match cli.cmd {
+        Cmd::Test(a) => test::run(&a),
+        Cmd::Demo(a) => demo::run(&a),
+        Cmd::Bench(a) => bench::run(&a),
+        Cmd::Sbom { out } => {
+            let n = sbom::write(&out)?;
+            println!("{} ({n} components)", out.display());
+            Ok(())
+        }
+    }
+}

@@ -31,6 +31,15 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Find records by commit, subject, pipeline, day, environment, stage, control or time.
     Query(QueryArgs),
+    /// Print the SHA-256 of files (streamed, constant memory), as subjects are named.
+    Digest(DigestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Files to hash.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -172,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Attest(a) => crate::commands::attest::run(a).await,
             Command::Verify(a) => crate::commands::verify::run(a).await,
             Command::Query(a) => crate::commands::query::run(a).await,
+            Command::Digest(a) => crate::commands::digest::run(&a),
         }
     })
 }

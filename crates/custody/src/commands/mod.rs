@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod attest;
+pub mod digest;
 pub mod keygen;
 pub mod query;
 pub mod verify;

@@ -1,0 +1,58 @@
+//! `cargo xtask test`: the whole test suite, including what it needs installed.
+//!
+//! 1. A Python venv in `.venv` with the reference verifiers (tests/requirements.txt),
+//!    reinstalled only when the requirements change.
+//! 2. `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`,
+//!    with `CUSTODY_PYTHON` pointing at the venv so interop tests run.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::util::{self, cargo};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Skip fmt and clippy (tests only).
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments for `cargo test` (after `--`).
+    #[arg(last = true)]
+    rest: Vec<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let python = venv()?;
+    if !args.no_lint {
+        util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    }
+    util::run(cargo()
+        .args(["test", "--workspace", "--locked"])
+        .args(&args.rest)
+        .env("CUSTODY_PYTHON", &python))?;
+    Ok(())
+}
+
+/// Creates or refreshes `.venv` and returns its Python.
+pub fn venv() -> anyhow::Result<String> {
+    let req = Path::new("tests/requirements.txt");
+    let wanted = hex(&Sha256::digest(std::fs::read(req).context("reading tests/requirements.txt")?));
+    let python = Path::new(".venv/bin/python");
+    let stamp = Path::new(".venv/custody-requirements.sha256");
+    if !python.exists() {
+        util::run(Command::new("python3").args(["-m", "venv", ".venv"]))?;
+    }
+    if std::fs::read_to_string(stamp).ok().as_deref() != Some(wanted.as_str()) {
+        util::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(req))?;
+        std::fs::write(stamp, &wanted)?;
+    }
+    let abs = std::fs::canonicalize(python)?;
+    Ok(abs.display().to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
