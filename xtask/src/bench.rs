@@ -1,9 +1,134 @@
-//! `cargo xtask bench`: whole-process comparisons, side by side in one run.
-//! Prints Markdown tables; BENCHMARKS.md records them with the machine they ran on.
+//! `cargo xtask bench`: whole-process comparisons, side by side in one run, plus the
+//! crates' own benchmark binaries. Prints Markdown tables; BENCHMARKS.md records them
+//! with the machine they ran on.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::util::{self, cargo};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Size of the file hashed, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    hash_mib: u64,
+    /// Skip the store query benchmark (it builds stores of 10k and 100k records once).
+    #[arg(long)]
+    no_store: bool,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    util::run(cargo().args(["build", "--release", "--locked", "-p", "custody"]))?;
+    hash(args.hash_mib)?;
+    util::run(cargo().args([
+        "bench",
+        "--locked",
+        "-p",
+        "custody-evidence",
+        "--bench",
+        "crypto",
+    ]))?;
+    if !args.no_store {
+        util::run(cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "custody-store",
+            "--bench",
+            "query",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Writes `mib` MiB of pseudo-random bytes once (xorshift, so it is not all zeros).
+fn make_file(path: &Path, mib: u64) -> anyhow::Result<()> {
+    if path.metadata().is_ok_and(|m| m.len() == mib << 20) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path.parent().context("bench dir")?)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        f.write_all(&block)?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// Best wall time of three runs and the peak RSS (KiB) reported by GNU time, if present.
+fn measure(cmd: &[&str]) -> anyhow::Result<(f64, Option<u64>)> {
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    let mut best = f64::MAX;
+    let mut rss = None;
+    for _ in 0..3 {
+        let mut c = if gnu_time {
+            let mut c = Command::new("/usr/bin/time");
+            c.args(["-f", "%M"]).args(cmd);
+            c
+        } else {
+            let mut c = Command::new(cmd[0]);
+            c.args(&cmd[1..]);
+            c
+        };
+        let t = Instant::now();
+        let out = c.output().with_context(|| format!("running {cmd:?}"))?;
+        let secs = t.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        best = best.min(secs);
+        if gnu_time {
+            rss = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok());
+        }
+    }
+    Ok((best, rss))
+}
+
+fn hash(mib: u64) -> anyhow::Result<()> {
+    let file = Path::new("target/bench/hash-input.bin");
+    make_file(file, mib)?;
+    let f = file.to_str().context("path")?;
+    // read once so both tools start from a warm page cache
+    measure(&["cat", f])?;
+    let custody = std::fs::canonicalize("target/release/custody")?;
+    let custody = custody.to_str().context("path")?;
+    let (c_secs, c_rss) = measure(&[custody, "digest", f])?;
+    let (o_secs, o_rss) = measure(&["openssl", "dgst", "-sha256", f])?;
+    let (s_secs, s_rss) = measure(&["sha256sum", f])?;
+    let kib =
+        |r: Option<u64>| r.map_or_else(|| "-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!(
+        "| SHA-256 of a {mib} MiB file (warm cache, best of 3) | seconds | MiB/s | peak RSS | vs openssl |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, secs, rss) in [
+        ("custody digest", c_secs, c_rss),
+        ("openssl dgst -sha256", o_secs, o_rss),
+        ("sha256sum", s_secs, s_rss),
+    ] {
+        println!(
+            "| {name} | {secs:.3} | {:.0} | {} | {:.2} |",
+            mib as f64 / secs,
+            kib(rss),
+            o_secs / secs
+        );
+    }
+    Ok(())
 }

@@ -33,7 +33,10 @@ pub fn write(out: &Path) -> anyhow::Result<usize> {
         .filter_map(|n| n["id"].as_str())
         .collect();
     let mut components = Vec::new();
-    for pkg in meta["packages"].as_array().context("cargo metadata: packages")? {
+    for pkg in meta["packages"]
+        .as_array()
+        .context("cargo metadata: packages")?
+    {
         let id = pkg["id"].as_str().unwrap_or_default();
         if members.contains(id) || !resolved.contains(id) {
             continue;

@@ -27,26 +27,49 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let python = venv()?;
     if !args.no_lint {
         util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-        util::run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+        util::run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
-    util::run(cargo()
-        .args(["test", "--workspace", "--locked"])
-        .args(&args.rest)
-        .env("CUSTODY_PYTHON", &python))?;
+    util::run(
+        cargo()
+            .args(["test", "--workspace", "--locked"])
+            .args(&args.rest)
+            .env("CUSTODY_PYTHON", &python),
+    )?;
     Ok(())
 }
 
 /// Creates or refreshes `.venv` and returns its Python.
 pub fn venv() -> anyhow::Result<String> {
     let req = Path::new("tests/requirements.txt");
-    let wanted = hex(&Sha256::digest(std::fs::read(req).context("reading tests/requirements.txt")?));
+    let wanted = hex(&Sha256::digest(
+        std::fs::read(req).context("reading tests/requirements.txt")?,
+    ));
     let python = Path::new(".venv/bin/python");
     let stamp = Path::new(".venv/custody-requirements.sha256");
     if !python.exists() {
         util::run(Command::new("python3").args(["-m", "venv", ".venv"]))?;
     }
     if std::fs::read_to_string(stamp).ok().as_deref() != Some(wanted.as_str()) {
-        util::run(Command::new(python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(req))?;
+        util::run(
+            Command::new(python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(req),
+        )?;
         std::fs::write(stamp, &wanted)?;
     }
     let abs = std::fs::canonicalize(python)?;

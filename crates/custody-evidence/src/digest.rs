@@ -5,15 +5,16 @@
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
+use std::sync::mpsc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::EvidenceError;
 
-/// Buffer size for streaming hashes. 256 KiB keeps syscall overhead negligible
-/// next to hashing and stays far below any memory concern.
-const BUF_SIZE: usize = 256 * 1024;
+/// Buffer size for streaming hashes: 1 MiB keeps syscall overhead negligible next to
+/// hashing; three of them bound the memory used whatever the input size.
+const BUF_SIZE: usize = 1024 * 1024;
 
 /// A SHA-256 digest, written `sha256:<64 lowercase hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,23 +121,68 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// Hashes everything a reader yields, in constant memory. Returns the digest and
-/// the number of bytes read.
-pub fn sha256_reader<R: Read>(mut reader: R) -> Result<(Digest, u64), EvidenceError> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        hasher.update(buf.get(..n).unwrap_or_default());
-        total += n as u64;
+/// Hashes everything a reader yields, in constant memory (a few fixed buffers).
+///
+/// Reading and hashing overlap: a scoped thread fills buffers while this one hashes
+/// the previous, so a file hashes at the speed of the slower of the two instead of
+/// their sum. Returns the digest and the number of bytes read.
+pub fn sha256_reader<R: Read + Send>(reader: R) -> Result<(Digest, u64), EvidenceError> {
+    const BUFFERS: usize = 3;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        // the channel has room for every buffer; a failed send cannot happen
+        let _ = empty_tx.send(vec![0u8; BUF_SIZE]);
     }
-    Ok((Digest(hasher.finalize().into()), total))
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> std::io::Result<()> {
+            let mut reader = reader;
+            while let Ok(mut buf) = empty_rx.recv() {
+                buf.resize(BUF_SIZE, 0);
+                let n = fill(&mut reader, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                if full_tx.send(buf).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
+        for buf in full_rx {
+            hasher.update(&buf);
+            total += buf.len() as u64;
+            let _ = empty_tx.send(buf);
+        }
+        drop(empty_tx);
+        match producer.join() {
+            Ok(Ok(())) => Ok((Digest(hasher.finalize().into()), total)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(EvidenceError::Read(std::io::Error::other(
+                "the reading thread failed",
+            ))),
+        }
+    })
+}
+
+/// Reads until `buf` is full or the reader is exhausted.
+fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(rest) = buf.get_mut(filled..) else {
+            break;
+        };
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// An incremental hasher for callers that copy and hash in one pass.
@@ -185,6 +231,18 @@ mod tests {
         let (d, n) = sha256_reader(&data[..]).unwrap();
         assert_eq!(n as usize, data.len());
         assert_eq!(d, Digest::of(&data));
+    }
+
+    #[test]
+    fn read_errors_surface() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        let e = sha256_reader(Failing).unwrap_err().to_string();
+        assert!(e.contains("disk on fire"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //! `cargo bench -p custody-store --bench query`; `CUSTODY_BENCH_RECORDS` sets the
 //! largest size (default 100000). Stores are kept in target/bench-stores for reuse.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,7 +33,8 @@ fn start() -> Timestamp {
 }
 
 fn build(records: usize, key: &SigningKey) -> LocalStore {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/bench-stores/{records}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../target/bench-stores/{records}"));
     let done = dir.join("complete");
     if done.exists() {
         return LocalStore::open(dir.join("store")).unwrap();
@@ -36,13 +42,17 @@ fn build(records: usize, key: &SigningKey) -> LocalStore {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("key.pem"), key.to_pkcs8_pem().unwrap()).unwrap();
-    let store = LocalStore::create(dir.join("store")).unwrap().with_durability(Durability::None);
+    let store = LocalStore::create(dir.join("store"))
+        .unwrap()
+        .with_durability(Durability::None);
     let retention = Retention::hipaa_default().unwrap();
     let pipelines = records / STAGES.len();
     let t0 = Instant::now();
     for p in 0..pipelines {
         // pipelines spread evenly over one year
-        let at = start().checked_add(((p as i64) * 365 * 86_400 / pipelines as i64).seconds()).unwrap();
+        let at = start()
+            .checked_add(((p as i64) * 365 * 86_400 / pipelines as i64).seconds())
+            .unwrap();
         let mut prev = None;
         for (i, stage) in STAGES.iter().enumerate() {
             let info = RecordInfo {
@@ -58,26 +68,39 @@ fn build(records: usize, key: &SigningKey) -> LocalStore {
                     ..Default::default()
                 },
                 hipaa: Control::baseline(),
-                chain: ChainLink { id: format!("p{p}"), sequence: i as u64, previous: prev },
+                chain: ChainLink {
+                    id: format!("p{p}"),
+                    sequence: i as u64,
+                    previous: prev,
+                },
             };
             let st = Statement::new(
-                vec![ResourceDescriptor::sha256("app", &Digest::of(format!("image {p}").as_bytes()))],
+                vec![ResourceDescriptor::sha256(
+                    "app",
+                    &Digest::of(format!("image {p}").as_bytes()),
+                )],
                 "https://custody.dev/evidence/v1",
                 serde_json::Map::new(),
                 &info,
             )
             .unwrap();
-            let env = sign_statement(&st, key, KeyIdScheme::Empty).unwrap().to_vec();
+            let env = sign_statement(&st, key, KeyIdScheme::Empty)
+                .unwrap()
+                .to_vec();
             prev = Some(store.put_record_blocking(&env, &retention).unwrap().digest);
         }
     }
-    eprintln!("built a store of {records} records in {:.1}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "built a store of {records} records in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     std::fs::write(&done, b"").unwrap();
     LocalStore::open(dir.join("store")).unwrap()
 }
 
 fn key_for(records: usize) -> SigningKey {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/bench-stores/{records}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../target/bench-stores/{records}"));
     match std::fs::read_to_string(dir.join("key.pem")) {
         Ok(pem) if dir.join("complete").exists() => SigningKey::from_pem(&pem).unwrap(),
         _ => SigningKey::generate(),
@@ -98,7 +121,10 @@ fn time(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
 }
 
 fn main() {
-    let max: usize = std::env::var("CUSTODY_BENCH_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let max: usize = std::env::var("CUSTODY_BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     let mut sizes = vec![max / 10, max];
     sizes.dedup();
     println!("| store size | query | answer | list (ms) | list + read + verify (ms) |");
@@ -109,18 +135,39 @@ fn main() {
         let trusted = TrustedKeys::new(vec![key.public().clone()]);
         let pipelines = records / STAGES.len();
         let probe = pipelines / 3;
-        let day = start().checked_add(200.days()).unwrap();
+        let day = start().checked_add((200 * 24).hours()).unwrap();
         let queries: Vec<(&str, Query)> = vec![
-            ("one commit", Query { commit: Some(commit_of(probe)), ..Default::default() }),
-            ("one pipeline", Query { pipeline: Some(format!("github:acme/app:{probe}")), ..Default::default() }),
-            ("one day", Query { day: Some(day.to_zoned(jiff::tz::TimeZone::UTC).date()), ..Default::default() }),
-            ("one week of production deploys", Query {
-                environment: Some("production".into()),
-                stage: Some("deploy".into()),
-                since: Some(day),
-                until: Some(day.checked_add(7.days()).unwrap()),
-                ..Default::default()
-            }),
+            (
+                "one commit",
+                Query {
+                    commit: Some(commit_of(probe)),
+                    ..Default::default()
+                },
+            ),
+            (
+                "one pipeline",
+                Query {
+                    pipeline: Some(format!("github:acme/app:{probe}")),
+                    ..Default::default()
+                },
+            ),
+            (
+                "one day",
+                Query {
+                    day: Some(day.to_zoned(jiff::tz::TimeZone::UTC).date()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "one week of production deploys",
+                Query {
+                    environment: Some("production".into()),
+                    stage: Some("deploy".into()),
+                    since: Some(day),
+                    until: Some(day.checked_add((7 * 24).hours()).unwrap()),
+                    ..Default::default()
+                },
+            ),
         ];
         for (name, q) in &queries {
             let (list_ms, n) = time(21, || store.query_blocking(q).unwrap().len());

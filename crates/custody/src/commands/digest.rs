@@ -7,8 +7,10 @@ use crate::exit::{Exit, fail};
 
 pub fn run(args: &DigestArgs) -> anyhow::Result<Exit> {
     for path in &args.files {
-        let file = std::fs::File::open(path).map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
-        let (digest, _) = sha256_reader(file).map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
+        let (digest, _) = sha256_reader(file)
+            .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
         println!("{digest}  {}", path.display());
     }
     Ok(Exit::Ok)
