@@ -483,42 +483,58 @@ impl LocalStore {
             .collect())
     }
 
+    /// Lists one index (the primary: the most selective criterion the query has, or
+    /// the days in its time range) and checks every other criterion by the existence
+    /// of the candidate's pointer under that key: one stat each. The cost follows the
+    /// primary answer, never the size of the store.
     fn query_sync(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
         let keys = q.keys();
-        let mut result: Vec<RecordRef> = if keys.is_empty() {
-            // no key: walk the days in range, the coarsest index
-            let since = q.since.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
-            let until = q.until.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
-            let mut all = Vec::new();
-            for day in list_dir(&self.root.join("index/day"))? {
-                let Ok(date) = day.parse::<jiff::civil::Date>() else {
-                    continue;
-                };
-                if since.is_some_and(|s| date < s) || until.is_some_and(|u| date > u) {
-                    continue;
-                }
-                all.extend(self.list_key(&IndexKey::Day(date))?);
-            }
-            all
-        } else {
-            let mut sets = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let mut refs = self.list_key(key)?;
-                refs.sort_unstable();
-                sets.push(refs);
-            }
-            sets.sort_by_key(Vec::len);
-            let mut iter = sets.into_iter();
-            let mut acc = iter.next().unwrap_or_default();
-            for other in iter {
-                acc.retain(|r| other.binary_search(r).is_ok());
-            }
-            acc
+        let selective = |k: &IndexKey| {
+            matches!(
+                k,
+                IndexKey::Subject(_) | IndexKey::Commit(_) | IndexKey::Pipeline(_) | IndexKey::Day(_)
+            )
         };
-        result.retain(|r| q.in_time_range(r.recorded_at));
-        result.sort_unstable();
-        result.dedup();
-        Ok(result)
+        let (mut candidates, rest): (Vec<RecordRef>, Vec<&IndexKey>) =
+            match keys.iter().enumerate().find(|(_, k)| selective(k)) {
+                Some((i, primary)) => (
+                    self.list_key(primary)?,
+                    keys.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k).collect(),
+                ),
+                None if keys.is_empty() || q.since.is_some() || q.until.is_some() => {
+                    (self.list_days(q)?, keys.iter().collect())
+                }
+                None => match keys.split_first() {
+                    Some((first, others)) => (self.list_key(first)?, others.iter().collect()),
+                    None => (Vec::new(), Vec::new()),
+                },
+            };
+        candidates.retain(|r| q.in_time_range(r.recorded_at));
+        let dirs: Vec<PathBuf> = rest.iter().map(|k| self.index_dir(k)).collect();
+        candidates.retain(|r| {
+            let name = pointer_name(r.recorded_at, &r.digest);
+            dirs.iter().all(|d| d.join(&name).exists())
+        });
+        candidates.sort_unstable();
+        candidates.dedup();
+        Ok(candidates)
+    }
+
+    /// Pointers of every day the query's time range touches (all days without one).
+    fn list_days(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
+        let since = q.since.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
+        let until = q.until.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
+        let mut all = Vec::new();
+        for day in list_dir(&self.root.join("index/day"))? {
+            let Ok(date) = day.parse::<jiff::civil::Date>() else {
+                continue;
+            };
+            if since.is_some_and(|s| date < s) || until.is_some_and(|u| date > u) {
+                continue;
+            }
+            all.extend(self.list_key(&IndexKey::Day(date))?);
+        }
+        Ok(all)
     }
 
     fn delete_object_sync(&self, d: &Digest) -> Result<(), StoreError> {
