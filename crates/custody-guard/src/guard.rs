@@ -1,0 +1,1254 @@
+//! Collecting signals and judging them against the tier model.
+//!
+//! [`collect`] does all I/O (token, JWKS, platform API, local probes) and records each signal
+//! with what went wrong, never aborting on a missing one; [`evaluate`] is pure and turns signals
+//! into a [`Report`]. Every check prefers the strongest source available: a verified token claim,
+//! then the platform API, then the local kernel, and only as a last resort a CI variable. When
+//! the tier sets `require_verified`, a check that rests only on a variable fails "for want of
+//! trust" (exit code 3 unless something failed outright).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::env::{self, Environment};
+use crate::error::{OidcError, TierModelError};
+use crate::http::Http;
+use crate::local::{LocalFacts, LocalProbe, MetadataProbe};
+use crate::oidc::{self, Claims, Expectation, Jwks};
+use crate::platform::{self, EnvironmentProtection, RunnerInfo};
+use crate::report::{Check, REPORT_SCHEMA, Report, Source, Status};
+use crate::tier::{RunnerEnvironment, Tier, TierModel, aws_role_account};
+
+/// The CI platform the job runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    #[serde(rename = "github")]
+    GitHub,
+    #[serde(rename = "gitlab")]
+    GitLab,
+}
+
+impl Platform {
+    /// `github` or `gitlab`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::GitLab => "gitlab",
+        }
+    }
+
+    /// Detects the platform from `GITHUB_ACTIONS` / `GITLAB_CI`. Only used to pick the code
+    /// path: the trust anchors still come from the tier model.
+    pub fn detect(env: &Environment) -> Option<Self> {
+        if env.get(env::GITHUB_ACTIONS) == Some("true") {
+            Some(Self::GitHub)
+        } else if env.get(env::GITLAB_CI) == Some("true") {
+            Some(Self::GitLab)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the caller (the `runner-guard` step's inputs) asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub platform: Platform,
+    /// The environment the job says it deploys to. On GitHub no variable carries the job's
+    /// environment, so this input is the unverified fallback when no token verifies.
+    pub environment: Option<String>,
+    /// The tier the job expects to run in. Used for jobs without an environment; for jobs with
+    /// one it must agree with the environment's tier.
+    pub tier: Option<String>,
+}
+
+/// The OIDC token signal.
+#[derive(Debug, Clone)]
+pub enum TokenSignal {
+    /// Verified against the pinned issuer's JWKS.
+    Verified(Claims),
+    /// Obtained but refused (forged, expired, wrong issuer or audience...).
+    Rejected(String),
+    /// Not obtained (no permission, network, JWKS unreachable).
+    Unavailable(String),
+}
+
+/// A platform API answer, or why there is none.
+#[derive(Debug, Clone)]
+pub enum ApiSignal<T> {
+    Answered(T),
+    Failed(String),
+    NotAsked(String),
+}
+
+impl<T> ApiSignal<T> {
+    fn answered(&self) -> Option<&T> {
+        match self {
+            Self::Answered(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn why_not(&self) -> &str {
+        match self {
+            Self::Answered(_) => "",
+            Self::Failed(r) | Self::NotAsked(r) => r,
+        }
+    }
+}
+
+/// CI variables the guard may fall back on. Spoofable by earlier steps of the job.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    pub environment: Option<String>,
+    pub ref_protected: Option<bool>,
+    pub repository_id: Option<String>,
+    pub runner_name: Option<String>,
+    pub runner_environment: Option<String>,
+    pub runner_id: Option<u64>,
+    pub runner_tags: Option<Vec<String>>,
+    pub deployment_tier: Option<String>,
+    pub aws_role_arn: Option<String>,
+}
+
+impl Variables {
+    /// Reads the variables of `platform` from `env`.
+    pub fn read(platform: Platform, env: &Environment) -> Self {
+        let get = |n: &str| env.get(n).map(str::to_owned);
+        let boolean = |n: &str| env.get(n).map(|v| v == "true");
+        let common = Self {
+            aws_role_arn: get(env::AWS_ROLE_ARN),
+            ..Self::default()
+        };
+        match platform {
+            Platform::GitHub => Self {
+                ref_protected: boolean(env::GITHUB_REF_PROTECTED),
+                repository_id: get(env::GITHUB_REPOSITORY_ID),
+                runner_name: get(env::RUNNER_NAME),
+                runner_environment: get(env::RUNNER_ENVIRONMENT),
+                ..common
+            },
+            Platform::GitLab => Self {
+                environment: get(env::CI_ENVIRONMENT_NAME),
+                ref_protected: boolean(env::CI_COMMIT_REF_PROTECTED),
+                repository_id: get(env::CI_PROJECT_ID),
+                runner_id: env.get(env::CI_RUNNER_ID).and_then(|v| v.parse().ok()),
+                runner_tags: env
+                    .get(env::CI_RUNNER_TAGS)
+                    .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()),
+                deployment_tier: get(env::CI_ENVIRONMENT_TIER),
+                ..common
+            },
+        }
+    }
+}
+
+/// Everything [`collect`] gathered.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    pub token: TokenSignal,
+    pub runner: ApiSignal<RunnerInfo>,
+    /// GitHub only: protection of the token's environment.
+    pub environment_protection: ApiSignal<EnvironmentProtection>,
+    pub variables: Variables,
+    pub local: LocalFacts,
+}
+
+/// How to collect signals.
+#[derive(Debug, Clone)]
+pub struct GuardOptions {
+    pub request: Request,
+    /// The environment snapshot (the process's in production, injected in tests).
+    pub env: Environment,
+    /// Stands in for `/` for local probes.
+    pub root: PathBuf,
+    /// Overrides the tier model's metadata endpoint (tests point it at loopback); `None` keeps
+    /// the model's.
+    pub metadata_endpoint: Option<SocketAddr>,
+    /// Current time, seconds since the epoch; `None` reads the system clock.
+    pub now: Option<u64>,
+    /// Ask the platform API about the runner and environment (phase 2 signals).
+    pub use_platform_api: bool,
+}
+
+impl GuardOptions {
+    /// Options for the real process: root `/`, process environment, system clock, platform API on.
+    pub fn for_this_process(request: Request) -> Self {
+        Self {
+            request,
+            env: Environment::from_process(),
+            root: PathBuf::from("/"),
+            metadata_endpoint: None,
+            now: None,
+            use_platform_api: true,
+        }
+    }
+}
+
+fn now_or_clock(now: Option<u64>) -> u64 {
+    now.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+fn not_pinned(platform: Platform) -> TierModelError {
+    TierModelError::Invalid {
+        file: "tier model".into(),
+        field: format!("trust.{}", platform.as_str()),
+        problem: format!(
+            "the job runs on {} but the tier model pins no trust anchors for it: add this section",
+            platform.as_str()
+        ),
+    }
+}
+
+/// Obtains the job's token and verifies it against the JWKS fetched from the pinned URL.
+pub fn verified_token(
+    model: &TierModel,
+    platform: Platform,
+    env: &Environment,
+    http: &Http,
+    now: u64,
+) -> Result<Result<Claims, OidcError>, TierModelError> {
+    let (issuer, audience, jwks_url) = match platform {
+        Platform::GitHub => {
+            let gh = model
+                .trust
+                .github
+                .as_ref()
+                .ok_or_else(|| not_pinned(platform))?;
+            (gh.issuer.clone(), gh.audience.clone(), gh.jwks_url.clone())
+        }
+        Platform::GitLab => {
+            let gl = model
+                .trust
+                .gitlab
+                .as_ref()
+                .ok_or_else(|| not_pinned(platform))?;
+            (gl.issuer.clone(), gl.audience.clone(), gl.jwks_url())
+        }
+    };
+    let token = match platform {
+        Platform::GitHub => oidc::fetch_github_token(env, &audience, http),
+        Platform::GitLab => model
+            .trust
+            .gitlab
+            .as_ref()
+            .ok_or_else(|| not_pinned(platform))
+            .map(|gl| oidc::gitlab_token(env, &gl.token_variable))?,
+    };
+    Ok(token.and_then(|token| {
+        let jwks = Jwks::fetch(&jwks_url, http)?;
+        oidc::verify(
+            &token,
+            &jwks,
+            &Expectation {
+                issuer: &issuer,
+                audience: &audience,
+                leeway_seconds: model.trust.leeway_seconds,
+                now,
+            },
+        )
+    }))
+}
+
+/// Gathers every signal. Fails only on configuration errors (platform not pinned, bad proxy).
+pub fn collect(model: &TierModel, opts: &GuardOptions) -> Result<Signals, TierModelError> {
+    let platform = opts.request.platform;
+    let http = Http::from_trust(&model.trust)?;
+    let now = now_or_clock(opts.now);
+    let token = match verified_token(model, platform, &opts.env, &http, now)? {
+        Ok(claims) => TokenSignal::Verified(claims),
+        Err(e) if e.is_unavailable() => TokenSignal::Unavailable(e.to_string()),
+        Err(e) => TokenSignal::Rejected(e.to_string()),
+    };
+    let claims = match &token {
+        TokenSignal::Verified(c) => Some(c),
+        _ => None,
+    };
+    let off = "platform API lookups are turned off";
+    let (runner, environment_protection) = if !opts.use_platform_api {
+        (
+            ApiSignal::NotAsked(off.into()),
+            ApiSignal::NotAsked(off.into()),
+        )
+    } else {
+        match platform {
+            Platform::GitHub => github_api(model, opts, claims, &http)?,
+            Platform::GitLab => {
+                let gl = model
+                    .trust
+                    .gitlab
+                    .as_ref()
+                    .ok_or_else(|| not_pinned(platform))?;
+                let runner = match opts.env.secret(env::CI_JOB_TOKEN) {
+                    None => ApiSignal::NotAsked(format!("{} is not set", env::CI_JOB_TOKEN)),
+                    Some(job_token) => {
+                        match platform::gitlab_job_runner(&gl.api_url(), &job_token, &http) {
+                            Ok(r) => ApiSignal::Answered(r),
+                            Err(e) => ApiSignal::Failed(e.to_string()),
+                        }
+                    }
+                };
+                (
+                    runner,
+                    ApiSignal::NotAsked("GitLab states environment protection in the token".into()),
+                )
+            }
+        }
+    };
+    let probe = LocalProbe {
+        root: opts.root.clone(),
+        env: opts.env.clone(),
+        metadata_endpoint: Some(
+            opts.metadata_endpoint
+                .unwrap_or(model.local.metadata_endpoint),
+        ),
+        probe_timeout: Duration::from_millis(model.local.probe_timeout_ms),
+    };
+    Ok(Signals {
+        token,
+        runner,
+        environment_protection,
+        variables: Variables::read(platform, &opts.env),
+        local: probe.gather(),
+    })
+}
+
+type GitHubApi = (ApiSignal<RunnerInfo>, ApiSignal<EnvironmentProtection>);
+
+fn github_api(
+    model: &TierModel,
+    opts: &GuardOptions,
+    claims: Option<&Claims>,
+    http: &Http,
+) -> Result<GitHubApi, TierModelError> {
+    let gh = model
+        .trust
+        .github
+        .as_ref()
+        .ok_or_else(|| not_pinned(Platform::GitHub))?;
+    let Some(claims) = claims else {
+        let why = "no verified token: the job id to ask about would come from a spoofable variable";
+        return Ok((
+            ApiSignal::NotAsked(why.into()),
+            ApiSignal::NotAsked(why.into()),
+        ));
+    };
+    let Some(api_token) = opts.env.secret(env::GITHUB_TOKEN) else {
+        let why = format!("{} is not set", env::GITHUB_TOKEN);
+        return Ok((ApiSignal::NotAsked(why.clone()), ApiSignal::NotAsked(why)));
+    };
+    let runner = match claims.string("check_run_id") {
+        None => ApiSignal::NotAsked("the verified token has no `check_run_id` claim".into()),
+        Some(job_id) => {
+            match platform::github_job_runner(
+                &gh.api_url,
+                &gh.repository,
+                &job_id,
+                &api_token,
+                http,
+            ) {
+                Ok(r) => ApiSignal::Answered(r),
+                Err(e) => ApiSignal::Failed(e.to_string()),
+            }
+        }
+    };
+    let environment = claims.string("environment");
+    let wants_protection = environment
+        .as_deref()
+        .and_then(|e| model.tier_for_environment(e))
+        .is_some_and(|t| t.require_protected_environment);
+    let protection = match environment {
+        Some(name) if wants_protection => match platform::github_environment_protection(
+            &gh.api_url,
+            &gh.repository,
+            &name,
+            &api_token,
+            http,
+        ) {
+            Ok(p) => ApiSignal::Answered(p),
+            Err(e) => ApiSignal::Failed(e.to_string()),
+        },
+        _ => ApiSignal::NotAsked("the tier does not require a protected environment".into()),
+    };
+    Ok((runner, protection))
+}
+
+/// Collects signals and evaluates them.
+pub fn run(model: &TierModel, opts: &GuardOptions) -> Result<Report, TierModelError> {
+    let signals = collect(model, opts)?;
+    Ok(evaluate(model, &opts.request, &signals))
+}
+
+/// A value together with the source it came from.
+type Fact<T> = Option<(T, Source)>;
+
+/// The verified claim if a token verified, else the variable.
+fn fact<T>(verified: Option<T>, variable: Option<T>) -> Fact<T> {
+    verified
+        .map(|v| (v, Source::VerifiedToken))
+        .or_else(|| variable.map(|v| (v, Source::UnverifiedVariable)))
+}
+
+struct Judge<'a> {
+    model: &'a TierModel,
+    platform: Platform,
+    claims: Option<&'a Claims>,
+    signals: &'a Signals,
+    checks: Vec<Check>,
+    /// Whether missing signals fail (true when the tier requires verification, or is unknown).
+    strict: bool,
+}
+
+impl Judge<'_> {
+    fn claim(&self, name: &str) -> Option<String> {
+        self.claims.and_then(|c| c.string(name))
+    }
+
+    fn claim_bool(&self, name: &str) -> Option<bool> {
+        self.claims.and_then(|c| c.boolean(name))
+    }
+
+    /// A signal the check needs is missing: fail for want of trust on strict tiers, else warn.
+    fn missing(&mut self, id: &str, source: Source, reason: String) {
+        self.checks.push(if self.strict {
+            Check::untrusted(id, source, reason)
+        } else {
+            Check::warn(id, source, reason)
+        });
+    }
+
+    /// A required boolean property.
+    fn require(&mut self, id: &str, what: &str, fact: Fact<bool>, missing: &str) {
+        match fact {
+            Some((true, s)) => self.checks.push(Check::pass(id, s, format!("{what}: yes"))),
+            Some((false, s)) => self.checks.push(Check::fail(id, s, format!("{what}: no"))),
+            None => self.missing(id, Source::VerifiedToken, missing.to_owned()),
+        }
+    }
+
+    /// A hardening property: `bad` is the violation (if any); required violations fail,
+    /// optional ones warn.
+    fn hardening(&mut self, id: &str, required: bool, bad: Option<Option<String>>, ok: &str) {
+        match bad {
+            Some(None) => self.checks.push(Check::pass(id, Source::LocalKernel, ok)),
+            Some(Some(why)) if required => {
+                self.checks.push(Check::fail(id, Source::LocalKernel, why))
+            }
+            Some(Some(why)) => self.checks.push(Check::warn(
+                id,
+                Source::LocalKernel,
+                format!("{why} (not required for this tier)"),
+            )),
+            None if required => self.missing(
+                id,
+                Source::LocalKernel,
+                self.signals
+                    .local
+                    .status_error
+                    .clone()
+                    .unwrap_or_else(|| "the local fact could not be established".into()),
+            ),
+            None => self.checks.push(Check::warn(
+                id,
+                Source::LocalKernel,
+                "could not be established (not required for this tier)",
+            )),
+        }
+    }
+}
+
+/// Judges `signals` against the tier model. Pure: no I/O.
+pub fn evaluate(model: &TierModel, request: &Request, signals: &Signals) -> Report {
+    let platform = request.platform;
+    let claims = match &signals.token {
+        TokenSignal::Verified(c) => Some(c),
+        _ => None,
+    };
+    let mut j = Judge {
+        model,
+        platform,
+        claims,
+        signals,
+        checks: Vec::new(),
+        strict: true,
+    };
+
+    // Environment and tier.
+    let verified_env = claims.and_then(|c| c.string("environment"));
+    let variable_env = signals
+        .variables
+        .environment
+        .clone()
+        .or_else(|| request.environment.clone());
+    let environment: Fact<String> = if claims.is_some() {
+        verified_env.clone().map(|e| (e, Source::VerifiedToken))
+    } else {
+        variable_env
+            .clone()
+            .map(|e| (e, Source::UnverifiedVariable))
+    };
+    let tier = resolve_tier(
+        &mut j,
+        request,
+        environment.as_ref(),
+        variable_env.as_deref(),
+    );
+    j.strict = tier.is_none_or(|t| t.require_verified);
+
+    token_check(&mut j);
+    repository_check(&mut j);
+    if let Some(tier) = tier {
+        tier_checks(&mut j, tier, environment.as_ref());
+    }
+    local_checks(&mut j, tier);
+
+    // require_verified: a pass that rests only on a variable is not good enough.
+    if j.strict {
+        for c in &mut j.checks {
+            if c.status == Status::Pass && c.source == Source::UnverifiedVariable {
+                c.status = Status::Fail;
+                c.untrusted = true;
+                c.reason = format!(
+                    "rests only on a CI variable an earlier step could set (the tier requires verified signals): {}",
+                    c.reason
+                );
+            }
+        }
+    }
+    let checks = j.checks;
+    let outcome = Report::outcome_of(&checks);
+    let runner = signals.runner.answered().cloned();
+    Report {
+        schema: REPORT_SCHEMA,
+        platform: platform.as_str(),
+        tier: tier.map(|t| t.name.clone()),
+        environment: environment.map(|(e, _)| e),
+        require_verified: tier.is_none_or(|t| t.require_verified),
+        tier_model_digest: model.digest().to_owned(),
+        outcome,
+        exit_code: outcome.exit_code(),
+        checks,
+        claims: claims.cloned(),
+        runner,
+        local: signals.local.clone(),
+    }
+}
+
+fn resolve_tier<'m>(
+    j: &mut Judge<'m>,
+    request: &Request,
+    environment: Option<&(String, Source)>,
+    variable_env: Option<&str>,
+) -> Option<&'m Tier> {
+    let model = j.model;
+    let id = "tier";
+    if let (Some((verified, Source::VerifiedToken)), Some(asked)) = (environment, variable_env)
+        && verified != asked
+    {
+        j.checks.push(Check::fail(
+            id,
+            Source::VerifiedToken,
+            format!(
+                "the job claims environment `{asked}` but its verified token says `{verified}`"
+            ),
+        ));
+        return None;
+    }
+    if j.claims.is_some()
+        && environment.is_none()
+        && let Some(asked) = variable_env
+    {
+        j.checks.push(Check::fail(
+            id,
+            Source::VerifiedToken,
+            format!(
+                "the job claims environment `{asked}` but its verified token names no environment"
+            ),
+        ));
+        return None;
+    }
+    let none_source = if j.claims.is_some() {
+        Source::VerifiedToken
+    } else {
+        Source::UnverifiedVariable
+    };
+    let (tier, source, why) = match environment {
+        Some((env, source)) => match model.tier_for_environment(env) {
+            Some(t) => (
+                t,
+                *source,
+                format!("environment `{env}` belongs to tier `{}`", t.name),
+            ),
+            None => {
+                j.checks.push(Check::fail(
+                    id,
+                    *source,
+                    format!("environment `{env}` is not in the tier model: map it to a tier under `environments`"),
+                ));
+                return None;
+            }
+        },
+        None => {
+            let name = request.tier.as_deref().or(model.default_tier.as_deref());
+            match name.and_then(|n| model.tier(n)) {
+                Some(t) => (
+                    t,
+                    none_source,
+                    format!("the job has no environment; judged as tier `{}`", t.name),
+                ),
+                None => {
+                    j.checks.push(Check::fail(
+                        id,
+                        none_source,
+                        match name {
+                            Some(n) => format!("unknown tier `{n}`: define it in the tier model"),
+                            None => "the job has no environment and the tier model has no `default_tier`: set one, or pass the expected tier".into(),
+                        },
+                    ));
+                    return None;
+                }
+            }
+        }
+    };
+    if let Some(asked) = &request.tier
+        && asked != &tier.name
+    {
+        j.checks.push(Check::fail(
+            id,
+            source,
+            format!("the job expects tier `{asked}`, but {why}"),
+        ));
+        return None;
+    }
+    j.checks.push(Check::pass(id, source, why));
+    Some(tier)
+}
+
+fn token_check(j: &mut Judge<'_>) {
+    let id = "oidc-token";
+    match &j.signals.token {
+        TokenSignal::Verified(c) => {
+            let iss = c.string("iss").unwrap_or_default();
+            j.checks.push(Check::pass(
+                id,
+                Source::VerifiedToken,
+                format!(
+                    "signed by the pinned issuer `{iss}`; audience, expiry and not-before hold"
+                ),
+            ));
+        }
+        TokenSignal::Rejected(reason) => {
+            j.checks.push(Check::fail(
+                id,
+                Source::VerifiedToken,
+                format!("token refused: {reason}"),
+            ));
+        }
+        TokenSignal::Unavailable(reason) => j.missing(
+            id,
+            Source::VerifiedToken,
+            format!("no verified token: {reason}"),
+        ),
+    }
+}
+
+fn repository_check(j: &mut Judge<'_>) {
+    let id = "repository";
+    let (expected, claim) = match j.platform {
+        Platform::GitHub => (
+            j.model
+                .trust
+                .github
+                .as_ref()
+                .map(|g| g.repository_id.clone()),
+            "repository_id",
+        ),
+        Platform::GitLab => (
+            j.model.trust.gitlab.as_ref().map(|g| g.project_id.clone()),
+            "project_id",
+        ),
+    };
+    let Some(expected) = expected else {
+        return;
+    };
+    match fact(j.claim(claim), j.signals.variables.repository_id.clone()) {
+        Some((found, s)) if found == expected => {
+            j.checks.push(Check::pass(id, s, format!("`{claim}` is {found}, as pinned")));
+        }
+        Some((found, s)) => j.checks.push(Check::fail(
+            id,
+            s,
+            format!("`{claim}` is {found}, but the tier model pins {expected}: a token of another repository or project is refused"),
+        )),
+        None => j.missing(id, Source::VerifiedToken, format!("`{claim}` is unknown")),
+    }
+}
+
+fn tier_checks(j: &mut Judge<'_>, tier: &Tier, environment: Option<&(String, Source)>) {
+    if tier.require_protected_ref {
+        let f = fact(
+            j.claim_bool("ref_protected"),
+            j.signals.variables.ref_protected,
+        );
+        j.require(
+            "protected-ref",
+            "the ref is protected",
+            f,
+            "whether the ref is protected is unknown (no verified token, no variable)",
+        );
+    }
+    if tier.require_protected_environment {
+        protected_environment(j, environment);
+    }
+    let runner_env = fact(
+        j.claim("runner_environment"),
+        j.signals.variables.runner_environment.clone(),
+    )
+    .and_then(|(v, s)| RunnerEnvironment::parse(&v).map(|e| (e, s)));
+    if let Some(want) = tier.runner_environment {
+        let id = "runner-environment";
+        match runner_env {
+            Some((got, s)) if want.admits(got) => j.checks.push(Check::pass(
+                id,
+                s,
+                format!("runner environment is `{}`", got.as_str()),
+            )),
+            Some((got, s)) => j.checks.push(Check::fail(
+                id,
+                s,
+                format!(
+                    "runner environment is `{}`, tier `{}` requires `{}`",
+                    got.as_str(),
+                    tier.name,
+                    want.as_str()
+                ),
+            )),
+            None => j.missing(
+                id,
+                Source::VerifiedToken,
+                "the runner environment is unknown".into(),
+            ),
+        }
+    }
+    runner_checks(j, tier, runner_env.map(|(e, _)| e));
+    if tier.require_ephemeral {
+        let id = "ephemeral-runner";
+        match runner_env {
+            Some((e, s)) if e.is_hosted() => j.checks.push(Check::pass(
+                id,
+                s,
+                format!("`{}` runners are fresh virtual machines per job", e.as_str()),
+            )),
+            // No in-job signal says whether a self-hosted runner is ephemeral (the runners API
+            // needs admin rights): say so in the evidence rather than block every deploy.
+            Some((RunnerEnvironment::SelfHosted, _)) => j.checks.push(Check::warn(
+                id,
+                Source::PlatformApi,
+                "a self-hosted runner's ephemerality cannot be verified from inside the job: register runners as ephemeral (GitHub `--ephemeral`, GitLab autoscaler with one build per instance) and audit them with `custody runners audit`",
+            )),
+            _ => j.missing(
+                id,
+                Source::VerifiedToken,
+                "the runner environment is unknown, so ephemerality cannot be judged".into(),
+            ),
+        }
+    }
+    if let Some(want) = &tier.gitlab_deployment_tier
+        && j.platform == Platform::GitLab
+    {
+        let id = "deployment-tier";
+        match fact(
+            j.claim("deployment_tier"),
+            j.signals.variables.deployment_tier.clone(),
+        ) {
+            Some((got, s)) if &got == want => {
+                j.checks
+                    .push(Check::pass(id, s, format!("deployment tier is `{got}`")));
+            }
+            Some((got, s)) => j.checks.push(Check::fail(
+                id,
+                s,
+                format!(
+                    "deployment tier is `{got}`, tier `{}` requires `{want}`",
+                    tier.name
+                ),
+            )),
+            None => j.missing(
+                id,
+                Source::VerifiedToken,
+                "the deployment tier is unknown".into(),
+            ),
+        }
+    }
+    cloud_identity(j, tier);
+}
+
+fn protected_environment(j: &mut Judge<'_>, environment: Option<&(String, Source)>) {
+    let id = "protected-environment";
+    let Some((name, _)) = environment else {
+        j.checks.push(Check::fail(
+            id,
+            Source::LocalKernel,
+            "the job references no environment, but its tier requires a protected one",
+        ));
+        return;
+    };
+    match j.platform {
+        Platform::GitLab => {
+            let f = j.claim_bool("environment_protected").map(|b| (b, Source::VerifiedToken));
+            j.require(
+                id,
+                &format!("environment `{name}` is protected"),
+                f,
+                "whether the environment is protected is unknown (GitLab states it only in the verified token)",
+            );
+        }
+        Platform::GitHub => match &j.signals.environment_protection {
+            ApiSignal::Answered(p) if p.is_protected() => {
+                let mut reason = format!("environment `{name}` has");
+                if p.required_reviewers {
+                    reason.push_str(" required reviewers");
+                }
+                if p.required_reviewers && p.branch_policy {
+                    reason.push_str(" and");
+                }
+                if p.branch_policy {
+                    reason.push_str(" a deployment branch policy");
+                }
+                if p.can_admins_bypass == Some(true) {
+                    j.checks.push(Check::warn(
+                        id,
+                        Source::PlatformApi,
+                        format!("{reason}, but administrators can bypass it"),
+                    ));
+                } else {
+                    j.checks.push(Check::pass(id, Source::PlatformApi, reason));
+                }
+            }
+            ApiSignal::Answered(_) => j.checks.push(Check::fail(
+                id,
+                Source::PlatformApi,
+                format!("environment `{name}` has neither required reviewers nor a deployment branch policy"),
+            )),
+            other => {
+                let why = format!("environment protection is unknown: {}", other.why_not());
+                j.missing(id, Source::PlatformApi, why);
+            }
+        },
+    }
+}
+
+/// A runner identity: each part with its source, `None` when unknown.
+#[derive(Debug, Default)]
+struct Identity {
+    name: Fact<String>,
+    group: Fact<String>,
+    labels: Fact<BTreeSet<String>>,
+    id: Fact<u64>,
+}
+
+/// An any-of criterion: allowed values, the runner's value, what it is called.
+type AnyOf<'a> = (&'a BTreeSet<String>, &'a Fact<String>, &'a str);
+
+enum Admit {
+    Yes(Source),
+    No(String, Source),
+    Unknown(String),
+}
+
+fn weakest(sources: impl IntoIterator<Item = Source>) -> Source {
+    sources.into_iter().max().unwrap_or(Source::LocalKernel)
+}
+
+fn admits(tier: &Tier, platform: Platform, who: &Identity) -> Admit {
+    let mut used = Vec::new();
+    let mut check_any =
+        |set: &BTreeSet<String>, value: &Fact<String>, what: &str| -> Option<Admit> {
+            if set.is_empty() {
+                return None;
+            }
+            match value {
+                None => Some(Admit::Unknown(format!("the runner's {what} is unknown"))),
+                Some((v, s)) if set.contains(v) => {
+                    used.push(*s);
+                    None
+                }
+                Some((v, s)) => Some(Admit::No(
+                    format!("{what} `{v}` is not allowed in tier `{}`", tier.name),
+                    *s,
+                )),
+            }
+        };
+    let (any_checks, all_set, id_set): (Vec<AnyOf<'_>>, _, _) = match platform {
+        Platform::GitHub => (
+            vec![
+                (&tier.runners.github.names, &who.name, "runner name"),
+                (&tier.runners.github.groups, &who.group, "runner group"),
+            ],
+            &tier.runners.github.labels,
+            None,
+        ),
+        Platform::GitLab => (
+            vec![],
+            &tier.runners.gitlab.tags,
+            Some(&tier.runners.gitlab.ids),
+        ),
+    };
+    for (set, value, what) in any_checks {
+        if let Some(verdict) = check_any(set, value, what) {
+            return verdict;
+        }
+    }
+    if let Some(ids) = id_set.filter(|ids| !ids.is_empty()) {
+        match &who.id {
+            None => return Admit::Unknown("the runner id is unknown".into()),
+            Some((id, s)) if ids.contains(id) => used.push(*s),
+            Some((id, s)) => {
+                return Admit::No(
+                    format!("runner id {id} is not allowed in tier `{}`", tier.name),
+                    *s,
+                );
+            }
+        }
+    }
+    if !all_set.is_empty() {
+        let what = if platform == Platform::GitHub {
+            "labels"
+        } else {
+            "tags"
+        };
+        match &who.labels {
+            None => return Admit::Unknown(format!("the runner's {what} are unknown")),
+            Some((labels, s)) => {
+                let missing: Vec<&str> = all_set.difference(labels).map(String::as_str).collect();
+                if !missing.is_empty() {
+                    return Admit::No(
+                        format!(
+                            "the runner lacks {what} required by tier `{}`: {}",
+                            tier.name,
+                            missing.join(", ")
+                        ),
+                        *s,
+                    );
+                }
+                used.push(*s);
+            }
+        }
+    }
+    Admit::Yes(weakest(used))
+}
+
+fn identity(j: &Judge<'_>) -> Identity {
+    let api = j.signals.runner.answered();
+    let vars = &j.signals.variables;
+    let api_fact = |v: Option<String>| v.map(|v| (v, Source::PlatformApi));
+    match j.platform {
+        Platform::GitHub => Identity {
+            name: api_fact(api.and_then(|r| r.name.clone())).or_else(|| {
+                vars.runner_name
+                    .clone()
+                    .map(|n| (n, Source::UnverifiedVariable))
+            }),
+            group: api_fact(api.and_then(|r| r.group.clone())),
+            labels: api.map(|r| (r.labels.iter().cloned().collect(), Source::PlatformApi)),
+            id: None,
+        },
+        Platform::GitLab => Identity {
+            name: api_fact(api.and_then(|r| r.name.clone())),
+            group: None,
+            labels: api
+                .map(|r| (r.labels.iter().cloned().collect(), Source::PlatformApi))
+                .or_else(|| {
+                    vars.runner_tags
+                        .as_ref()
+                        .map(|t| (t.iter().cloned().collect(), Source::UnverifiedVariable))
+                }),
+            id: j
+                .claim("runner_id")
+                .and_then(|v| v.parse().ok())
+                .map(|v| (v, Source::VerifiedToken))
+                .or_else(|| api.and_then(|r| r.id).map(|v| (v, Source::PlatformApi)))
+                .or_else(|| vars.runner_id.map(|v| (v, Source::UnverifiedVariable))),
+        },
+    }
+}
+
+fn describe(who: &Identity) -> String {
+    let mut parts = Vec::new();
+    if let Some((id, _)) = &who.id {
+        parts.push(format!("id {id}"));
+    }
+    if let Some((n, _)) = &who.name {
+        parts.push(format!("`{n}`"));
+    }
+    if let Some((g, _)) = &who.group {
+        parts.push(format!("group `{g}`"));
+    }
+    if let Some((l, _)) = &who.labels
+        && !l.is_empty()
+    {
+        parts.push(format!(
+            "labels {}",
+            l.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        "the runner".into()
+    } else {
+        format!("runner {}", parts.join(", "))
+    }
+}
+
+fn runner_checks(j: &mut Judge<'_>, tier: &Tier, runner_env: Option<RunnerEnvironment>) {
+    let who = identity(j);
+    let selector_empty = match j.platform {
+        Platform::GitHub => tier.runners.github.is_empty(),
+        Platform::GitLab => tier.runners.gitlab.is_empty(),
+    };
+    // GitLab: the API's runner must be the token's runner.
+    if j.platform == Platform::GitLab
+        && let (Some(claimed), Some(api_id)) = (
+            j.claim("runner_id").and_then(|v| v.parse::<u64>().ok()),
+            j.signals.runner.answered().and_then(|r| r.id),
+        )
+        && claimed != api_id
+    {
+        j.checks.push(Check::fail(
+            "runner",
+            Source::PlatformApi,
+            format!(
+                "the token names runner {claimed} but the API says the job runs on runner {api_id}"
+            ),
+        ));
+        return;
+    }
+    let id = "runner";
+    if selector_empty {
+        // Validation only allows this for platform-hosted tiers; runner-environment covers it.
+        j.checks.push(Check::pass(
+            id,
+            Source::LocalKernel,
+            format!(
+                "tier `{}` admits any platform-hosted runner (see runner-environment)",
+                tier.name
+            ),
+        ));
+    } else {
+        match admits(tier, j.platform, &who) {
+            Admit::Yes(s) => j.checks.push(Check::pass(
+                id,
+                s,
+                format!("{} is allowed in tier `{}`", describe(&who), tier.name),
+            )),
+            Admit::No(why, s) => j.checks.push(Check::fail(id, s, why)),
+            Admit::Unknown(why) => {
+                let api = j.signals.runner.why_not().to_owned();
+                let reason = if api.is_empty() {
+                    why
+                } else {
+                    format!("{why}: {api}")
+                };
+                j.missing(id, Source::PlatformApi, reason);
+            }
+        }
+    }
+    // A runner may serve one tier only: no other tier may admit it.
+    let others: Vec<String> = j
+        .model
+        .tiers
+        .values()
+        .filter(|t| t.name != tier.name)
+        .filter(|t| {
+            let empty = match j.platform {
+                Platform::GitHub => t.runners.github.is_empty(),
+                Platform::GitLab => t.runners.gitlab.is_empty(),
+            };
+            let env_ok = match (t.runner_environment, runner_env) {
+                (Some(want), Some(got)) => want.admits(got),
+                _ => true,
+            };
+            !empty && env_ok && matches!(admits(t, j.platform, &who), Admit::Yes(_))
+        })
+        .map(|t| format!("`{}`", t.name))
+        .collect();
+    if !others.is_empty() {
+        j.checks.push(Check::fail(
+            "runner-single-tier",
+            weakest(
+                [
+                    who.name.as_ref().map(|f| f.1),
+                    who.group.as_ref().map(|f| f.1),
+                    who.id.as_ref().map(|f| f.1),
+                ]
+                .into_iter()
+                .flatten(),
+            ),
+            format!(
+                "{} is also admitted by tier(s) {}: a runner may serve one tier only",
+                describe(&who),
+                others.join(", ")
+            ),
+        ));
+    }
+}
+
+fn cloud_identity(j: &mut Judge<'_>, tier: &Tier) {
+    let id = "cloud-identity";
+    let Some(role) = j.signals.variables.aws_role_arn.clone() else {
+        if !tier.cloud_identities.is_empty() {
+            j.checks.push(Check::warn(
+                id,
+                Source::UnverifiedVariable,
+                "AWS_ROLE_ARN is not set: the tier's cloud identities are enforced only by the roles' trust policies on OIDC claims",
+            ));
+        }
+        return;
+    };
+    let owner = j.model.tier_of_aws_role(&role);
+    match owner {
+        Some(t) if t.name != tier.name => j.checks.push(Check::fail(
+            id,
+            Source::UnverifiedVariable,
+            format!("AWS_ROLE_ARN `{role}` belongs to tier `{}`, not `{}`", t.name, tier.name),
+        )),
+        Some(_) => j.checks.push(Check::warn(
+            id,
+            Source::UnverifiedVariable,
+            format!("AWS_ROLE_ARN `{role}` is allowed for this tier; a variable proves nothing, the role's trust policy on OIDC claims must enforce it"),
+        )),
+        None if aws_role_account(&role).is_none() => j.checks.push(Check::fail(
+            id,
+            Source::UnverifiedVariable,
+            format!("AWS_ROLE_ARN `{role}` is not an IAM role ARN"),
+        )),
+        None => j.checks.push(Check::fail(
+            id,
+            Source::UnverifiedVariable,
+            format!("AWS_ROLE_ARN `{role}` is not among the cloud identities of tier `{}`", tier.name),
+        )),
+    }
+}
+
+fn local_checks(j: &mut Judge<'_>, tier: Option<&Tier>) {
+    // An unknown tier is judged as strictly as a production tier.
+    let h = tier.map(|t| t.hardening);
+    let req = |f: fn(&crate::tier::Hardening) -> bool| h.as_ref().is_none_or(f);
+    let local = j.signals.local.clone();
+    let status = local.status.as_ref();
+
+    let privileged = status.and_then(|s| s.privileged.map(|p| (p, s)));
+    j.hardening(
+        "no-privileged-capabilities",
+        req(|h| h.no_privileged_capabilities),
+        privileged.map(|(p, s)| {
+            p.then(|| {
+                format!(
+                    "the guard runs privileged: CapEff {} holds CAP_SYS_ADMIN or the full set",
+                    s.cap_eff.clone().unwrap_or_default()
+                )
+            })
+        }),
+        &match status.map(|s| s.dangerous_capabilities.as_slice()) {
+            Some(caps) if !caps.is_empty() => {
+                format!("not privileged, though CapEff holds {}", caps.join(", "))
+            }
+            _ => "no privileged capabilities in CapEff".into(),
+        },
+    );
+    j.hardening(
+        "no-root",
+        req(|h| h.no_root),
+        status
+            .and_then(|s| s.uid)
+            .map(|uid| (uid == 0).then(|| "the guard runs as uid 0".to_owned())),
+        &format!(
+            "runs as uid {}",
+            status.and_then(|s| s.uid).unwrap_or_default()
+        ),
+    );
+    j.hardening(
+        "no-container-socket",
+        req(|h| h.no_container_socket),
+        Some((!local.container_runtime_access.is_empty()).then(|| {
+            format!(
+                "container runtime reachable (root on the host): {}",
+                local.container_runtime_access.join(", ")
+            )
+        })),
+        "no container runtime socket",
+    );
+    let mut ambient: Vec<String> = local
+        .ambient_credential_variables
+        .iter()
+        .map(|v| format!("${v}"))
+        .collect();
+    ambient.extend(local.ambient_credential_files.iter().cloned());
+    if local.kubernetes_service_account_token {
+        ambient.push(crate::local::KUBERNETES_SA_TOKEN.to_owned());
+    }
+    j.hardening(
+        "no-ambient-credentials",
+        req(|h| h.no_ambient_credentials),
+        Some((!ambient.is_empty()).then(|| {
+            format!(
+                "credentials present before the job obtained its own (names only, values not read): {}",
+                ambient.join(", ")
+            )
+        })),
+        "no ambient cloud or cluster credentials",
+    );
+    let metadata = match &local.metadata {
+        MetadataProbe::NotProbed => None,
+        MetadataProbe::Unreachable { .. } => Some(None),
+        MetadataProbe::Reachable {
+            endpoint,
+            status_line,
+        } => Some(Some(format!(
+            "instance metadata endpoint {endpoint} answers{}: the runner's cloud identity is reachable",
+            status_line
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        ))),
+    };
+    let unreachable_reason = match &local.metadata {
+        MetadataProbe::Unreachable { endpoint, reason } => {
+            format!("metadata endpoint {endpoint} unreachable: {reason}")
+        }
+        _ => String::new(),
+    };
+    j.hardening(
+        "metadata-unreachable",
+        req(|h| h.metadata_unreachable),
+        metadata,
+        &unreachable_reason,
+    );
+    j.hardening(
+        "no-new-privs",
+        h.is_some_and(|h| h.require_no_new_privs),
+        status.and_then(|s| s.no_new_privs).map(|n| {
+            (!n).then(|| "NoNewPrivs is 0: setuid binaries can raise privileges".to_owned())
+        }),
+        "NoNewPrivs is set",
+    );
+    j.hardening(
+        "seccomp",
+        h.is_some_and(|h| h.require_seccomp),
+        status
+            .and_then(|s| s.seccomp)
+            .map(|m| (m == 0).then(|| "no seccomp filter".to_owned())),
+        &format!(
+            "seccomp mode {}",
+            status.and_then(|s| s.seccomp).unwrap_or_default()
+        ),
+    );
+}
