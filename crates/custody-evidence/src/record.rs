@@ -1,5 +1,6 @@
 //! The Custody record: what every statement carries besides its standard predicate,
-//! as one extension field named by a TypeURI (the in-toto convention for extensions).
+//! as one statement-level extension field, `custodyRecord` (in-toto v1 parsing rules:
+//! producers may add extension fields to any object; names avoid `.` and `$`).
 //! It says where the raw materials live, in which pipeline the record was made, which
 //! HIPAA controls it supports, and which record came before it (the chain).
 
@@ -8,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::hipaa::Control;
 
-/// Name of the extension field in the predicate.
-pub const RECORD_EXTENSION: &str = "https://custody.dev/record/v1";
+/// Name of the statement's extension field.
+pub const RECORD_EXTENSION: &str = "custodyRecord";
 
 /// One raw input file, stored byte for byte as a content-addressed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::VerifyError;
-use crate::record::{RECORD_EXTENSION, RecordInfo};
+use crate::record::RecordInfo;
 
 /// `_type` of in-toto Statement v1.
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
@@ -57,24 +57,31 @@ pub struct Statement {
     pub predicate_type: String,
     #[serde(default)]
     pub predicate: serde_json::Value,
+    /// The Custody record: an extension field of the statement (in-toto v1 parsing
+    /// rules allow extension fields on any object), so standard predicates such as a
+    /// CycloneDX BOM stay exactly as their specification defines them.
+    #[serde(
+        rename = "custodyRecord",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub record: Option<RecordInfo>,
 }
 
 impl Statement {
-    /// A v1 statement with the record extension set in its predicate object.
+    /// A v1 statement carrying a Custody record.
     pub fn new(
         subject: Vec<ResourceDescriptor>,
         predicate_type: impl Into<String>,
-        mut predicate: serde_json::Map<String, serde_json::Value>,
+        predicate: serde_json::Map<String, serde_json::Value>,
         record: &RecordInfo,
     ) -> Result<Self, crate::EvidenceError> {
-        let ext = serde_json::to_value(record)
-            .map_err(|e| crate::EvidenceError::Serialize(e.to_string()))?;
-        predicate.insert(RECORD_EXTENSION.to_owned(), ext);
         Ok(Self {
             type_: STATEMENT_V1.to_owned(),
             subject,
             predicate_type: predicate_type.into(),
             predicate: serde_json::Value::Object(predicate),
+            record: Some(record.clone()),
         })
     }
 
@@ -88,11 +95,9 @@ impl Statement {
         Ok(st)
     }
 
-    /// The Custody record extension, when the statement carries one.
-    pub fn record(&self) -> Option<Result<RecordInfo, serde_json::Error>> {
-        self.predicate
-            .get(RECORD_EXTENSION)
-            .map(RecordInfo::deserialize)
+    /// The Custody record, when the statement carries one.
+    pub fn record(&self) -> Option<&RecordInfo> {
+        self.record.as_ref()
     }
 
     /// SHA-256 digests of all subjects.

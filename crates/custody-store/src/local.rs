@@ -385,12 +385,9 @@ impl LocalStore {
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let statement =
             Statement::from_slice(&payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let record = statement
-            .record()
-            .ok_or_else(|| {
-                StoreError::Invalid("the statement carries no Custody record extension".into())
-            })?
-            .map_err(|e| StoreError::Invalid(format!("record extension: {e}")))?;
+        let record = statement.record().cloned().ok_or_else(|| {
+            StoreError::Invalid("the statement carries no Custody record (custodyRecord)".into())
+        })?;
         for m in &record.materials {
             if !self.object_path(&m.digest).exists() {
                 return Err(StoreError::MissingMaterial { digest: m.digest });
@@ -492,14 +489,21 @@ impl LocalStore {
         let selective = |k: &IndexKey| {
             matches!(
                 k,
-                IndexKey::Subject(_) | IndexKey::Commit(_) | IndexKey::Pipeline(_) | IndexKey::Day(_)
+                IndexKey::Subject(_)
+                    | IndexKey::Commit(_)
+                    | IndexKey::Pipeline(_)
+                    | IndexKey::Day(_)
             )
         };
         let (mut candidates, rest): (Vec<RecordRef>, Vec<&IndexKey>) =
             match keys.iter().enumerate().find(|(_, k)| selective(k)) {
                 Some((i, primary)) => (
                     self.list_key(primary)?,
-                    keys.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, k)| k).collect(),
+                    keys.iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, k)| k)
+                        .collect(),
                 ),
                 None if keys.is_empty() || q.since.is_some() || q.until.is_some() => {
                     (self.list_days(q)?, keys.iter().collect())

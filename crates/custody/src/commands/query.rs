@@ -104,7 +104,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
         let env = Envelope::from_slice(&bytes).with_context(|| format!("record {}", r.digest))?;
         let st = Statement::from_slice(&env.payload_bytes()?)
             .with_context(|| format!("record {}", r.digest))?;
-        let rec = st.record().transpose().ok().flatten();
+        let rec = st.record().cloned();
         rows.push(Row {
             record: r.digest,
             recorded_at: r.recorded_at,

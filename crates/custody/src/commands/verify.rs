@@ -50,7 +50,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
             .require_subject(expected)
             .with_context(|| origin.clone())?;
     }
-    let record = verified.statement.record().transpose().ok().flatten();
+    let record = verified.statement.record().cloned();
     // Materials named by a stored record must be in the store with matching bytes.
     if let (Some(store), Some(rec)) = (&store, &record) {
         for m in &rec.materials {
