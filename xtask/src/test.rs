@@ -72,7 +72,9 @@ pub fn venv() -> anyhow::Result<String> {
         )?;
         std::fs::write(stamp, &wanted)?;
     }
-    let abs = std::fs::canonicalize(python)?;
+    // absolute, but not canonical: resolving the venv's symlink would yield the base
+    // interpreter, which does not see the venv's packages
+    let abs = std::path::absolute(python)?;
     Ok(abs.display().to_string())
 }
 

@@ -74,6 +74,21 @@ impl PipelineContext {
         let repo = self.repository.as_deref().unwrap_or("-");
         Some(format!("{platform}:{repo}:{id}"))
     }
+
+    /// The chain a job's records form: one per job and run attempt, so parallel jobs
+    /// never contend for a chain position (the parent pipeline aggregates them).
+    pub fn chain_id(&self) -> String {
+        let mut id = format!(
+            "{}:{}",
+            self.pipeline_key().unwrap_or_else(|| "local".into()),
+            self.job.as_deref().unwrap_or("default")
+        );
+        if let Some(a) = &self.attempt {
+            id.push('#');
+            id.push_str(a);
+        }
+        id
+    }
 }
 
 /// The link of a record in its chain. A chain is one job's sequence of records in one
@@ -99,6 +114,11 @@ pub struct RecordInfo {
     pub pipeline: PipelineContext,
     pub hipaa: Vec<Control>,
     pub chain: ChainLink,
+    /// The normalized summary of the evidence (components, tests, coverage,
+    /// vulnerabilities, signature, deployment), in one place whatever the predicate
+    /// type, so policies and reports read one shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
 }
 
 impl RecordInfo {
@@ -115,6 +135,7 @@ impl RecordInfo {
                 sequence: 0,
                 previous: None,
             },
+            summary: None,
         }
     }
 }

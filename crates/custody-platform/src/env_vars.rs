@@ -6,6 +6,14 @@
 pub const CUSTODY_STORE: &str = "CUSTODY_STORE";
 /// Path of the signing key when `--key` is not given.
 pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
+/// The signing key itself (PEM), for CI systems that hand secrets over as variables.
+/// Masked on GitHub before anything else is printed.
+pub const CUSTODY_SIGNING_KEY_PEM: &str = "CUSTODY_SIGNING_KEY_PEM";
+/// Where evidence is kept when the store cannot be reached.
+pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
+/// The job's workspace on GitHub and GitLab: evidence files must be inside it.
+pub const GITHUB_WORKSPACE: &str = "GITHUB_WORKSPACE";
+pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";
 /// Log filter for `tracing` (e.g. `debug`).
 pub const CUSTODY_LOG: &str = "CUSTODY_LOG";
 /// Disables colored output when set (https://no-color.org).

@@ -6,8 +6,10 @@
 //! a context read from them is marked `source: "environment"` (unverified). Verified
 //! facts come from OIDC tokens and platform APIs (runner-guard, policy-check).
 
+pub mod ci;
 pub mod context;
 pub mod env_vars;
+pub mod files;
 pub mod keyfiles;
 
 pub use context::{Env, detect_context};

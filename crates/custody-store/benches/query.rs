@@ -73,6 +73,7 @@ fn build(records: usize, key: &SigningKey) -> LocalStore {
                     sequence: i as u64,
                     previous: prev,
                 },
+                summary: None,
             };
             let st = Statement::new(
                 vec![ResourceDescriptor::sha256(

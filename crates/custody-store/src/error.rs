@@ -76,9 +76,30 @@ pub enum StoreError {
     },
     #[error("invalid record: {0}")]
     Invalid(String),
+    #[error("the store at {store} is unavailable: {detail}")]
+    Unavailable { store: String, detail: String },
 }
 
 impl StoreError {
+    /// Errors worth retrying later: the store could not be reached or answered with a
+    /// transient failure. Evidence is spooled locally for these, never for refusals.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::ResourceBusy
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

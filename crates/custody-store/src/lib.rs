@@ -9,12 +9,14 @@ mod append;
 mod error;
 mod index;
 mod local;
+mod push;
 mod query;
 
 pub use append::{Appended, Draft, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
 pub use local::{Durability, LocalStore};
+pub use push::{PushReport, push_spool};
 pub use query::{Query, RecordRef};
 
 use custody_evidence::Digest;

@@ -379,6 +379,49 @@ impl LocalStore {
         envelope: &[u8],
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
+        self.put_record_inner(envelope, retention, true)
+    }
+
+    /// Stores a record in a spool: like a put, except that the chain's earlier
+    /// records may live in the store the spool will be pushed to, so the predecessor
+    /// is not required here (the target store checks it on push).
+    pub fn put_record_spooled(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_record_inner(envelope, retention, false)
+    }
+
+    /// Every record named by a chain entry, chain by chain in sequence order: what a
+    /// spool holds, in the order it must be pushed.
+    pub fn chained_records(&self) -> Result<Vec<Digest>, StoreError> {
+        let chains = self.root.join("chains");
+        let mut names = list_dir(&chains)?;
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let dir = chains.join(&name);
+            let mut seqs: Vec<u64> = list_dir(&dir)?
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            seqs.sort_unstable();
+            for seq in seqs {
+                if let Some(d) = self.read_chain_entry(&dir, seq)? {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_record_inner(
+        &self,
+        envelope: &[u8],
+        retention: &Retention,
+        check_predecessor: bool,
+    ) -> Result<PutOutcome, StoreError> {
         let env = Envelope::from_slice(envelope).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let payload = env
             .payload_bytes()
@@ -400,7 +443,7 @@ impl LocalStore {
             Some(prev_seq) => self.read_chain_entry(&chain_dir, prev_seq)?,
             None => None,
         };
-        if prev_actual != chain.previous {
+        if check_predecessor && prev_actual != chain.previous {
             let show =
                 |d: Option<Digest>| d.map_or_else(|| "nothing".to_owned(), |d| d.to_string());
             return Err(StoreError::ChainBroken {

@@ -33,6 +33,22 @@ pub enum Command {
     Query(QueryArgs),
     /// Print the SHA-256 of files (streamed, constant memory), as subjects are named.
     Digest(DigestArgs),
+    /// Resend records an upload kept in its spool because the store was unreachable.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The spool directory (evidence-upload's --spool).
+    #[arg(long, env = env_vars::CUSTODY_SPOOL, default_value = ".custody-spool")]
+    pub spool: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Keep the spool after a successful push.
+    #[arg(long)]
+    pub keep: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Verify(a) => crate::commands::verify::run(a).await,
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
+            Command::Push(a) => crate::commands::push::run(a).await,
         }
     })
 }

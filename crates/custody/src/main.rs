@@ -2,6 +2,15 @@
 //! verification and audit queries. Parsing and exit codes live here; the work is in
 //! [`custody::run`](cli::run).
 
+/// `println!` that never panics: a closed stdout (`| head`) is not an error worth
+/// dying over, and the data has nowhere to go anyway.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod exit;

@@ -55,5 +55,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+    out.truncate(out.trim_end().len());
     out
 }

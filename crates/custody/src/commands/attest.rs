@@ -3,12 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use custody_evidence::{
-    ChainLink, Control, KeyIdScheme, Material, RecordInfo, ResourceDescriptor, SubjectSpec,
-    sha256_reader,
-};
+use custody_evidence::{ChainLink, Control, KeyIdScheme, Material, RecordInfo};
 use custody_platform::context::ProcessEnv;
-use custody_platform::{detect_context, keyfiles};
+use custody_platform::{detect_context, files, keyfiles};
 use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record, create_store};
 
 use crate::cli::{AttestArgs, ContextArgs, Format};
@@ -33,13 +30,9 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
             format!("{}: not a readable file", args.file.display()),
         ));
     }
-    let subject = resolve_subject(&args.subject)?;
+    let subject = files::resolve_subject(&args.subject, None)?;
     let pipeline = context(&args.context);
-    let chain_id = format!(
-        "{}:{}",
-        pipeline.pipeline_key().unwrap_or_else(|| "local".into()),
-        pipeline.job.as_deref().unwrap_or("default")
-    );
+    let chain_id = pipeline.chain_id();
 
     let store = create_store(&args.store.store)
         .with_context(|| format!("opening store {}", args.store.store))?;
@@ -66,6 +59,7 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
             sequence: 0,
             previous: None,
         },
+        summary: None,
     };
     let draft = Draft {
         subject: vec![subject],
@@ -83,16 +77,17 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
         "retainUntil": retention.retain_until,
     });
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+        Format::Json => out!("{}", serde_json::to_string_pretty(&out)?),
         Format::Table => {
-            println!("record     {}", appended.outcome.digest);
-            println!("store      {}", store.uri());
-            println!(
+            out!("record     {}", appended.outcome.digest);
+            out!("store      {}", store.uri());
+            out!(
                 "chain      {} #{}",
-                appended.link.id, appended.link.sequence
+                appended.link.id,
+                appended.link.sequence
             );
-            println!("material   {} ({} bytes)", stored.digest, stored.size);
-            println!("locked to  {}", retention.retain_until);
+            out!("material   {} ({} bytes)", stored.digest, stored.size);
+            out!("locked to  {}", retention.retain_until);
         }
     }
     Ok(Exit::Ok)
@@ -103,23 +98,6 @@ fn file_name(p: &Path) -> String {
         || p.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-/// Resolves a subject spec, hashing the file when it names one.
-pub fn resolve_subject(spec: &str) -> anyhow::Result<ResourceDescriptor> {
-    let parsed = SubjectSpec::parse(spec)?;
-    if let Some(d) = parsed.descriptor() {
-        return Ok(d);
-    }
-    let path = Path::new(spec);
-    let file = std::fs::File::open(path).map_err(|e| {
-        fail(
-            Exit::Usage,
-            format!("--subject {spec}: not `name@sha256:…`, `sha256:…`, `git:<commit>`, nor a readable file ({e})"),
-        )
-    })?;
-    let (digest, _) = sha256_reader(std::io::BufReader::new(file))?;
-    Ok(ResourceDescriptor::sha256(file_name(path), &digest))
 }
 
 /// The platform's context, with flags filling in or overriding.

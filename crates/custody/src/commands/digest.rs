@@ -11,7 +11,7 @@ pub fn run(args: &DigestArgs) -> anyhow::Result<Exit> {
             .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
         let (digest, _) = sha256_reader(file)
             .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))?;
-        println!("{digest}  {}", path.display());
+        out!("{digest}  {}", path.display());
     }
     Ok(Exit::Ok)
 }

@@ -17,15 +17,15 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<Exit> {
                 "publicKey": public,
                 "keyids": KeyIdScheme::ALL.iter().map(|s| (s.as_str().to_owned(), serde_json::Value::from(pubkey.keyid(*s)))).collect::<serde_json::Map<_, _>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Table => {
-            println!(
+            out!(
                 "private key  {} (mode 0600; keep it secret)",
                 args.out.display()
             );
-            println!("public key   {}", public.display());
-            println!("keyid sslib  {}", pubkey.keyid(KeyIdScheme::Sslib));
+            out!("public key   {}", public.display());
+            out!("keyid sslib  {}", pubkey.keyid(KeyIdScheme::Sslib));
         }
     }
     Ok(Exit::Ok)

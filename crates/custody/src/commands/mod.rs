@@ -3,5 +3,6 @@
 pub mod attest;
 pub mod digest;
 pub mod keygen;
+pub mod push;
 pub mod query;
 pub mod verify;

@@ -118,7 +118,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
         });
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Json => out!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => {
             let body: Vec<Vec<String>> = rows
                 .iter()
@@ -146,7 +146,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 table(
                     &[

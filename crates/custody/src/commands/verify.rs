@@ -74,24 +74,26 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
                 "stage": record.as_ref().map(|r| r.stage.clone()),
                 "chain": record.as_ref().map(|r| r.chain.clone()),
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Table => {
-            println!("verified   {origin}");
-            println!("record     {digest}");
-            println!(
+            out!("verified   {origin}");
+            out!("record     {digest}");
+            out!(
                 "signed by  {} (sslib keyid {})",
                 signer.label,
                 signer.keyid(KeyIdScheme::Sslib)
             );
             for s in &verified.statement.subject {
                 let d: Vec<String> = s.digest.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-                println!("subject    {} {}", s.name, d.join(" "));
+                out!("subject    {} {}", s.name, d.join(" "));
             }
             if let Some(r) = &record {
-                println!(
+                out!(
                     "stage      {} (chain {} #{})",
-                    r.stage, r.chain.id, r.chain.sequence
+                    r.stage,
+                    r.chain.id,
+                    r.chain.sequence
                 );
             }
         }

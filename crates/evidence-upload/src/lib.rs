@@ -1,0 +1,460 @@
+//! `evidence-upload`: each stage's output becomes signed, retention-locked evidence.
+//!
+//! The flow, in the order that keeps evidence safe:
+//! 1. every input is confined to the workspace, detected, parsed and summarized: a
+//!    bad file stops the step before anything is stored;
+//! 2. materials (the raw files, byte for byte) are stored by digest, then each record
+//!    is linked to its job's chain, signed and stored;
+//! 3. when the store cannot be reached, what is left is written, signed and linked,
+//!    to a local spool and the step fails saying how to resend (`custody push`).
+
+pub mod predicate;
+pub mod stage;
+
+use std::path::{Path, PathBuf};
+
+use custody_evidence::{
+    ChainLink, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo, ResourceDescriptor,
+    SigningKey, Statement, sign_statement,
+};
+use custody_formats::{FormatError, Kind, Summary};
+use custody_platform::files::{self, FileError};
+use custody_platform::keyfiles::KeyFileError;
+use custody_store::{
+    AnyStore, Draft, EvidenceStore, LocalStore, ObjectSource, Retention, StoreError, append_record,
+    create_store,
+};
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+pub use stage::Stage;
+
+/// Everything a run needs, resolved and validated at the edge.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub stage: Stage,
+    pub subject: String,
+    pub files: Vec<PathBuf>,
+    pub workspace: PathBuf,
+    pub store: String,
+    pub spool: PathBuf,
+    pub keyid_scheme: KeyIdScheme,
+    pub retention: Retention,
+    pub context: PipelineContext,
+    /// `sign`: the id of the key that signed the artifact (e.g. a KMS key or cosign key).
+    pub signing_key_id: Option<String>,
+    /// Files larger than this are refused rather than parsed (they would be held in memory).
+    pub max_parse_bytes: u64,
+    /// JSON SBOMs up to this size are inlined as the standard predicate.
+    pub inline_bytes: u64,
+}
+
+/// Why a run failed. Each names the file or the store and what to do.
+#[derive(Debug, Error)]
+pub enum UploadError {
+    #[error("{file}: {message}")]
+    Input { file: String, message: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("the store refused the evidence: {0}")]
+    Store(StoreError),
+    #[error(
+        "the store is unreachable ({reason}); {count} record(s) are kept in the spool {spool}: resend them with `custody push --spool {spool} --store {store}` or rerun this job"
+    )]
+    Spooled {
+        reason: String,
+        count: usize,
+        spool: String,
+        store: String,
+    },
+}
+
+impl UploadError {
+    /// The file an error is about, for CI annotations.
+    pub fn file(&self) -> Option<String> {
+        match self {
+            Self::Input { file, .. } => Some(file.clone()),
+            Self::File(
+                FileError::Io { path, .. }
+                | FileError::OutsideWorkspace { path, .. }
+                | FileError::NotAFile { path },
+            ) => Some(path.display().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Documented exit codes: 2 bad input, 3 spooled, 4 refused by the store.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Spooled { .. } => 3,
+            Self::Store(_) => 4,
+            _ => 2,
+        }
+    }
+}
+
+/// One stored record, as reported to the user and the CI platform.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRecord {
+    pub record: Digest,
+    pub predicate_type: String,
+    pub chain: ChainLink,
+    pub material: Option<Material>,
+    pub summary: Option<Value>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub store: String,
+    pub stage: String,
+    pub subject: ResourceDescriptor,
+    pub records: Vec<StoredRecord>,
+}
+
+/// A parsed or raw input, ready to become a record.
+struct Input {
+    real: PathBuf,
+    material: Material,
+    summary: Option<Summary>,
+    inline: Option<Value>,
+}
+
+fn input_err(file: &Path, message: impl Into<String>) -> UploadError {
+    UploadError::Input {
+        file: file.display().to_string(),
+        message: message.into(),
+    }
+}
+
+fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input, UploadError> {
+    let real = files::confine(&cfg.workspace, path)?;
+    let name = files::display_name(&cfg.workspace, &real);
+    let size = std::fs::metadata(&real)
+        .map_err(|e| input_err(path, e.to_string()))?
+        .len();
+    if size == 0 {
+        return Err(input_err(
+            path,
+            "the file is empty; a stage's evidence cannot be empty",
+        ));
+    }
+    let Some(kinds) = kinds else {
+        // raw material: streamed, never held in memory
+        let file = std::fs::File::open(&real).map_err(|e| input_err(path, e.to_string()))?;
+        let (digest, size) =
+            custody_evidence::sha256_reader(file).map_err(|e| input_err(path, e.to_string()))?;
+        return Ok(Input {
+            real,
+            material: Material {
+                name,
+                digest,
+                size,
+                media_type: None,
+                format: None,
+            },
+            summary: None,
+            inline: None,
+        });
+    };
+    if size > cfg.max_parse_bytes {
+        return Err(input_err(
+            path,
+            format!(
+                "{} bytes is more than the {}-byte parse limit; raise --max-parse-size if this report is expected to be that large",
+                size, cfg.max_parse_bytes
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&real).map_err(|e| input_err(path, e.to_string()))?;
+    let summary = custody_formats::summarize(&name, &bytes)?;
+    let kind = summary.format().kind();
+    if !kinds.contains(&kind) {
+        return Err(input_err(
+            path,
+            format!(
+                "a {:?} file is {kind:?} evidence, which stage `{}` does not take (it takes {})",
+                summary.format(),
+                cfg.stage,
+                kinds
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let inline = match summary {
+        Summary::Sbom(_)
+            if bytes.len() as u64 <= cfg.inline_bytes && bytes.first() != Some(&b'<') =>
+        {
+            serde_json::from_slice(&bytes).ok()
+        }
+        _ => None,
+    };
+    let format = summary.format();
+    Ok(Input {
+        real,
+        material: Material {
+            name,
+            digest: Digest::of(&bytes),
+            size,
+            media_type: Some(predicate::media_type(format).to_owned()),
+            format: Some(format!("{format:?}")),
+        },
+        summary: Some(summary),
+        inline,
+    })
+}
+
+/// A record to store: its draft and the files it names.
+struct Planned {
+    draft: Draft,
+    inputs: Vec<PathBuf>,
+    materials: Vec<Material>,
+}
+
+fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, UploadError> {
+    let kinds = cfg.stage.kinds();
+    if kinds.is_some() && cfg.files.is_empty() {
+        return Err(UploadError::Usage(format!(
+            "stage `{}` needs at least one evidence file",
+            cfg.stage
+        )));
+    }
+    let mut inputs = Vec::with_capacity(cfg.files.len());
+    for f in &cfg.files {
+        inputs.push(read_input(cfg, f, kinds)?);
+    }
+    let record = |summary: Option<Value>, materials: Vec<Material>| RecordInfo {
+        stage: cfg.stage.name().to_owned(),
+        recorded_at: jiff::Timestamp::now(),
+        materials,
+        pipeline: cfg.context.clone(),
+        hipaa: cfg.stage.controls(),
+        chain: ChainLink {
+            id: String::new(),
+            sequence: 0,
+            previous: None,
+        },
+        summary,
+    };
+    let draft = |predicate_type: &str, predicate, summary, materials: Vec<Material>| Draft {
+        subject: vec![subject.clone()],
+        predicate_type: predicate_type.to_owned(),
+        predicate,
+        record: record(summary, materials),
+    };
+    let mut planned = Vec::new();
+    match &cfg.stage {
+        Stage::Sign => {
+            if cfg.signing_key_id.is_none() && inputs.is_empty() {
+                return Err(UploadError::Usage(
+                    "stage `sign` needs the signature file or --signing-key-id".into(),
+                ));
+            }
+            let sig = inputs.first().map(|i| i.material.clone());
+            let pred = predicate::signature(subject, cfg.signing_key_id.as_deref(), sig.as_ref());
+            let summary = serde_json::json!({ "signed": subject.digest, "keyId": cfg.signing_key_id, "environment": cfg.context.environment });
+            let materials: Vec<Material> = inputs.iter().map(|i| i.material.clone()).collect();
+            planned.push(Planned {
+                draft: draft(predicate::SIGNATURE, pred, Some(summary), materials.clone()),
+                inputs: inputs.iter().map(|i| i.real.clone()).collect(),
+                materials,
+            });
+        }
+        Stage::Deploy => {
+            let Some(env) = cfg.context.environment.as_deref() else {
+                return Err(UploadError::Usage(
+                    "stage `deploy` needs --environment".into(),
+                ));
+            };
+            let materials: Vec<Material> = inputs.iter().map(|i| i.material.clone()).collect();
+            let pred = predicate::deployment(subject, env, &materials);
+            let summary = serde_json::json!({ "environment": env, "artifact": subject.digest });
+            planned.push(Planned {
+                draft: draft(
+                    predicate::DEPLOYMENT,
+                    pred,
+                    Some(summary),
+                    materials.clone(),
+                ),
+                inputs: inputs.iter().map(|i| i.real.clone()).collect(),
+                materials,
+            });
+        }
+        _ => {
+            for input in &inputs {
+                let Some(summary) = &input.summary else {
+                    continue;
+                };
+                let (ptype, pred) = predicate::for_summary(
+                    summary,
+                    &input.material,
+                    input.inline.clone(),
+                    &cfg.context,
+                );
+                let summary_json = serde_json::to_value(summary).ok();
+                planned.push(Planned {
+                    draft: draft(&ptype, pred, summary_json, vec![input.material.clone()]),
+                    inputs: vec![input.real.clone()],
+                    materials: vec![input.material.clone()],
+                });
+            }
+            if cfg.stage == Stage::Build {
+                let sboms: Vec<Material> = inputs.iter().map(|i| i.material.clone()).collect();
+                let pred = predicate::provenance(&cfg.context, &sboms);
+                planned.push(Planned {
+                    draft: draft(predicate::SLSA_PROVENANCE, pred, None, Vec::new()),
+                    inputs: Vec::new(),
+                    materials: Vec::new(),
+                });
+            }
+        }
+    }
+    Ok(planned)
+}
+
+/// Runs the step.
+pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError> {
+    let subject = files::resolve_subject(&cfg.subject, Some(&cfg.workspace))?;
+    let planned = plan(cfg, &subject)?;
+    let chain_id = cfg.context.chain_id();
+    let mut stored = Vec::with_capacity(planned.len());
+
+    let store = match create_store(&cfg.store) {
+        Ok(s) => s,
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, None, planned, &e),
+        Err(e) => return Err(UploadError::Store(e)),
+    };
+    let mut head = match store.chain_head(&chain_id).await {
+        Ok(h) => h,
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, None, planned, &e),
+        Err(e) => return Err(UploadError::Store(e)),
+    };
+    let mut rest = planned.into_iter();
+    while let Some(p) = rest.next() {
+        match store_one(&store, cfg, key, &chain_id, &p).await {
+            Ok(rec) => {
+                head = Some((rec.chain.sequence, rec.record));
+                stored.push(rec);
+            }
+            Err(e) if e.is_transient() => {
+                let remaining: Vec<Planned> = std::iter::once(p).chain(rest).collect();
+                return spool(cfg, key, &chain_id, head, remaining, &e);
+            }
+            Err(StoreError::Io { path, source })
+                if source.kind() == std::io::ErrorKind::NotFound && p.inputs.contains(&path) =>
+            {
+                return Err(input_err(
+                    &path,
+                    "the file disappeared while it was being stored",
+                ));
+            }
+            Err(e) => return Err(UploadError::Store(e)),
+        }
+    }
+    Ok(Outcome {
+        store: store.uri(),
+        stage: cfg.stage.name().to_owned(),
+        subject,
+        records: stored,
+    })
+}
+
+async fn store_one(
+    store: &AnyStore,
+    cfg: &Config,
+    key: &SigningKey,
+    chain_id: &str,
+    p: &Planned,
+) -> Result<StoredRecord, StoreError> {
+    for (path, m) in p.inputs.iter().zip(&p.materials) {
+        let out = store
+            .put_object(ObjectSource::File(path), &cfg.retention)
+            .await?;
+        if out.digest != m.digest {
+            return Err(StoreError::Invalid(format!(
+                "{} changed while it was being stored ({} was parsed, {} was stored); rerun the step",
+                m.name, m.digest, out.digest
+            )));
+        }
+    }
+    let appended = append_record(
+        store,
+        key,
+        cfg.keyid_scheme,
+        chain_id,
+        p.draft.clone(),
+        &cfg.retention,
+    )
+    .await?;
+    Ok(StoredRecord {
+        record: appended.outcome.digest,
+        predicate_type: p.draft.predicate_type.clone(),
+        chain: appended.link,
+        material: p.materials.first().cloned(),
+        summary: p.draft.record.summary.clone(),
+    })
+}
+
+/// Writes what could not be stored to the spool, signed and linked after `head`
+/// (the last record known to be in the store, or the spool's own head).
+fn spool(
+    cfg: &Config,
+    key: &SigningKey,
+    chain_id: &str,
+    head: Option<(u64, Digest)>,
+    planned: Vec<Planned>,
+    cause: &StoreError,
+) -> Result<Outcome, UploadError> {
+    let spool = LocalStore::create(&cfg.spool).map_err(UploadError::Store)?;
+    let mut head = match head {
+        Some(h) => Some(h),
+        None => spool
+            .chain_head_blocking(chain_id)
+            .map_err(UploadError::Store)?,
+    };
+    let count = planned.len();
+    for p in planned {
+        for path in &p.inputs {
+            spool
+                .put_object_blocking(ObjectSource::File(path), &cfg.retention)
+                .map_err(UploadError::Store)?;
+        }
+        let mut draft = p.draft;
+        draft.record.chain = ChainLink {
+            id: chain_id.to_owned(),
+            sequence: head.map_or(0, |(s, _)| s + 1),
+            previous: head.map(|(_, d)| d),
+        };
+        let st = Statement::new(
+            draft.subject,
+            draft.predicate_type,
+            draft.predicate,
+            &draft.record,
+        )
+        .map_err(|e| UploadError::Usage(e.to_string()))?;
+        let env = sign_statement(&st, key, cfg.keyid_scheme)
+            .map_err(|e| UploadError::Usage(e.to_string()))?;
+        let out = spool
+            .put_record_spooled(&env.to_vec(), &cfg.retention)
+            .map_err(UploadError::Store)?;
+        head = Some((draft.record.chain.sequence, out.digest));
+    }
+    Err(UploadError::Spooled {
+        reason: cause.to_string(),
+        count,
+        spool: cfg.spool.display().to_string(),
+        store: cfg.store.clone(),
+    })
+}

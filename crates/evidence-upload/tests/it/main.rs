@@ -1,0 +1,628 @@
+//! `evidence-upload` end to end through the real binary: every stage with real
+//! fixtures, the records and materials it stores, CI outputs, and bad input that
+//! must leave nothing behind.
+
+// Test helpers outside #[test] functions are not covered by clippy.toml's test
+// exemptions; a failing unwrap here is a failing test, which is what we want.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+fn image() -> String {
+    format!("ghcr.io/acme/app@sha256:{}", "a".repeat(64))
+}
+
+struct Job {
+    dir: tempfile::TempDir,
+}
+
+impl Job {
+    /// A workspace holding a copy of the fixtures and a signing key.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        copy_dir(&fixtures(), &ws.join("fixtures"));
+        let out = Command::new(custody())
+            .args(["keygen", "--out"])
+            .arg(dir.path().join("ci.key"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        Self { dir }
+    }
+    fn ws(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn cmd(&self, stage: &str, files: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_evidence-upload"));
+        c.current_dir(self.ws())
+            .args(["--stage", stage, "--subject", &image(), "--key"])
+            .arg(self.dir.path().join("ci.key"))
+            .arg("--store")
+            .arg(self.store())
+            .arg("--spool")
+            .arg(self.dir.path().join("spool"))
+            .args([
+                "--commit",
+                "0123456789abcdef0123456789abcdef01234567",
+                "--pipeline",
+                "42",
+                "--job",
+                "release",
+            ])
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
+            .env_remove("CUSTODY_STORE")
+            .env_remove("CUSTODY_SIGNING_KEY_PEM")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY");
+        for f in files {
+            c.args(["--file", f]);
+        }
+        c
+    }
+    fn json(&self, stage: &str, files: &[&str], extra: &[&str]) -> Value {
+        let out = self
+            .cmd(stage, files)
+            .args(extra)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{stage} {files:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+    fn object(&self, digest: &str) -> Vec<u8> {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::read(
+            self.store()
+                .join("objects/sha256")
+                .join(&hex[..2])
+                .join(&hex[2..]),
+        )
+        .unwrap()
+    }
+    /// The statement inside a stored record.
+    fn statement(&self, digest: &str) -> Value {
+        let env: Value = serde_json::from_slice(&self.object(digest)).unwrap();
+        let payload = base64_decode(env["payload"].as_str().unwrap());
+        serde_json::from_slice(&payload).unwrap()
+    }
+    fn query(&self, args: &[&str]) -> Output {
+        Command::new(custody())
+            .arg("query")
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap()
+    }
+}
+
+fn custody() -> PathBuf {
+    // the workspace's custody binary, built beside this one by `cargo test --workspace`
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_evidence-upload"));
+    exe.with_file_name("custody")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    out.stdin.as_ref().unwrap().write_all(s.as_bytes()).unwrap();
+    out.wait_with_output().unwrap().stdout
+}
+
+#[test]
+fn every_fixture_of_every_stage_becomes_a_record_with_its_raw_bytes() {
+    let job = Job::new();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "build",
+            "sbom-cyclonedx/bom-examples-laravel-7.12.0-1.4.cdx.json",
+            "https://cyclonedx.org/bom",
+        ),
+        (
+            "build",
+            "sbom-cyclonedx/syft-1.5.0-alpine.cdx.json",
+            "https://cyclonedx.org/bom",
+        ),
+        (
+            "build",
+            "sbom-cyclonedx/trivy-centos-7.cdx.json",
+            "https://cyclonedx.org/bom",
+        ),
+        (
+            "build",
+            "sbom-cyclonedx/trivy-npm-1.7.cdx.json",
+            "https://cyclonedx.org/bom",
+        ),
+        (
+            "build",
+            "sbom-cyclonedx/bom-examples-cern-lhc-vdm-editor-1.2.cdx.json",
+            "https://cyclonedx.org/bom",
+        ),
+        (
+            "build",
+            "sbom-spdx/spdx-examples-example8-examplemaven-2.3.spdx.json",
+            "https://spdx.dev/Document",
+        ),
+        (
+            "build",
+            "sbom-spdx/syft-1.5.0-alpine-2.3.spdx.json",
+            "https://spdx.dev/Document",
+        ),
+        (
+            "build",
+            "sbom-spdx/trivy-centos-7-2.2.spdx.json",
+            "https://spdx.dev/Document",
+        ),
+        (
+            "test",
+            "tests-junit/cargo-nextest-basic.xml",
+            "https://in-toto.io/attestation/test-result/v0.1",
+        ),
+        (
+            "test",
+            "tests-junit/go-junit-report-001.xml",
+            "https://in-toto.io/attestation/test-result/v0.1",
+        ),
+        (
+            "test",
+            "tests-junit/jest-junit.xml",
+            "https://in-toto.io/attestation/test-result/v0.1",
+        ),
+        (
+            "test",
+            "tests-junit/maven-surefire-StringUtilsTest.xml",
+            "https://in-toto.io/attestation/test-result/v0.1",
+        ),
+        (
+            "test",
+            "tests-junit/pytest-fail-skip.xml",
+            "https://in-toto.io/attestation/test-result/v0.1",
+        ),
+        (
+            "test",
+            "coverage-cobertura/coveragepy-4.0.3.cobertura.xml",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "test",
+            "coverage-cobertura/gcovr-5.0.cobertura.xml",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "test",
+            "coverage-cobertura/istanbul.cobertura.xml",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "test",
+            "coverage-lcov/gcovr-gcc14-nested.lcov",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "test",
+            "coverage-lcov/grcov-fn-with-commas.info",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "test",
+            "coverage-lcov/istanbul-js.lcov",
+            "https://custody.dev/coverage/v1",
+        ),
+        (
+            "scan",
+            "scan-trivy/trivy-alpine-310.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-trivy/trivy-debian-buster.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-trivy/trivy-dockerfile-misconfig.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-grype/grype-image.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-grype/grype-directory.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-grype/grype-empty.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-sarif/codeql-2.5.4.sarif",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-sarif/grype-image.sarif.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+        (
+            "scan",
+            "scan-sarif/trivy-alpine-310.sarif.json",
+            "https://in-toto.io/attestation/vulns/v0.2",
+        ),
+    ];
+    let mut previous: Option<String> = None;
+    for (stage, file, ptype) in cases {
+        let path = format!("fixtures/{file}");
+        let out = job.json(stage, &[&path], &[]);
+        let rec = &out["records"][0];
+        assert_eq!(rec["predicateType"], *ptype, "{file}");
+        let digest = rec["record"].as_str().unwrap();
+        let st = job.statement(digest);
+        assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(st["predicateType"], *ptype);
+        assert_eq!(st["subject"][0]["digest"]["sha256"], "a".repeat(64));
+        let record = &st["custodyRecord"];
+        assert_eq!(record["stage"], *stage);
+        assert_eq!(
+            record["pipeline"]["commit"],
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert!(
+            record["summary"].is_object(),
+            "{file}: a normalized summary"
+        );
+        // the raw file is stored byte for byte under its digest
+        let material = &record["materials"][0];
+        let original = std::fs::read(fixtures().join(file)).unwrap();
+        assert_eq!(
+            job.object(material["digest"].as_str().unwrap()),
+            original,
+            "{file}"
+        );
+        assert_eq!(material["name"], path.as_str());
+        // one chain per job: every record names the one before it
+        assert_eq!(
+            record["chain"]["previous"].as_str().map(str::to_owned),
+            previous,
+            "{file}"
+        );
+        previous = Some(digest.to_owned());
+        if *stage == "build" {
+            // a build also records SLSA provenance of the subject
+            let prov = &out["records"][1];
+            assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v1");
+            previous = Some(prov["record"].as_str().unwrap().to_owned());
+        }
+        if *stage == "scan" {
+            let controls = record["hipaa"].as_array().unwrap();
+            assert!(
+                controls.iter().any(|c| c == "164.308(a)(1)(ii)(A)"),
+                "scans support risk analysis"
+            );
+        }
+    }
+}
+
+#[test]
+fn standard_predicates_carry_what_their_specifications_define() {
+    let job = Job::new();
+    // a small CycloneDX SBOM is the predicate itself, unchanged
+    let out = job.json(
+        "build",
+        &["fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"],
+        &[],
+    );
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    let original: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("sbom-cyclonedx/syft-1.5.0-alpine.cdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["predicate"], original);
+    // above the inline limit the SBOM is referenced by digest, never inlined
+    let out = job.json(
+        "build",
+        &["fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"],
+        &["--inline-size", "0"],
+    );
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    assert_eq!(st["predicateType"], "https://custody.dev/sbom/v1");
+    assert!(st["predicate"]["sbom"]["digest"]["sha256"].is_string());
+    // test-result v0.1: FAILED when any test failed
+    let out = job.json("test", &["fixtures/tests-junit/pytest-fail-skip.xml"], &[]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    assert_eq!(st["predicate"]["result"], "FAILED");
+    assert_eq!(
+        st["predicate"]["configuration"][0]["name"],
+        "fixtures/tests-junit/pytest-fail-skip.xml"
+    );
+    // vulns v0.2: one result per finding, with the scanner
+    let out = job.json("scan", &["fixtures/scan-trivy/trivy-alpine-310.json"], &[]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    let results = st["predicate"]["scanner"]["result"].as_array().unwrap();
+    // counted independently: the fixture lists 4 vulnerabilities (VulnerabilityID entries)
+    let raw = std::fs::read_to_string(fixtures().join("scan-trivy/trivy-alpine-310.json")).unwrap();
+    assert_eq!(results.len(), raw.matches("\"VulnerabilityID\"").count());
+    assert_eq!(st["predicate"]["scanner"]["uri"], "trivy");
+}
+
+#[test]
+fn sign_and_deploy_record_what_was_released_where() {
+    let job = Job::new();
+    std::fs::write(job.ws().join("app.sig"), b"MEUCIQD signature bytes").unwrap();
+    let out = job.json("sign", &["app.sig"], &["--signing-key-id", "cosign.pub"]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    assert_eq!(st["predicateType"], "https://custody.dev/signature/v1");
+    assert_eq!(st["predicate"]["keyId"], "cosign.pub");
+    assert!(
+        st["custodyRecord"]["hipaa"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "164.312(d)")
+    );
+    let out = job.json("deploy", &[], &["--environment", "production"]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    assert_eq!(st["predicate"]["environment"], "production");
+    assert_eq!(st["custodyRecord"]["pipeline"]["environment"], "production");
+    // deploy without an environment and sign without anything are refused
+    let o = job.cmd("deploy", &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--environment"));
+    let o = job.cmd("sign", &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Runs a failing upload and checks the error, its exit code, and that the store
+/// received nothing.
+fn refused(job: &Job, stage: &str, files: &[&str], needle: &str) {
+    let o = job.cmd(stage, files).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{files:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{files:?}: expected `{needle}` in: {err}"
+    );
+    assert!(
+        !job.store().join("objects").exists(),
+        "{files:?}: nothing is stored for a failed stage"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_stores_nothing() {
+    let job = Job::new();
+    let ws = job.ws();
+    let sbom = std::fs::read(fixtures().join("sbom-cyclonedx/trivy-centos-7.cdx.json")).unwrap();
+    std::fs::write(ws.join("truncated.json"), &sbom[..sbom.len() / 2]).unwrap();
+    let junit = std::fs::read(fixtures().join("tests-junit/jest-junit.xml")).unwrap();
+    std::fs::write(ws.join("truncated.xml"), &junit[..junit.len() / 2]).unwrap();
+    std::fs::write(ws.join("empty.json"), b"").unwrap();
+    std::fs::write(ws.join("notes.txt"), b"just some text, no evidence here\n").unwrap();
+    std::fs::write(job.dir.path().join("outside.json"), &sbom).unwrap();
+
+    refused(&job, "build", &["truncated.json"], "truncated.json");
+    refused(&job, "test", &["truncated.xml"], "truncated.xml");
+    refused(&job, "build", &["empty.json"], "empty");
+    refused(&job, "scan", &["notes.txt"], "notes.txt");
+    refused(
+        &job,
+        "scan",
+        &["fixtures/tests-junit/jest-junit.xml"],
+        "does not take",
+    );
+    refused(&job, "build", &["../outside.json"], "outside the workspace");
+    refused(
+        &job,
+        "build",
+        &[job.dir.path().join("outside.json").to_str().unwrap()],
+        "outside the workspace",
+    );
+    refused(&job, "build", &["missing.json"], "missing.json");
+    refused(&job, "build", &[], "needs at least one evidence file");
+    // one good and one bad file: the good one is not stored either
+    refused(
+        &job,
+        "scan",
+        &[
+            "fixtures/scan-trivy/trivy-alpine-310.json",
+            "truncated.json",
+        ],
+        "truncated.json",
+    );
+    // a 2 GiB file: refused before it is read, not held in memory
+    let big = ws.join("huge.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    refused(&job, "build", &["huge.json"], "parse limit");
+    let o = job.query(&[]);
+    assert_eq!(o.status.code(), Some(3), "the store was never created");
+}
+
+#[test]
+fn a_large_raw_material_streams_through_in_bounded_memory() {
+    let job = Job::new();
+    let big = job.ws().join("release.bin.sig");
+    let size: u64 = 512 << 20;
+    std::fs::File::create(&big).unwrap().set_len(size).unwrap();
+    // GNU time reports the child's peak RSS; the machines this runs on have it
+    let time = Path::new("/usr/bin/time");
+    let mut c = if time.exists() {
+        let mut t = Command::new(time);
+        t.args(["-f", "peak-rss-kib=%M"])
+            .arg(env!("CARGO_BIN_EXE_evidence-upload"));
+        let base = job.cmd("sign", &["release.bin.sig"]);
+        t.args(base.get_args()).current_dir(job.ws());
+        t
+    } else {
+        job.cmd("sign", &["release.bin.sig"])
+    };
+    let o = c.args(["--format", "json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = &out["records"][0]["material"];
+    assert_eq!(m["size"], size);
+    // sha256 of the file, computed independently
+    let sum = Command::new("sha256sum").arg(&big).output().unwrap();
+    let hex = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(m["digest"], format!("sha256:{hex}"));
+    if let Some(kib) = stderr.lines().find_map(|l| l.strip_prefix("peak-rss-kib=")) {
+        let kib: u64 = kib.trim().parse().unwrap();
+        assert!(
+            kib < 64 * 1024,
+            "a {size}-byte file must not be held in memory: peak RSS {kib} KiB"
+        );
+    }
+}
+
+#[test]
+fn github_outputs_summary_annotations_and_masks() {
+    let job = Job::new();
+    let out_file = job.dir.path().join("gh-output");
+    let summary_file = job.dir.path().join("gh-summary");
+    let pem = std::fs::read_to_string(job.dir.path().join("ci.key")).unwrap();
+    let o = job
+        .cmd("scan", &["fixtures/scan-grype/grype-image.json"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_STEP_SUMMARY", &summary_file)
+        .env("CUSTODY_SIGNING_KEY_PEM", &pem)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let body_line = pem.lines().nth(1).unwrap();
+    assert!(
+        stdout.contains(&format!("::add-mask::{body_line}")),
+        "the key is masked before anything else"
+    );
+    assert_eq!(
+        stdout.matches(body_line).count(),
+        1,
+        "and never printed otherwise"
+    );
+    let outputs = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        outputs.lines().any(|l| l.starts_with("record=sha256:")),
+        "{outputs}"
+    );
+    assert!(
+        outputs.lines().any(|l| l.starts_with("store=file://")),
+        "{outputs}"
+    );
+    let summary = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(
+        summary.contains("| record | predicate | file | summary |"),
+        "{summary}"
+    );
+    assert!(summary.contains("critical"), "{summary}");
+
+    let o = job
+        .cmd("scan", &["fixtures/tests-junit/jest-junit.xml"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with("::error file=fixtures/tests-junit/jest-junit.xml::"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn gitlab_gets_a_dotenv_report() {
+    let job = Job::new();
+    let o = job
+        .cmd("test", &["fixtures/tests-junit/cargo-nextest-basic.xml"])
+        .env("GITLAB_CI", "true")
+        .env("CI_PIPELINE_ID", "777")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dotenv = std::fs::read_to_string(job.ws().join("custody.env")).unwrap();
+    assert!(
+        dotenv
+            .lines()
+            .any(|l| l.starts_with("CUSTODY_RECORD=sha256:")),
+        "{dotenv}"
+    );
+}
+
+#[test]
+fn rerunning_a_stage_is_a_no_op_for_materials_and_extends_the_chain() {
+    let job = Job::new();
+    let a = job.json(
+        "scan",
+        &["fixtures/scan-trivy/trivy-debian-buster.json"],
+        &[],
+    );
+    let b = job.json(
+        "scan",
+        &["fixtures/scan-trivy/trivy-debian-buster.json"],
+        &[],
+    );
+    assert_eq!(
+        a["records"][0]["material"]["digest"],
+        b["records"][0]["material"]["digest"]
+    );
+    assert_eq!(
+        b["records"][0]["chain"]["previous"],
+        a["records"][0]["record"]
+    );
+    let rows: Value = serde_json::from_slice(
+        &job.query(&["--commit", "0123456789abcdef0123456789abcdef01234567"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+}
