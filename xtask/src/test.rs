@@ -39,7 +39,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     util::run(
         cargo()
-            .args(["test", "--workspace", "--locked"])
+            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python),
     )?;
