@@ -32,6 +32,9 @@ pub enum StoreError {
     },
     #[error("unsupported store URL `{url}`: {reason}")]
     UnsupportedUrl { url: String, reason: String },
+    #[cfg(feature = "gitlab")]
+    #[error(transparent)]
+    GitLab(crate::gitlab::GitLabError),
     #[error("{what} is retention-locked until {until}; deleting or shortening it is refused")]
     RetentionLocked { what: String, until: Timestamp },
     #[error(
