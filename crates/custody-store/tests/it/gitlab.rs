@@ -52,6 +52,8 @@ struct State {
     race: Option<(String, String, Vec<u8>)>,
     /// Downloads answer 302 to this origin (object storage, in GitLab's terms).
     redirect_to: Option<String>,
+    /// Uploads arrive altered (a proxy that rewrites bodies).
+    alter_uploads: bool,
     /// method, path, the token header sent (if any)
     log: Vec<(String, String, Option<String>)>,
 }
@@ -310,6 +312,12 @@ fn route(
                 } else {
                     s.race = Some((v, f, b));
                 }
+            }
+            let mut body = body;
+            if s.alter_uploads
+                && let Some(last) = body.last_mut()
+            {
+                *last ^= 1;
             }
             let sha = Digest::of(&body).hex();
             let size = body.len();
@@ -943,6 +951,15 @@ fn gitlab_tampered_downloads_are_detected_and_redirects_get_no_token() {
     });
     let err = run(s.get_object(&a.digest)).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+
+    // an upload that GitLab stored with other bytes is refused at once
+    srv.with(|st| st.alter_uploads = true);
+    let err = run(s.put_object(ObjectSource::Bytes(b"in transit"), &retention())).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::GitLab(GitLabError::Response { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("altered"), "{err}");
 }
 
 #[test]
