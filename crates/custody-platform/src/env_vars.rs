@@ -9,6 +9,10 @@ pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
 /// The signing key itself (PEM), for CI systems that hand secrets over as variables.
 /// Masked on GitHub before anything else is printed.
 pub const CUSTODY_SIGNING_KEY_PEM: &str = "CUSTODY_SIGNING_KEY_PEM";
+/// A GitLab token (sent as `PRIVATE-TOKEN`) for `gitlab://` stores; wins over `CI_JOB_TOKEN`.
+pub const CUSTODY_GITLAB_TOKEN: &str = "CUSTODY_GITLAB_TOKEN";
+/// GitLab's job token (sent as `JOB-TOKEN`) for `gitlab://` stores.
+pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
 /// Where evidence is kept when the store cannot be reached.
 pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
 /// The job's workspace on GitHub and GitLab: evidence files must be inside it.

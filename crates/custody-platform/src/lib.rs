@@ -11,5 +11,6 @@ pub mod context;
 pub mod env_vars;
 pub mod files;
 pub mod keyfiles;
+pub mod stores;
 
 pub use context::{Env, detect_context};

@@ -32,6 +32,9 @@ pub enum StoreError {
     },
     #[error("unsupported store URL `{url}`: {reason}")]
     UnsupportedUrl { url: String, reason: String },
+    #[cfg(feature = "gitlab")]
+    #[error(transparent)]
+    GitLab(crate::gitlab::GitLabError),
     #[error("{what} is retention-locked until {until}; deleting or shortening it is refused")]
     RetentionLocked { what: String, until: Timestamp },
     #[error(
@@ -86,6 +89,11 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable { .. } => true,
+            #[cfg(feature = "gitlab")]
+            Self::GitLab(
+                crate::gitlab::GitLabError::Unreachable { .. }
+                | crate::gitlab::GitLabError::Unavailable { .. },
+            ) => true,
             Self::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::ConnectionRefused

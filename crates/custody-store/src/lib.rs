@@ -7,11 +7,18 @@
 
 mod append;
 mod error;
+#[cfg(feature = "gitlab")]
+mod gitlab;
 mod index;
+mod layout;
 mod local;
 mod push;
 mod query;
 
+#[cfg(feature = "gitlab")]
+use crate::gitlab::is_gitlab_url;
+#[cfg(feature = "gitlab")]
+pub use crate::gitlab::{GitLabError, GitLabOptions, GitLabStore, GitLabToken, TokenKind};
 pub use append::{Appended, Draft, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
@@ -117,16 +124,35 @@ pub trait EvidenceStore {
 #[derive(Debug)]
 pub enum AnyStore {
     Local(LocalStore),
+    #[cfg(feature = "gitlab")]
+    GitLab(GitLabStore),
 }
 
-/// Opens an existing store a URL names: `file://PATH` or a bare path.
+/// Opens an existing store a URL names: `file://PATH` or a bare path, or
+/// `gitlab://HOST/PROJECT/PACKAGE` without credentials (see [`open_gitlab_store`]).
 pub fn open_store(url: &str) -> Result<AnyStore, StoreError> {
+    #[cfg(feature = "gitlab")]
+    if is_gitlab_url(url) {
+        return open_gitlab_store(url, &GitLabOptions::default());
+    }
     LocalStore::open(local_path(url)?).map(AnyStore::Local)
 }
 
 /// Opens the store a URL names for writing, creating a local store when missing.
 pub fn create_store(url: &str) -> Result<AnyStore, StoreError> {
+    #[cfg(feature = "gitlab")]
+    if is_gitlab_url(url) {
+        return open_gitlab_store(url, &GitLabOptions::default());
+    }
     LocalStore::create(local_path(url)?).map(AnyStore::Local)
+}
+
+/// Opens a `gitlab://` store (the generic package registry of a GitLab project) with the
+/// token and client settings the caller resolved. GitLab creates packages on first
+/// upload, so opening also serves for creating.
+#[cfg(feature = "gitlab")]
+pub fn open_gitlab_store(url: &str, options: &GitLabOptions) -> Result<AnyStore, StoreError> {
+    GitLabStore::open(url, options).map(AnyStore::GitLab)
 }
 
 fn local_path(url: &str) -> Result<&str, StoreError> {
@@ -146,6 +172,8 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnyStore::Local($s) => $e,
+            #[cfg(feature = "gitlab")]
+            AnyStore::GitLab($s) => $e,
         }
     };
 }

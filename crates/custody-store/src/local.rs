@@ -20,14 +20,18 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use custody_evidence::Digest;
 use custody_evidence::digest::Hasher;
-use custody_evidence::{Digest, Envelope, Statement};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
 use crate::error::StoreError;
 use crate::index::{IndexKey, encode_component, index_keys};
+use crate::layout::{
+    DecodedRecord, chain_entry_name, check_previous, day_in_range, decode_record, finish,
+    merge_retention, parse_pointer_name, pointer_name, retention_holds,
+};
 use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
@@ -302,14 +306,9 @@ impl LocalStore {
                     return self.lock(d, retention);
                 }
             }
-            Some(cur)
-                if retention.retain_until > cur.retain_until
-                    || (retention.legal_hold && !cur.legal_hold) =>
-            {
-                let merged = Retention {
-                    mode: cur.mode,
-                    retain_until: retention.retain_until.max(cur.retain_until),
-                    legal_hold: cur.legal_hold || retention.legal_hold,
+            Some(cur) => {
+                let Some(merged) = merge_retention(&cur, retention) else {
+                    return Ok(());
                 };
                 let bytes =
                     serde_json::to_vec(&merged).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -324,7 +323,6 @@ impl LocalStore {
                 tmp.persist(&path)
                     .map_err(|e| StoreError::io(&path, e.error))?;
             }
-            Some(_) => {}
         }
         Ok(())
     }
@@ -364,7 +362,7 @@ impl LocalStore {
     }
 
     fn read_chain_entry(&self, dir: &Path, seq: u64) -> Result<Option<Digest>, StoreError> {
-        let path = dir.join(format!("{seq:012}"));
+        let path = dir.join(chain_entry_name(seq));
         match fs::read_to_string(&path) {
             Ok(s) => Digest::parse(s.trim())
                 .map(Some)
@@ -422,39 +420,27 @@ impl LocalStore {
         retention: &Retention,
         check_predecessor: bool,
     ) -> Result<PutOutcome, StoreError> {
-        let env = Envelope::from_slice(envelope).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let payload = env
-            .payload_bytes()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let statement =
-            Statement::from_slice(&payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let record = statement.record().cloned().ok_or_else(|| {
-            StoreError::Invalid("the statement carries no Custody record (custodyRecord)".into())
-        })?;
+        let DecodedRecord {
+            statement,
+            record,
+            digest,
+        } = decode_record(envelope)?;
         for m in &record.materials {
             if !self.object_path(&m.digest).exists() {
                 return Err(StoreError::MissingMaterial { digest: m.digest });
             }
         }
-        let digest = Digest::of(envelope);
         let chain = &record.chain;
         let chain_dir = self.chain_dir(&chain.id);
         let prev_actual = match chain.sequence.checked_sub(1) {
             Some(prev_seq) => self.read_chain_entry(&chain_dir, prev_seq)?,
             None => None,
         };
-        if check_predecessor && prev_actual != chain.previous {
-            let show =
-                |d: Option<Digest>| d.map_or_else(|| "nothing".to_owned(), |d| d.to_string());
-            return Err(StoreError::ChainBroken {
-                chain: chain.id.clone(),
-                sequence: chain.sequence,
-                claimed: show(chain.previous),
-                actual: show(prev_actual),
-            });
+        if check_predecessor {
+            check_previous(&record, prev_actual)?;
         }
         let outcome = self.put_object_sync(ObjectSource::Bytes(envelope), retention)?;
-        let entry = chain_dir.join(format!("{:012}", chain.sequence));
+        let entry = chain_dir.join(chain_entry_name(chain.sequence));
         if !self.write_new(&entry, digest.to_string().as_bytes())? {
             let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
             if existing != Some(digest) {
@@ -562,24 +548,19 @@ impl LocalStore {
             let name = pointer_name(r.recorded_at, &r.digest);
             dirs.iter().all(|d| d.join(&name).exists())
         });
-        candidates.sort_unstable();
-        candidates.dedup();
-        Ok(candidates)
+        Ok(finish(q, candidates))
     }
 
     /// Pointers of every day the query's time range touches (all days without one).
     fn list_days(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
-        let since = q.since.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
-        let until = q.until.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
         let mut all = Vec::new();
         for day in list_dir(&self.root.join("index/day"))? {
             let Ok(date) = day.parse::<jiff::civil::Date>() else {
                 continue;
             };
-            if since.is_some_and(|s| date < s) || until.is_some_and(|u| date > u) {
-                continue;
+            if day_in_range(q, date) {
+                all.extend(self.list_key(&IndexKey::Day(date))?);
             }
-            all.extend(self.list_key(&IndexKey::Day(date))?);
         }
         Ok(all)
     }
@@ -590,7 +571,7 @@ impl LocalStore {
             return Err(StoreError::NotFound { digest: *d });
         }
         if let Some(r) = self.read_retention(d)?
-            && (r.legal_hold || Timestamp::now() < r.retain_until)
+            && retention_holds(&r, Timestamp::now())
         {
             return Err(StoreError::RetentionLocked {
                 what: format!("object {d}"),
@@ -612,19 +593,6 @@ impl LocalStore {
         let dir = self.root.join("tmp");
         Ok(list_dir(&dir)?.into_iter().map(|n| dir.join(n)).collect())
     }
-}
-
-fn pointer_name(t: Timestamp, d: &Digest) -> String {
-    format!("{:020}_{}", t.as_nanosecond().max(0), d.hex())
-}
-
-fn parse_pointer_name(name: &str) -> Option<RecordRef> {
-    let (nanos, hex) = name.split_once('_')?;
-    let nanos: i128 = nanos.parse().ok()?;
-    Some(RecordRef {
-        recorded_at: Timestamp::from_nanosecond(nanos).ok()?,
-        digest: Digest::parse(hex).ok()?,
-    })
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {

@@ -22,7 +22,6 @@ use custody_platform::files::{self, FileError};
 use custody_platform::keyfiles::KeyFileError;
 use custody_store::{
     AnyStore, Draft, EvidenceStore, LocalStore, ObjectSource, Retention, StoreError, append_record,
-    create_store,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -331,7 +330,10 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
     let chain_id = cfg.context.chain_id();
     let mut stored = Vec::with_capacity(planned.len());
 
-    let store = match create_store(&cfg.store) {
+    let store = match custody_platform::stores::create(
+        &cfg.store,
+        &custody_platform::context::ProcessEnv,
+    ) {
         Ok(s) => s,
         Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, None, planned, &e),
         Err(e) => return Err(UploadError::Store(e)),

@@ -1,5 +1,5 @@
-//! Integration tests of the embedded store: write-once semantics, retention, chains,
-//! queries and concurrent writers.
+//! Integration tests of the stores: write-once semantics, retention, chains, queries and
+//! concurrent writers on the embedded store; the GitLab store in `gitlab.rs`.
 
 // Test helpers outside #[test] functions are not covered by clippy.toml's test
 // exemptions; a failing unwrap here is a failing test, which is what we want.
@@ -9,6 +9,9 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
+
+#[cfg(feature = "gitlab")]
+mod gitlab;
 
 use std::sync::Arc;
 

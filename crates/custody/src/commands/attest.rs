@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use custody_evidence::{ChainLink, Control, KeyIdScheme, Material, RecordInfo};
 use custody_platform::context::ProcessEnv;
+use custody_platform::stores;
 use custody_platform::{detect_context, files, keyfiles};
-use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record, create_store};
+use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record};
 
 use crate::cli::{AttestArgs, ContextArgs, Format};
 use crate::exit::{Exit, fail};
@@ -34,7 +35,7 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
     let pipeline = context(&args.context);
     let chain_id = pipeline.chain_id();
 
-    let store = create_store(&args.store.store)
+    let store = stores::create(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
     let stored = store

@@ -2,7 +2,9 @@
 //! Each put is idempotent, so a push that fails halfway is run again.
 
 use anyhow::Context as _;
-use custody_store::{EvidenceStore, LocalStore, create_store, push_spool};
+use custody_platform::context::ProcessEnv;
+use custody_platform::stores;
+use custody_store::{EvidenceStore, LocalStore, push_spool};
 
 use crate::cli::{Format, PushArgs};
 use crate::exit::{Exit, fail};
@@ -16,7 +18,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<Exit> {
     }
     let spool = LocalStore::open(&args.spool)
         .with_context(|| format!("opening spool {}", args.spool.display()))?;
-    let store = create_store(&args.store.store)
+    let store = stores::create(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let report = push_spool(&spool, &store)
         .await

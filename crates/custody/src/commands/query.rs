@@ -3,7 +3,9 @@
 
 use anyhow::Context as _;
 use custody_evidence::{Control, Digest, Envelope, Statement, SubjectSpec};
-use custody_store::{EvidenceStore, Query, open_store};
+use custody_platform::context::ProcessEnv;
+use custody_platform::stores;
+use custody_store::{EvidenceStore, Query};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -95,7 +97,7 @@ fn build_query(a: &QueryArgs) -> anyhow::Result<Query> {
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
     let query = build_query(&args)?;
-    let store = open_store(&args.store.store)
+    let store = stores::open(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let refs = store.query(&query).await?;
     let mut rows = Vec::with_capacity(refs.len());

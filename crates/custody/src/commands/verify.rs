@@ -2,8 +2,10 @@
 
 use anyhow::Context as _;
 use custody_evidence::{Digest, Envelope, KeyIdScheme, SubjectSpec, verify_envelope};
+use custody_platform::context::ProcessEnv;
 use custody_platform::keyfiles;
-use custody_store::{EvidenceStore, open_store};
+use custody_platform::stores;
+use custody_store::EvidenceStore;
 
 use crate::cli::{Format, VerifyArgs};
 use crate::exit::{Exit, fail};
@@ -30,7 +32,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         }
         (None, Some(r)) => {
             let d = Digest::parse(r)?;
-            let store = open_store(&args.store.store)
+            let store = stores::open(&args.store.store, &ProcessEnv)
                 .with_context(|| format!("opening store {}", args.store.store))?;
             let b = store.get_object(&d).await?;
             (b, format!("record {d}"), Some(store))

@@ -50,12 +50,15 @@ impl Job {
         self.dir.path().join("store")
     }
     fn cmd(&self, stage: &str, files: &[&str]) -> Command {
+        self.cmd_to(stage, files, self.store().as_os_str())
+    }
+    fn cmd_to(&self, stage: &str, files: &[&str], store: &std::ffi::OsStr) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_evidence-upload"));
         c.current_dir(self.ws())
             .args(["--stage", stage, "--subject", &image(), "--key"])
             .arg(self.dir.path().join("ci.key"))
             .arg("--store")
-            .arg(self.store())
+            .arg(store)
             .arg("--spool")
             .arg(self.dir.path().join("spool"))
             .args([
@@ -625,4 +628,78 @@ fn rerunning_a_stage_is_a_no_op_for_materials_and_extends_the_chain() {
     )
     .unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn an_unreachable_store_spools_and_custody_push_resends_exactly_once() {
+    let job = Job::new();
+    // a loopback port nobody listens on: connection refused, retried, then given up
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("gitlab+http://127.0.0.1:{port}/acme/app/evidence");
+    let o = job
+        .cmd_to(
+            "scan",
+            &[
+                "fixtures/scan-trivy/trivy-alpine-310.json",
+                "fixtures/scan-grype/grype-image.json",
+            ],
+            url.as_ref(),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("custody push --spool"), "{err}");
+    assert!(err.contains("2 record(s)"), "{err}");
+    let spool = job.dir.path().join("spool");
+    assert!(spool.join("CUSTODY-STORE").exists());
+
+    // the spooled records verify as they are, and resend to a store once
+    let push = |keep: bool| {
+        let mut c = Command::new(custody());
+        c.args(["push", "--spool"])
+            .arg(&spool)
+            .arg("--store")
+            .arg(job.store())
+            .args(["--format", "json"]);
+        if keep {
+            c.arg("--keep");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let first = push(true);
+    assert_eq!(first["stored"].as_array().unwrap().len(), 2);
+    let second = push(false);
+    assert_eq!(
+        second["stored"].as_array().unwrap().len(),
+        0,
+        "nothing is stored twice"
+    );
+    assert_eq!(second["alreadyStored"].as_array().unwrap().len(), 2);
+    assert!(!spool.exists(), "a pushed spool is removed");
+    let rows: Value = serde_json::from_slice(&job.query(&["--stage", "scan"]).stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["chain"]["previous"], rows[0]["record"]);
+    for r in rows {
+        let o = Command::new(custody())
+            .args([
+                "verify",
+                "--record",
+                r["record"].as_str().unwrap(),
+                "--store",
+            ])
+            .arg(job.store())
+            .arg("--key")
+            .arg(job.dir.path().join("ci.key.pub"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
