@@ -8,6 +8,7 @@
 mod append;
 mod error;
 mod index;
+mod layout;
 mod local;
 mod query;
 

@@ -20,15 +20,16 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use custody_evidence::Digest;
 use custody_evidence::digest::Hasher;
-use custody_evidence::{Digest, Envelope, Statement};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
 use crate::error::StoreError;
-use crate::index::{IndexKey, encode_component, index_keys};
-use crate::query::{Query, RecordRef};
+use crate::index::{IndexKey, index_keys};
+use crate::layout;
+use crate::query::{Query, RecordRef, combine};
 use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
 const MARKER: &str = "CUSTODY-STORE";
@@ -148,9 +149,7 @@ impl LocalStore {
 
     /// Where an object's bytes live.
     pub fn object_path(&self, d: &Digest) -> PathBuf {
-        let hex = d.hex();
-        let (a, b) = hex.split_at(2);
-        self.root.join("objects/sha256").join(a).join(b)
+        self.root.join(layout::object_key(d))
     }
 
     fn retention_path(&self, d: &Digest) -> PathBuf {
@@ -163,12 +162,11 @@ impl LocalStore {
     }
 
     fn chain_dir(&self, chain: &str) -> PathBuf {
-        self.root.join("chains").join(encode_component(chain))
+        self.root.join(layout::chain_dir(chain))
     }
 
     fn index_dir(&self, key: &IndexKey) -> PathBuf {
-        let [kind, value] = key.segments();
-        self.root.join("index").join(kind).join(value)
+        self.root.join(layout::index_dir(key))
     }
 
     fn tmp_file(&self) -> Result<NamedTempFile, StoreError> {
@@ -364,7 +362,7 @@ impl LocalStore {
     }
 
     fn read_chain_entry(&self, dir: &Path, seq: u64) -> Result<Option<Digest>, StoreError> {
-        let path = dir.join(format!("{seq:012}"));
+        let path = dir.join(layout::chain_entry_name(seq));
         match fs::read_to_string(&path) {
             Ok(s) => Digest::parse(s.trim())
                 .map(Some)
@@ -379,18 +377,7 @@ impl LocalStore {
         envelope: &[u8],
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
-        let env = Envelope::from_slice(envelope).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let payload = env
-            .payload_bytes()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let statement =
-            Statement::from_slice(&payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let record = statement
-            .record()
-            .ok_or_else(|| {
-                StoreError::Invalid("the statement carries no Custody record extension".into())
-            })?
-            .map_err(|e| StoreError::Invalid(format!("record extension: {e}")))?;
+        let (statement, record) = layout::parse_record(envelope)?;
         for m in &record.materials {
             if !self.object_path(&m.digest).exists() {
                 return Err(StoreError::MissingMaterial { digest: m.digest });
@@ -403,18 +390,9 @@ impl LocalStore {
             Some(prev_seq) => self.read_chain_entry(&chain_dir, prev_seq)?,
             None => None,
         };
-        if prev_actual != chain.previous {
-            let show =
-                |d: Option<Digest>| d.map_or_else(|| "nothing".to_owned(), |d| d.to_string());
-            return Err(StoreError::ChainBroken {
-                chain: chain.id.clone(),
-                sequence: chain.sequence,
-                claimed: show(chain.previous),
-                actual: show(prev_actual),
-            });
-        }
+        layout::check_link(&record, prev_actual)?;
         let outcome = self.put_object_sync(ObjectSource::Bytes(envelope), retention)?;
-        let entry = chain_dir.join(format!("{:012}", chain.sequence));
+        let entry = chain_dir.join(layout::chain_entry_name(chain.sequence));
         if !self.write_new(&entry, digest.to_string().as_bytes())? {
             let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
             if existing != Some(digest) {
@@ -426,7 +404,7 @@ impl LocalStore {
                 });
             }
         }
-        let name = pointer_name(record.recorded_at, &digest);
+        let name = layout::pointer_name(record.recorded_at, &digest);
         for key in index_keys(&statement, &record) {
             let dir = self.index_dir(&key);
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
@@ -476,49 +454,35 @@ impl LocalStore {
     }
 
     fn list_key(&self, key: &IndexKey) -> Result<Vec<RecordRef>, StoreError> {
-        let dir = self.index_dir(key);
-        Ok(list_dir(&dir)?
+        self.list_key_dir(&self.index_dir(key))
+    }
+
+    fn list_key_dir(&self, dir: &Path) -> Result<Vec<RecordRef>, StoreError> {
+        Ok(list_dir(dir)?
             .iter()
-            .filter_map(|n| parse_pointer_name(n))
+            .filter_map(|n| layout::parse_pointer_name(n))
             .collect())
     }
 
     fn query_sync(&self, q: &Query) -> Result<Vec<RecordRef>, StoreError> {
         let keys = q.keys();
-        let mut result: Vec<RecordRef> = if keys.is_empty() {
+        let sets = if keys.is_empty() {
             // no key: walk the days in range, the coarsest index
-            let since = q.since.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
-            let until = q.until.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
             let mut all = Vec::new();
-            for day in list_dir(&self.root.join("index/day"))? {
-                let Ok(date) = day.parse::<jiff::civil::Date>() else {
-                    continue;
-                };
-                if since.is_some_and(|s| date < s) || until.is_some_and(|u| date > u) {
-                    continue;
+            for day in list_dir(&self.root.join(layout::DAY_INDEX))? {
+                if q.wants_day(&day) {
+                    all.extend(self.list_key_dir(&self.root.join(layout::DAY_INDEX).join(day))?);
                 }
-                all.extend(self.list_key(&IndexKey::Day(date))?);
             }
-            all
+            vec![all]
         } else {
             let mut sets = Vec::with_capacity(keys.len());
             for key in &keys {
-                let mut refs = self.list_key(key)?;
-                refs.sort_unstable();
-                sets.push(refs);
+                sets.push(self.list_key(key)?);
             }
-            sets.sort_by_key(Vec::len);
-            let mut iter = sets.into_iter();
-            let mut acc = iter.next().unwrap_or_default();
-            for other in iter {
-                acc.retain(|r| other.binary_search(r).is_ok());
-            }
-            acc
+            sets
         };
-        result.retain(|r| q.in_time_range(r.recorded_at));
-        result.sort_unstable();
-        result.dedup();
-        Ok(result)
+        Ok(combine(q, sets))
     }
 
     fn delete_object_sync(&self, d: &Digest) -> Result<(), StoreError> {
@@ -549,19 +513,6 @@ impl LocalStore {
         let dir = self.root.join("tmp");
         Ok(list_dir(&dir)?.into_iter().map(|n| dir.join(n)).collect())
     }
-}
-
-fn pointer_name(t: Timestamp, d: &Digest) -> String {
-    format!("{:020}_{}", t.as_nanosecond().max(0), d.hex())
-}
-
-fn parse_pointer_name(name: &str) -> Option<RecordRef> {
-    let (nanos, hex) = name.split_once('_')?;
-    let nanos: i128 = nanos.parse().ok()?;
-    Some(RecordRef {
-        recorded_at: Timestamp::from_nanosecond(nanos).ok()?,
-        digest: Digest::parse(hex).ok()?,
-    })
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
