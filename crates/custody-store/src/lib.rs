@@ -2,21 +2,27 @@
 //! pointer entries that turn an auditor's question into a prefix listing.
 //!
 //! Every backend implements [`EvidenceStore`]. The embedded [`LocalStore`] (`file://`)
-//! is the default; S3 with Object Lock and the GitLab package registry implement the
-//! same trait.
+//! is the default; [`S3Store`] (`s3://`, feature `s3`, on by default) keeps evidence in
+//! S3 with Object Lock; the GitLab package registry will implement the same trait.
 
 mod append;
 mod error;
 mod index;
 mod layout;
 mod local;
+mod options;
 mod query;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use append::{Appended, Draft, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
 pub use local::{Durability, LocalStore};
+pub use options::{StaticCredentials, StoreOptions};
 pub use query::{Query, RecordRef};
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 
 use custody_evidence::Digest;
 use jiff::Timestamp;
@@ -116,35 +122,87 @@ pub trait EvidenceStore {
 #[derive(Debug)]
 pub enum AnyStore {
     Local(LocalStore),
+    /// Boxed: its client state is large beside a path.
+    #[cfg(feature = "s3")]
+    S3(Box<S3Store>),
 }
 
-/// Opens an existing store a URL names: `file://PATH` or a bare path.
+/// Opens an existing store a URL names: `file://PATH`, a bare path, or
+/// `s3://BUCKET/PREFIX` with default [`StoreOptions`].
 pub fn open_store(url: &str) -> Result<AnyStore, StoreError> {
-    LocalStore::open(local_path(url)?).map(AnyStore::Local)
+    open_store_with(url, &StoreOptions::default())
+}
+
+/// Opens an existing store with options for the backends that use them (S3). An S3
+/// store connects lazily: the first operation resolves credentials, and the first
+/// write checks that the bucket has Object Lock.
+pub fn open_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    #[cfg(not(feature = "s3"))]
+    let _ = options;
+    match backend(url)? {
+        Backend::Local(path) => LocalStore::open(path).map(AnyStore::Local),
+        #[cfg(feature = "s3")]
+        Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
+    }
 }
 
 /// Opens the store a URL names for writing, creating a local store when missing.
+/// Buckets are never created here: Object Lock is chosen when a bucket is created,
+/// and that is the operator's decision.
 pub fn create_store(url: &str) -> Result<AnyStore, StoreError> {
-    LocalStore::create(local_path(url)?).map(AnyStore::Local)
+    create_store_with(url, &StoreOptions::default())
 }
 
-fn local_path(url: &str) -> Result<&str, StoreError> {
+/// [`create_store`] with options for the backends that use them (S3).
+pub fn create_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    #[cfg(not(feature = "s3"))]
+    let _ = options;
+    match backend(url)? {
+        Backend::Local(path) => LocalStore::create(path).map(AnyStore::Local),
+        #[cfg(feature = "s3")]
+        Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
+    }
+}
+
+enum Backend<'a> {
+    Local(&'a str),
+    #[cfg(feature = "s3")]
+    S3,
+}
+
+fn backend(url: &str) -> Result<Backend<'_>, StoreError> {
     if let Some(path) = url.strip_prefix("file://") {
-        return Ok(path);
+        return Ok(Backend::Local(path));
+    }
+    #[cfg(feature = "s3")]
+    if url.starts_with("s3://") {
+        return Ok(Backend::S3);
     }
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(StoreError::UnsupportedUrl {
             url: url.to_owned(),
-            reason: format!("the `{scheme}` backend is not part of this build; use file://PATH"),
+            reason: format!(
+                "the `{scheme}` backend is not part of this build; use file://PATH{}",
+                if cfg!(feature = "s3") {
+                    " or s3://BUCKET/PREFIX"
+                } else {
+                    ""
+                }
+            ),
         });
     }
-    Ok(url)
+    Ok(Backend::Local(url))
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnyStore::Local($s) => $e,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(boxed) => {
+                let $s: &S3Store = boxed;
+                $e
+            }
         }
     };
 }

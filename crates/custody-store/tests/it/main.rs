@@ -1,5 +1,5 @@
 //! Integration tests of the embedded store: write-once semantics, retention, chains,
-//! queries and concurrent writers.
+//! queries and concurrent writers; the S3 store against a real S3 server (`s3.rs`).
 
 // Test helpers outside #[test] functions are not covered by clippy.toml's test
 // exemptions; a failing unwrap here is a failing test, which is what we want.
@@ -9,6 +9,9 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
+
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::sync::Arc;
 
