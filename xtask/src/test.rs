@@ -3,7 +3,10 @@
 //! 1. A Python venv in `.venv` with the reference verifiers (tests/requirements.txt),
 //!    reinstalled only when the requirements change.
 //! 2. `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`,
-//!    with `CUSTODY_PYTHON` pointing at the venv so interop tests run.
+//!    with `CUSTODY_PYTHON` pointing at the venv so interop tests run, and
+//!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
+//!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
+//!    metadata address).
 
 use std::path::Path;
 use std::process::Command;
@@ -41,7 +44,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
             .args(&args.rest)
-            .env("CUSTODY_PYTHON", &python),
+            .env("CUSTODY_PYTHON", &python)
+            .env("CUSTODY_MOTO", moto_server()?)
+            .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     Ok(())
 }
@@ -76,6 +81,12 @@ pub fn venv() -> anyhow::Result<String> {
     // interpreter, which does not see the venv's packages
     let abs = std::path::absolute(python)?;
     Ok(abs.display().to_string())
+}
+
+/// The venv's `moto_server` (installed by tests/requirements.txt). Not canonicalized:
+/// the venv's `python` is a symlink out of the venv, its scripts are not.
+fn moto_server() -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(".venv/bin/moto_server").context("locating .venv/bin/moto_server")
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -13,6 +13,18 @@ pub const CUSTODY_SIGNING_KEY_PEM: &str = "CUSTODY_SIGNING_KEY_PEM";
 pub const CUSTODY_GITLAB_TOKEN: &str = "CUSTODY_GITLAB_TOKEN";
 /// GitLab's job token (sent as `JOB-TOKEN`) for `gitlab://` stores.
 pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
+/// S3 stores: an S3-compatible endpoint (MinIO, Ceph RGW); AWS when unset.
+pub const CUSTODY_S3_ENDPOINT: &str = "CUSTODY_S3_ENDPOINT";
+/// S3 stores: the region (default: the AWS configuration, or us-east-1 with an endpoint).
+pub const CUSTODY_S3_REGION: &str = "CUSTODY_S3_REGION";
+/// S3 stores: `true` addresses buckets by path (MinIO, Ceph).
+pub const CUSTODY_S3_PATH_STYLE: &str = "CUSTODY_S3_PATH_STYLE";
+/// S3 stores: `COMPLIANCE` (default) or `GOVERNANCE`.
+pub const CUSTODY_S3_LOCK_MODE: &str = "CUSTODY_S3_LOCK_MODE";
+/// S3 stores: `true` puts a legal hold on every object.
+pub const CUSTODY_S3_LEGAL_HOLD: &str = "CUSTODY_S3_LEGAL_HOLD";
+/// S3 stores: `true` allows a bucket without Object Lock (demos and tests only).
+pub const CUSTODY_S3_ALLOW_UNLOCKED: &str = "CUSTODY_S3_ALLOW_UNLOCKED";
 /// Where evidence is kept when the store cannot be reached.
 pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
 /// The job's workspace on GitHub and GitLab: evidence files must be inside it.

@@ -81,6 +81,24 @@ pub enum StoreError {
     Invalid(String),
     #[error("the store at {store} is unavailable: {detail}")]
     Unavailable { store: String, detail: String },
+    #[error(
+        "bucket `{bucket}` has no Object Lock configuration, so S3 cannot enforce HIPAA retention (45 CFR 164.316(b)(2)(i)) and anyone with delete rights could erase evidence: create the bucket with Object Lock enabled (`aws s3api create-bucket --object-lock-enabled-for-bucket`, or `mc mb --with-lock` on MinIO), or allow an unlocked bucket explicitly for demos and tests"
+    )]
+    UnlockedBucket { bucket: String },
+    #[error("s3 {operation} of {target} failed: {message}")]
+    S3 {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
+    #[error(
+        "cannot reach S3 for {operation} of {target} ({message}); check the endpoint URL, the network and proxy settings"
+    )]
+    S3Unreachable {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -89,6 +107,8 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable { .. } => true,
+            #[cfg(feature = "s3")]
+            Self::S3Unreachable { .. } => true,
             #[cfg(feature = "gitlab")]
             Self::GitLab(
                 crate::gitlab::GitLabError::Unreachable { .. }

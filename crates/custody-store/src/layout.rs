@@ -9,6 +9,27 @@ use crate::Retention;
 use crate::error::StoreError;
 use crate::query::{Query, RecordRef};
 
+/// `objects/sha256/ab/cdef…`, relative to the store root (S3 keys under the prefix).
+pub(crate) fn object_key(d: &Digest) -> String {
+    let hex = d.hex();
+    let (a, b) = hex.split_at(2);
+    format!("objects/sha256/{a}/{b}")
+}
+
+/// `chains/<chain>`, the directory of a chain's positions.
+pub(crate) fn chain_dir(chain: &str) -> String {
+    format!("chains/{}", crate::index::encode_component(chain))
+}
+
+/// `index/<kind>/<key>`, the directory of one index key's pointers.
+pub(crate) fn index_dir(key: &crate::index::IndexKey) -> String {
+    let [kind, value] = key.segments();
+    format!("index/{kind}/{value}")
+}
+
+/// `index/day`, the directory listed when a query names no key.
+pub(crate) const DAY_INDEX: &str = "index/day";
+
 /// The name of a chain entry: the zero-padded sequence number, so names sort in order.
 pub(crate) fn chain_entry_name(sequence: u64) -> String {
     format!("{sequence:012}")

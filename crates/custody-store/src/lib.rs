@@ -2,8 +2,9 @@
 //! pointer entries that turn an auditor's question into a prefix listing.
 //!
 //! Every backend implements [`EvidenceStore`]. The embedded [`LocalStore`] (`file://`)
-//! is the default; S3 with Object Lock and the GitLab package registry implement the
-//! same trait.
+//! is the default; [`S3Store`] (`s3://`, feature `s3`) keeps evidence in S3 with Object
+//! Lock; [`GitLabStore`] (`gitlab://`, feature `gitlab`) in a GitLab project's generic
+//! package registry. Both features are on by default.
 
 mod append;
 mod error;
@@ -12,8 +13,11 @@ mod gitlab;
 mod index;
 mod layout;
 mod local;
+mod options;
 mod push;
 mod query;
+#[cfg(feature = "s3")]
+mod s3;
 
 #[cfg(feature = "gitlab")]
 use crate::gitlab::is_gitlab_url;
@@ -23,8 +27,11 @@ pub use append::{Appended, Draft, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
 pub use local::{Durability, LocalStore};
+pub use options::{StaticCredentials, StoreOptions};
 pub use push::{PushReport, push_spool};
 pub use query::{Query, RecordRef};
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 
 use custody_evidence::Digest;
 use jiff::Timestamp;
@@ -124,27 +131,57 @@ pub trait EvidenceStore {
 #[derive(Debug)]
 pub enum AnyStore {
     Local(LocalStore),
+    /// Boxed: its client state is large beside a path.
+    #[cfg(feature = "s3")]
+    S3(Box<S3Store>),
     #[cfg(feature = "gitlab")]
     GitLab(GitLabStore),
 }
 
-/// Opens an existing store a URL names: `file://PATH` or a bare path, or
-/// `gitlab://HOST/PROJECT/PACKAGE` without credentials (see [`open_gitlab_store`]).
+/// Opens an existing store a URL names: `file://PATH`, a bare path,
+/// `s3://BUCKET/PREFIX` with default [`StoreOptions`], or `gitlab://HOST/PROJECT/PACKAGE`
+/// without credentials (see [`open_gitlab_store`]).
 pub fn open_store(url: &str) -> Result<AnyStore, StoreError> {
+    open_store_with(url, &StoreOptions::default())
+}
+
+/// Opens an existing store with options for the backends that use them (S3). An S3
+/// store connects lazily: the first operation resolves credentials, and the first
+/// write checks that the bucket has Object Lock.
+pub fn open_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    #[cfg(not(feature = "s3"))]
+    let _ = options;
     #[cfg(feature = "gitlab")]
     if is_gitlab_url(url) {
         return open_gitlab_store(url, &GitLabOptions::default());
     }
-    LocalStore::open(local_path(url)?).map(AnyStore::Local)
+    match backend(url)? {
+        Backend::Local(path) => LocalStore::open(path).map(AnyStore::Local),
+        #[cfg(feature = "s3")]
+        Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
+    }
 }
 
 /// Opens the store a URL names for writing, creating a local store when missing.
+/// Buckets are never created here: Object Lock is chosen when a bucket is created,
+/// and that is the operator's decision.
 pub fn create_store(url: &str) -> Result<AnyStore, StoreError> {
+    create_store_with(url, &StoreOptions::default())
+}
+
+/// [`create_store`] with options for the backends that use them (S3).
+pub fn create_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    #[cfg(not(feature = "s3"))]
+    let _ = options;
     #[cfg(feature = "gitlab")]
     if is_gitlab_url(url) {
         return open_gitlab_store(url, &GitLabOptions::default());
     }
-    LocalStore::create(local_path(url)?).map(AnyStore::Local)
+    match backend(url)? {
+        Backend::Local(path) => LocalStore::create(path).map(AnyStore::Local),
+        #[cfg(feature = "s3")]
+        Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
+    }
 }
 
 /// Opens a `gitlab://` store (the generic package registry of a GitLab project) with the
@@ -155,23 +192,50 @@ pub fn open_gitlab_store(url: &str, options: &GitLabOptions) -> Result<AnyStore,
     GitLabStore::open(url, options).map(AnyStore::GitLab)
 }
 
-fn local_path(url: &str) -> Result<&str, StoreError> {
+enum Backend<'a> {
+    Local(&'a str),
+    #[cfg(feature = "s3")]
+    S3,
+}
+
+fn backend(url: &str) -> Result<Backend<'_>, StoreError> {
     if let Some(path) = url.strip_prefix("file://") {
-        return Ok(path);
+        return Ok(Backend::Local(path));
+    }
+    #[cfg(feature = "s3")]
+    if url.starts_with("s3://") {
+        return Ok(Backend::S3);
     }
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(StoreError::UnsupportedUrl {
             url: url.to_owned(),
-            reason: format!("the `{scheme}` backend is not part of this build; use file://PATH"),
+            reason: format!(
+                "the `{scheme}` backend is not part of this build; use file://PATH{}{}",
+                if cfg!(feature = "s3") {
+                    ", s3://BUCKET/PREFIX"
+                } else {
+                    ""
+                },
+                if cfg!(feature = "gitlab") {
+                    ", gitlab://HOST/PROJECT/PACKAGE"
+                } else {
+                    ""
+                }
+            ),
         });
     }
-    Ok(url)
+    Ok(Backend::Local(url))
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnyStore::Local($s) => $e,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(boxed) => {
+                let $s: &S3Store = boxed;
+                $e
+            }
             #[cfg(feature = "gitlab")]
             AnyStore::GitLab($s) => $e,
         }

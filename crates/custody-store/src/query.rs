@@ -60,3 +60,42 @@ pub struct RecordRef {
     pub recorded_at: Timestamp,
     pub digest: Digest,
 }
+
+/// Combines the answer of a query from its parts, the same way for every backend.
+///
+/// `sets` holds one candidate list per key of [`Query::keys`] (AND: intersected,
+/// smallest first), or a single list of everything in the days of the time range when
+/// the query names no key. Then the time range applies, and the result is sorted by
+/// time without duplicates.
+pub(crate) fn combine(q: &Query, sets: Vec<Vec<RecordRef>>) -> Vec<RecordRef> {
+    let mut sets: Vec<Vec<RecordRef>> = sets
+        .into_iter()
+        .map(|mut s| {
+            s.sort_unstable();
+            s
+        })
+        .collect();
+    sets.sort_by_key(Vec::len);
+    let mut iter = sets.into_iter();
+    let mut acc = iter.next().unwrap_or_default();
+    for other in iter {
+        acc.retain(|r| other.binary_search(r).is_ok());
+    }
+    acc.retain(|r| q.in_time_range(r.recorded_at));
+    acc.sort_unstable();
+    acc.dedup();
+    acc
+}
+
+impl Query {
+    /// Whether a day's index (named `YYYY-MM-DD`) can hold records in the time range:
+    /// the walk a query without keys makes.
+    pub(crate) fn wants_day(&self, day: &str) -> bool {
+        let Ok(date) = day.parse::<jiff::civil::Date>() else {
+            return false;
+        };
+        let day_of = |t: Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
+        !(self.since.is_some_and(|s| date < day_of(s))
+            || self.until.is_some_and(|u| date > day_of(u)))
+    }
+}

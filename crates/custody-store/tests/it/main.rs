@@ -1,5 +1,6 @@
 //! Integration tests of the stores: write-once semantics, retention, chains, queries and
-//! concurrent writers on the embedded store; the GitLab store in `gitlab.rs`.
+//! concurrent writers on the embedded store; the GitLab store in `gitlab.rs`; the S3
+//! store against a real S3 server in `s3.rs`.
 
 // Test helpers outside #[test] functions are not covered by clippy.toml's test
 // exemptions; a failing unwrap here is a failing test, which is what we want.
@@ -12,6 +13,8 @@
 
 #[cfg(feature = "gitlab")]
 mod gitlab;
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::sync::Arc;
 

@@ -703,3 +703,126 @@ fn an_unreachable_store_spools_and_custody_push_resends_exactly_once() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// A moto S3 server on a free loopback port, killed on drop.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Option<Moto> {
+    let (Ok(bin), Ok(py)) = (
+        std::env::var("CUSTODY_MOTO"),
+        std::env::var("CUSTODY_PYTHON"),
+    ) else {
+        eprintln!(
+            "CUSTODY_MOTO/CUSTODY_PYTHON not set: the S3 end-to-end test was not run (cargo xtask test sets them)"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = Moto { child, port };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // a bucket with Object Lock, made by boto3 (moto's own dependency), not by our code
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\ns3.create_bucket(Bucket='evidence', ObjectLockEnabledForBucket=True)\ns3.create_bucket(Bucket='plain')\n"
+    );
+    let o = Command::new(py)
+        .args(["-c", &script])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(m)
+}
+
+fn s3_env(c: &mut Command, port: u16) {
+    c.env("CUSTODY_S3_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("CUSTODY_S3_PATH_STYLE", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+#[test]
+fn s3_object_lock_store_end_to_end_and_a_killed_server_spools() {
+    let Some(server) = moto() else { return };
+    let job = Job::new();
+    let mut c = job.cmd_to(
+        "scan",
+        &["fixtures/scan-trivy/trivy-alpine-310.json"],
+        "s3://evidence/ci".as_ref(),
+    );
+    s3_env(&mut c, server.port);
+    let o = c.args(["--format", "json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rec = out["records"][0]["record"].as_str().unwrap().to_owned();
+    assert_eq!(out["store"], "s3://evidence/ci");
+
+    // the record is found and verified through the S3 store
+    let mut v = Command::new(custody());
+    v.args([
+        "verify",
+        "--record",
+        &rec,
+        "--store",
+        "s3://evidence/ci",
+        "--key",
+    ])
+    .arg(job.dir.path().join("ci.key.pub"));
+    s3_env(&mut v, server.port);
+    let o = v.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // a bucket without Object Lock is refused, and nothing is spooled for a refusal
+    let mut c = job.cmd_to(
+        "scan",
+        &["fixtures/scan-trivy/trivy-alpine-310.json"],
+        "s3://plain/ci".as_ref(),
+    );
+    s3_env(&mut c, server.port);
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("Object Lock"), "{err}");
+    assert!(!job.dir.path().join("spool").exists());
+
+    // the server dies: the evidence is kept in the spool and the step says how to resend
+    let port = server.port;
+    drop(server);
+    let mut c = job.cmd_to(
+        "scan",
+        &["fixtures/scan-grype/grype-image.json"],
+        "s3://evidence/ci".as_ref(),
+    );
+    s3_env(&mut c, port);
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("custody push"), "{err}");
+    assert!(job.dir.path().join("spool/CUSTODY-STORE").exists());
+}
