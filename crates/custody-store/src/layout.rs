@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use crate::query::{Query, RecordRef};
 
 /// `objects/sha256/ab/cdef…`, relative to the store root (S3 keys under the prefix).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub(crate) fn object_key(d: &Digest) -> String {
     let hex = d.hex();
     let (a, b) = hex.split_at(2);
@@ -17,17 +18,20 @@ pub(crate) fn object_key(d: &Digest) -> String {
 }
 
 /// `chains/<chain>`, the directory of a chain's positions.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub(crate) fn chain_dir(chain: &str) -> String {
     format!("chains/{}", crate::index::encode_component(chain))
 }
 
 /// `index/<kind>/<key>`, the directory of one index key's pointers.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub(crate) fn index_dir(key: &crate::index::IndexKey) -> String {
     let [kind, value] = key.segments();
     format!("index/{kind}/{value}")
 }
 
 /// `index/day`, the directory listed when a query names no key.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub(crate) const DAY_INDEX: &str = "index/day";
 
 /// The name of a chain entry: the zero-padded sequence number, so names sort in order.
@@ -96,6 +100,7 @@ pub(crate) fn check_previous(
 }
 
 /// Intersects the listings of each queried key (AND), smallest first.
+#[cfg_attr(not(any(feature = "s3", feature = "gitlab")), allow(dead_code))]
 pub(crate) fn intersect(mut sets: Vec<Vec<RecordRef>>) -> Vec<RecordRef> {
     for set in &mut sets {
         set.sort_unstable();

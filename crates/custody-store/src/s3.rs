@@ -83,7 +83,7 @@ use tokio::sync::OnceCell;
 use crate::error::StoreError;
 use crate::index::index_keys;
 use crate::layout;
-use crate::query::{Query, RecordRef, combine};
+use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, LockMode, ObjectSource, PutOutcome, Retention, StoreOptions};
 
 /// The largest object one PUT may carry.
@@ -661,7 +661,7 @@ impl S3Store {
             let mut all = Vec::new();
             for p in prefixes {
                 let day = p.strip_prefix(&days).unwrap_or(&p).trim_end_matches('/');
-                if q.wants_day(day) {
+                if day.parse::<jiff::civil::Date>().is_ok_and(|d| layout::day_in_range(q, d)) {
                     all.extend(self.list_pointers(&p).await?);
                 }
             }
@@ -674,7 +674,7 @@ impl S3Store {
             }
             sets
         };
-        Ok(combine(q, sets))
+        Ok(layout::finish(q, layout::intersect(sets)))
     }
 
     async fn get_object_impl(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {

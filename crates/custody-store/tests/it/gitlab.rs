@@ -985,3 +985,31 @@ fn gitlab_urls_open_through_any_store() {
         assert!(!err.to_string().contains("glpat-in-url"), "{err}");
     }
 }
+
+#[test]
+fn gitlab_a_server_that_never_answers_times_out_as_unreachable() {
+    // accepts connections and reads requests, but never answers: a hung GitLab
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let opts = GitLabOptions {
+        timeout: Duration::from_millis(300),
+        ..options(Some(GitLabToken::private(PAT)))
+    };
+    let s = GitLabStore::open(&format!("gitlab+http://{addr}/acme/app/{PACKAGE}"), &opts).unwrap();
+    let started = std::time::Instant::now();
+    let err = run(s.has_object(&Digest::of(b"x"))).unwrap_err();
+    assert!(err.is_transient(), "a hung server is worth spooling for: {err:?}");
+    assert!(
+        matches!(&err, StoreError::GitLab(GitLabError::Unreachable { attempts: 3, .. })),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded by timeouts and attempts");
+    assert!(held.lock().unwrap().len() >= 3, "every attempt reached the server");
+}
