@@ -52,7 +52,14 @@ fn step(n: usize, title: &str, text: &str) {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut build = cargo();
-    build.args(["build", "--locked", "-p", "custody", "-p", "evidence-upload"]);
+    build.args([
+        "build",
+        "--locked",
+        "-p",
+        "custody",
+        "-p",
+        "evidence-upload",
+    ]);
     if args.release {
         build.arg("--release");
     }
@@ -61,23 +68,38 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let bin = std::fs::canonicalize(format!("target/{profile}/custody"))?;
     let upload = std::fs::canonicalize(format!("target/{profile}/evidence-upload"))?;
     if args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir).with_context(|| format!("clearing {}", args.dir.display()))?;
+        std::fs::remove_dir_all(&args.dir)
+            .with_context(|| format!("clearing {}", args.dir.display()))?;
     }
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
-    let d = Demo { bin: bin.clone(), dir: dir.clone() };
+    let d = Demo {
+        bin: bin.clone(),
+        dir: dir.clone(),
+    };
     let commit = output(Command::new("git").args(["rev-parse", "HEAD"]))
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "0000000000000000000000000000000000000000".into());
 
-    println!("Custody demo: one pipeline run, evidence on the embedded store at {}", dir.join("store").display());
+    println!(
+        "Custody demo: one pipeline run, evidence on the embedded store at {}",
+        dir.join("store").display()
+    );
     println!();
     output(&mut d.custody(&["keygen", "--out", "pipeline.key"]))?;
-    step(1, "keys", "generated the pipeline's P-256 signing key (pipeline.key, mode 0600; pipeline.key.pub to verify)");
+    step(
+        1,
+        "keys",
+        "generated the pipeline's P-256 signing key (pipeline.key, mode 0600; pipeline.key.pub to verify)",
+    );
 
     // the artifact: this workspace's custody binary, named like an image by digest
     let digest_line = output(&mut d.custody(&["digest", bin.to_str().context("path")?]))?;
-    let digest = digest_line.split_whitespace().next().context("custody digest output")?.to_owned();
+    let digest = digest_line
+        .split_whitespace()
+        .next()
+        .context("custody digest output")?
+        .to_owned();
     let subject = format!("localhost/custody@{digest}");
     let n = crate::sbom::write(&dir.join("custody.cdx.json"))?;
     std::fs::copy("xtask/data/trivy-alpine-310.json", dir.join("trivy.json"))
@@ -89,8 +111,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env_remove("CUSTODY_STORE")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITLAB_CI")
-            .args(["--stage", stage, "--subject", &subject, "--key", "pipeline.key", "--store", "store"])
-            .args(["--commit", &commit, "--pipeline", "1", "--job", "release", "--format", "json"])
+            .args([
+                "--stage",
+                stage,
+                "--subject",
+                &subject,
+                "--key",
+                "pipeline.key",
+                "--store",
+                "store",
+            ])
+            .args([
+                "--commit",
+                &commit,
+                "--pipeline",
+                "1",
+                "--job",
+                "release",
+                "--format",
+                "json",
+            ])
             .args(extra);
         for f in files {
             c.args(["--file", f]);
@@ -98,52 +138,121 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Ok(serde_json::from_str(&output(&mut c)?)?)
     };
     let b = stage("build", &["custody.cdx.json"], &[])?;
-    step(2, "build", &format!(
-        "SBOM of this workspace ({n} components) and SLSA provenance for {}: records {} and {}",
-        &subject[..subject.len().min(40)],
-        short(&b["records"][0]["record"]),
-        short(&b["records"][1]["record"])
-    ));
+    step(
+        2,
+        "build",
+        &format!(
+            "SBOM of this workspace ({n} components) and SLSA provenance for {}: records {} and {}",
+            &subject[..subject.len().min(40)],
+            short(&b["records"][0]["record"]),
+            short(&b["records"][1]["record"])
+        ),
+    );
     let s = stage("scan", &["trivy.json"], &[])?;
     let counts = &s["records"][0]["summary"]["counts"];
-    step(3, "scan", &format!(
-        "Trivy report stored byte for byte and summarized ({} critical, {} high, {} medium): record {} (chain position {})",
-        counts["critical"], counts["high"], counts["medium"], short(&s["records"][0]["record"]), s["records"][0]["chain"]["sequence"]
-    ));
+    step(
+        3,
+        "scan",
+        &format!(
+            "Trivy report stored byte for byte and summarized ({} critical, {} high, {} medium): record {} (chain position {})",
+            counts["critical"],
+            counts["high"],
+            counts["medium"],
+            short(&s["records"][0]["record"]),
+            s["records"][0]["chain"]["sequence"]
+        ),
+    );
     let dep = stage("deploy", &[], &["--environment", "demo"])?;
-    step(4, "deploy", &format!("deployment to `demo` recorded: record {}", short(&dep["records"][0]["record"])));
+    step(
+        4,
+        "deploy",
+        &format!(
+            "deployment to `demo` recorded: record {}",
+            short(&dep["records"][0]["record"])
+        ),
+    );
 
-    let rows = d.json(&["query", "--store", "store", "--commit", &commit, "--format", "json"])?;
+    let rows = d.json(&[
+        "query", "--store", "store", "--commit", &commit, "--format", "json",
+    ])?;
     let count = rows.as_array().map_or(0, Vec::len);
-    step(5, "query", &format!("commit {}: {count} record(s), found by prefix listing, not a scan", &commit[..12.min(commit.len())]));
+    step(
+        5,
+        "query",
+        &format!(
+            "commit {}: {count} record(s), found by prefix listing, not a scan",
+            &commit[..12.min(commit.len())]
+        ),
+    );
 
     for r in rows.as_array().into_iter().flatten() {
         let rec = r["record"].as_str().unwrap_or_default();
-        output(&mut d.custody(&["verify", "--record", rec, "--store", "store", "--key", "pipeline.key.pub"]))?;
+        output(&mut d.custody(&[
+            "verify",
+            "--record",
+            rec,
+            "--store",
+            "store",
+            "--key",
+            "pipeline.key.pub",
+        ]))?;
     }
-    step(6, "verify", &format!("all {count} signatures verify against pipeline.key.pub; materials match their digests"));
+    step(
+        6,
+        "verify",
+        &format!(
+            "all {count} signatures verify against pipeline.key.pub; materials match their digests"
+        ),
+    );
 
     let rec = s["records"][0]["record"].as_str().unwrap_or_default();
     let hex = rec.trim_start_matches("sha256:");
-    let stored = dir.join("store/objects/sha256").join(&hex[..2]).join(&hex[2..]);
+    let stored = dir
+        .join("store/objects/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..]);
     let mut env: Value = serde_json::from_slice(&std::fs::read(&stored)?)?;
     // change one base64 character in the middle of the signed payload
-    let mut payload: Vec<u8> = env["payload"].as_str().unwrap_or_default().bytes().collect();
+    let mut payload: Vec<u8> = env["payload"]
+        .as_str()
+        .unwrap_or_default()
+        .bytes()
+        .collect();
     let mid = payload.len() / 2;
     payload[mid] = if payload[mid] == b'A' { b'B' } else { b'A' };
     env["payload"] = Value::String(String::from_utf8(payload)?);
     let forged = dir.join("forged-scan.json");
     std::fs::write(&forged, serde_json::to_vec(&env)?)?;
-    let out = d.custody(&["verify", forged.to_str().unwrap_or_default(), "--key", "pipeline.key.pub"]).output()?;
+    let out = d
+        .custody(&[
+            "verify",
+            forged.to_str().unwrap_or_default(),
+            "--key",
+            "pipeline.key.pub",
+        ])
+        .output()?;
     if out.status.success() {
         bail!("a tampered envelope verified: the demo's guard did not bite");
     }
     let reason = String::from_utf8_lossy(&out.stderr);
-    step(7, "tamper", &format!("an altered copy of the scan record is rejected (exit {}): {}", out.status.code().unwrap_or(-1), reason.trim().trim_start_matches("error: ")));
+    step(
+        7,
+        "tamper",
+        &format!(
+            "an altered copy of the scan record is rejected (exit {}): {}",
+            out.status.code().unwrap_or(-1),
+            reason.trim().trim_start_matches("error: ")
+        ),
+    );
 
     println!();
     println!("Ask the store yourself:");
-    println!("  {} query --store {} --commit {}", bin.display(), dir.join("store").display(), commit);
+    println!(
+        "  {} query --store {} --commit {}",
+        bin.display(),
+        dir.join("store").display(),
+        commit
+    );
     Ok(())
 }
 

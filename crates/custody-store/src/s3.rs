@@ -661,7 +661,10 @@ impl S3Store {
             let mut all = Vec::new();
             for p in prefixes {
                 let day = p.strip_prefix(&days).unwrap_or(&p).trim_end_matches('/');
-                if day.parse::<jiff::civil::Date>().is_ok_and(|d| layout::day_in_range(q, d)) {
+                if day
+                    .parse::<jiff::civil::Date>()
+                    .is_ok_and(|d| layout::day_in_range(q, d))
+                {
                     all.extend(self.list_pointers(&p).await?);
                 }
             }

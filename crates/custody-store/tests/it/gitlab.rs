@@ -1005,11 +1005,23 @@ fn gitlab_a_server_that_never_answers_times_out_as_unreachable() {
     let s = GitLabStore::open(&format!("gitlab+http://{addr}/acme/app/{PACKAGE}"), &opts).unwrap();
     let started = std::time::Instant::now();
     let err = run(s.has_object(&Digest::of(b"x"))).unwrap_err();
-    assert!(err.is_transient(), "a hung server is worth spooling for: {err:?}");
     assert!(
-        matches!(&err, StoreError::GitLab(GitLabError::Unreachable { attempts: 3, .. })),
+        err.is_transient(),
+        "a hung server is worth spooling for: {err:?}"
+    );
+    assert!(
+        matches!(
+            &err,
+            StoreError::GitLab(GitLabError::Unreachable { attempts: 3, .. })
+        ),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(20), "bounded by timeouts and attempts");
-    assert!(held.lock().unwrap().len() >= 3, "every attempt reached the server");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by timeouts and attempts"
+    );
+    assert!(
+        held.lock().unwrap().len() >= 3,
+        "every attempt reached the server"
+    );
 }
