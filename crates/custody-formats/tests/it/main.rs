@@ -1,5 +1,5 @@
 //! Integration tests of custody-formats against the shared third-party fixtures
-//! (`/work/shared/fixtures`, see its SOURCES.md) and small documents derived from
+//! (`../shared/fixtures` beside the repository, see its SOURCES.md) and small documents derived from
 //! them. Every expected number was worked out from the fixture files with
 //! jq/python/grep, independently of this crate; each table says how.
 
