@@ -149,6 +149,9 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
     }
     let Some(kinds) = kinds else {
         // raw material: streamed, never held in memory
+        if size >= LARGE {
+            progress(&format!("hashing {name} ({} MiB)", size >> 20));
+        }
         let file = std::fs::File::open(&real).map_err(|e| input_err(path, e.to_string()))?;
         let (digest, size) =
             custody_evidence::sha256_reader(file).map_err(|e| input_err(path, e.to_string()))?;
@@ -323,6 +326,16 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
     Ok(planned)
 }
 
+/// Materials from this size on get progress lines on stderr: they take long enough
+/// for a person watching a CI log to wonder.
+const LARGE: u64 = 64 << 20;
+
+/// A progress line on stderr (stdout carries data).
+fn progress(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "evidence-upload: {line}");
+}
+
 /// Runs the step.
 pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError> {
     let subject = files::resolve_subject(&cfg.subject, Some(&cfg.workspace))?;
@@ -381,9 +394,22 @@ async fn store_one(
     p: &Planned,
 ) -> Result<StoredRecord, StoreError> {
     for (path, m) in p.inputs.iter().zip(&p.materials) {
+        let started = std::time::Instant::now();
+        if m.size >= LARGE {
+            progress(&format!("storing {} ({} MiB)", m.name, m.size >> 20));
+        }
         let out = store
             .put_object(ObjectSource::File(path), &cfg.retention)
             .await?;
+        if m.size >= LARGE {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            progress(&format!(
+                "stored {} ({} MiB in {secs:.1} s, {:.0} MiB/s)",
+                m.name,
+                m.size >> 20,
+                (m.size >> 20) as f64 / secs
+            ));
+        }
         if out.digest != m.digest {
             return Err(StoreError::Invalid(format!(
                 "{} changed while it was being stored ({} was parsed, {} was stored); rerun the step",

@@ -519,6 +519,14 @@ fn a_large_raw_material_streams_through_in_bounded_memory() {
         .unwrap()
         .to_owned();
     assert_eq!(m["digest"], format!("sha256:{hex}"));
+    assert!(
+        stderr.contains("evidence-upload: storing release.bin.sig (512 MiB)"),
+        "progress for a large file: {stderr}"
+    );
+    assert!(
+        stderr.contains("evidence-upload: stored release.bin.sig (512 MiB in"),
+        "{stderr}"
+    );
     if let Some(kib) = stderr.lines().find_map(|l| l.strip_prefix("peak-rss-kib=")) {
         let kib: u64 = kib.trim().parse().unwrap();
         assert!(
