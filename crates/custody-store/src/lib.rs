@@ -149,17 +149,7 @@ pub fn open_store(url: &str) -> Result<AnyStore, StoreError> {
 /// store connects lazily: the first operation resolves credentials, and the first
 /// write checks that the bucket has Object Lock.
 pub fn open_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
-    #[cfg(not(feature = "s3"))]
-    let _ = options;
-    #[cfg(feature = "gitlab")]
-    if is_gitlab_url(url) {
-        return open_gitlab_store(url, &GitLabOptions::default());
-    }
-    match backend(url)? {
-        Backend::Local(path) => LocalStore::open(path).map(AnyStore::Local),
-        #[cfg(feature = "s3")]
-        Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
-    }
+    by_url(url, options, |p| LocalStore::open(p))
 }
 
 /// Opens the store a URL names for writing, creating a local store when missing.
@@ -171,6 +161,15 @@ pub fn create_store(url: &str) -> Result<AnyStore, StoreError> {
 
 /// [`create_store`] with options for the backends that use them (S3).
 pub fn create_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+    by_url(url, options, |p| LocalStore::create(p))
+}
+
+/// The backend a URL names; `local` decides whether a local store must exist already.
+fn by_url(
+    url: &str,
+    options: &StoreOptions,
+    local: fn(&str) -> Result<LocalStore, StoreError>,
+) -> Result<AnyStore, StoreError> {
     #[cfg(not(feature = "s3"))]
     let _ = options;
     #[cfg(feature = "gitlab")]
@@ -178,7 +177,7 @@ pub fn create_store_with(url: &str, options: &StoreOptions) -> Result<AnyStore, 
         return open_gitlab_store(url, &GitLabOptions::default());
     }
     match backend(url)? {
-        Backend::Local(path) => LocalStore::create(path).map(AnyStore::Local),
+        Backend::Local(path) => local(path).map(AnyStore::Local),
         #[cfg(feature = "s3")]
         Backend::S3 => S3Store::new(url, options.clone()).map(|s| AnyStore::S3(Box::new(s))),
     }
