@@ -2,7 +2,10 @@
 
 pub mod attest;
 pub mod digest;
+pub mod export;
 pub mod keygen;
 pub mod push;
 pub mod query;
+pub mod retention;
 pub mod verify;
+pub mod verify_bundle;
