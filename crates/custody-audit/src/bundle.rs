@@ -463,7 +463,17 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
             )));
         }
     }
-    let store = LocalStore::open(root.join("store"))?;
+    let store = LocalStore::open(root.join("store")).map_err(|e| {
+        format_err(format!(
+            "{TOP}/store is not a readable Custody store ({})",
+            match e {
+                StoreError::NotAStore { .. } | StoreError::Missing { .. } => {
+                    "its CUSTODY-STORE marker is missing or altered".to_owned()
+                }
+                other => other.to_string(),
+            }
+        ))
+    })?;
     let mut consistency = Vec::new();
     let bundle_keys = match read_bundle_keys(&root, &manifest.keys) {
         Ok(k) => k,
@@ -487,22 +497,27 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
         }
     }
     for (name, digest) in &manifest.files {
-        let path = root.join(name);
-        if !DERIVED.contains(&name.as_str()) && !name.starts_with("envelopes/") {
-            // key files: digests in the manifest
-            match fs::read(&path) {
-                Ok(b) if Digest::of(&b) == *digest => {}
-                Ok(_) => consistency.push(mismatch(
-                    name,
-                    "differs from its digest in BUNDLE.json".into(),
-                )),
-                Err(_) => consistency.push(mismatch(name, "missing from the bundle".into())),
-            }
-        } else if !expected.contains(name) {
+        let derivable = DERIVED.contains(&name.as_str()) || name.starts_with("envelopes/");
+        if derivable && !expected.contains(name) {
             consistency.push(mismatch(
                 name,
                 "listed in BUNDLE.json but not derivable from the evidence".into(),
             ));
+            continue;
+        }
+        if name.contains("..") || name.starts_with('/') {
+            consistency.push(mismatch(name, "a path outside the bundle".into()));
+            continue;
+        }
+        match fs::read(root.join(name)) {
+            Ok(b) if Digest::of(&b) == *digest => {}
+            Ok(_) => consistency.push(mismatch(
+                name,
+                "differs from its digest in BUNDLE.json".into(),
+            )),
+            // derived files were reported missing above
+            Err(_) if derivable => {}
+            Err(_) => consistency.push(mismatch(name, "missing from the bundle".into())),
         }
     }
     for name in expected.iter().filter(|n| !manifest.files.contains_key(*n)) {

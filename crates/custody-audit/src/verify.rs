@@ -418,7 +418,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             );
             return Ok(None);
         };
-        let retention = self.store.retention(&d).await?;
+        let retention = self.read_retention(&about, &d).await?;
         self.check_retention(&about, rec.recorded_at, retention.as_ref());
         let mut materials = Vec::with_capacity(rec.materials.len());
         for m in &rec.materials {
@@ -452,7 +452,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 Err(e) => return Err(e),
             };
             let m_retention = if present {
-                let r = self.store.retention(&m.digest).await?;
+                let r = self.read_retention(&m_about, &m.digest).await?;
                 self.check_retention(&m_about, rec.recorded_at, r.as_ref());
                 r
             } else {
@@ -484,6 +484,26 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             summary: rec.summary.map(trim_summary),
             predicate,
         }))
+    }
+
+    /// The lock as the store reports it; an unreadable one is a finding, not an error.
+    async fn read_retention(
+        &mut self,
+        about: &str,
+        d: &Digest,
+    ) -> Result<Option<Retention>, StoreError> {
+        match self.store.retention(d).await {
+            Ok(r) => Ok(r),
+            Err(StoreError::Invalid(msg)) => {
+                self.error(
+                    CheckKind::Retention,
+                    about.to_owned(),
+                    format!("the lock cannot be read ({msg}): treated as no lock"),
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn check_retention(&mut self, about: &str, recorded_at: Timestamp, r: Option<&Retention>) {
