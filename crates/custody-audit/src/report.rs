@@ -75,7 +75,7 @@ pub struct PipelineView {
 pub struct ControlView {
     pub citation: &'static str,
     pub title: &'static str,
-    pub how: &'static str,
+    pub how: String,
     pub records: Vec<RecordRow>,
 }
 
@@ -446,7 +446,7 @@ pub fn model(audit: &Audit, meta: &Meta<'_>) -> Model {
         controls.push(ControlView {
             citation: c.citation(),
             title: c.title(),
-            how: c.how(),
+            how: sentence(c.how()),
             records,
         });
     }
@@ -496,6 +496,14 @@ pub fn model(audit: &Audit, meta: &Meta<'_>) -> Model {
         controls,
         rows: audit.records.iter().map(row).collect(),
     }
+}
+
+/// Capitalizes the first letter.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// Escapes text for a Markdown table cell or line.
