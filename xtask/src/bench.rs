@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "bench",
             "--locked",
             "-p",
-            "custody-store",
+            "custody-audit",
             "--bench",
             "query",
         ]))?;
