@@ -66,8 +66,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     util::run(&mut build)?;
     let profile = if args.release { "release" } else { "debug" };
-    let bin = std::fs::canonicalize(format!("target/{profile}/custody"))?;
-    let upload = std::fs::canonicalize(format!("target/{profile}/evidence-upload"))?;
+    let target = util::target_dir();
+    let bin = std::fs::canonicalize(target.join(profile).join("custody"))?;
+    let upload = std::fs::canonicalize(target.join(profile).join("evidence-upload"))?;
     if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)
             .with_context(|| format!("clearing {}", args.dir.display()))?;
