@@ -42,7 +42,6 @@ pub fn cargo() -> Command {
 }
 
 /// Where cargo puts build outputs: `CARGO_TARGET_DIR` when set, else `target`.
-pub fn target_dir() -> std::path::PathBuf {
-    use std::path::PathBuf;
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
 }
