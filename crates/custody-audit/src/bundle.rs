@@ -198,16 +198,18 @@ async fn copy_evidence<S: EvidenceStore>(
     let entries: BTreeMap<Digest, &crate::verify::RecordEntry> =
         source.audit.records.iter().map(|r| (r.digest, r)).collect();
     for (d, bytes) in source.envelopes() {
-        let retention = store.retention(d).await?;
         match entries.get(d) {
+            // locks as the audit read them back
             Some(entry) => {
                 for m in entry.materials.iter().filter(|m| m.present) {
                     let b = store.get_object(&m.material.digest).await?;
                     to.import_object(&b, m.retention.as_ref())?;
                 }
-                to.import_record(bytes, retention.as_ref())?;
+                to.import_record(bytes, entry.retention.as_ref())?;
             }
+            // not a Custody record: its lock was never read
             None => {
+                let retention = store.retention(d).await?;
                 to.import_object(bytes, retention.as_ref())?;
             }
         }

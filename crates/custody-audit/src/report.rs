@@ -185,7 +185,7 @@ pub fn describe(r: &RecordEntry) -> String {
                 "SBOM: {} components, {} licenses ({} {})",
                 s.component_count,
                 s.license_count,
-                fmt_format(&v["format"]),
+                wire_name(&s.format),
                 s.spec_version
             ),
             Summary::Tests(t) => format!(
@@ -239,8 +239,12 @@ pub fn describe(r: &RecordEntry) -> String {
     }
 }
 
-fn fmt_format(v: &Value) -> String {
-    v.as_str().unwrap_or("-").to_owned()
+/// A serde enum's wire name (`error`, `COMPLIANCE`, `cyclonedx-json`, …).
+pub fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn short_type(t: &str) -> String {
@@ -353,10 +357,7 @@ fn row(r: &RecordEntry) -> RecordRow {
             |x| {
                 format!(
                     "{} until {}{}",
-                    serde_json::to_value(x.mode)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    wire_name(&x.mode),
                     x.retain_until.strftime("%Y-%m-%d"),
                     if x.legal_hold { ", legal hold" } else { "" }
                 )
@@ -483,10 +484,7 @@ pub fn model(audit: &Audit, meta: &Meta<'_>) -> Model {
                     Severity::Error => "error",
                     Severity::Warning => "warning",
                 },
-                check: serde_json::to_value(f.check)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                check: wire_name(&f.check),
                 about: f.about.clone(),
                 message: f.message.clone(),
             })

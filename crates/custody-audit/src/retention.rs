@@ -77,8 +77,3 @@ pub fn findings(audit: &Audit) -> Vec<&Finding> {
         })
         .collect()
 }
-
-/// Whether a lock is COMPLIANCE-mode (GOVERNANCE can be bypassed by privileged users).
-pub fn is_compliance(r: &RetentionRow) -> bool {
-    r.mode == Some(LockMode::Compliance)
-}

@@ -194,14 +194,6 @@ pub struct Audit {
     pub pipelines: Vec<PipelineEntry>,
 }
 
-impl Audit {
-    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-    }
-}
-
 /// A record loaded from the store: its bytes when they could be read intact.
 #[derive(Debug, Clone)]
 pub(crate) struct Loaded {
@@ -419,7 +411,10 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             return Ok(None);
         };
         let retention = self.read_retention(&about, &d).await?;
-        self.check_retention(&about, rec.recorded_at, retention.as_ref());
+        if let Some(r) = &retention {
+            self.check_retention(&about, rec.recorded_at, r.as_ref());
+        }
+        let retention = retention.flatten();
         let mut materials = Vec::with_capacity(rec.materials.len());
         for m in &rec.materials {
             let m_about = format!("material {} ({}) of record {d}", m.name, m.digest);
@@ -453,8 +448,10 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             };
             let m_retention = if present {
                 let r = self.read_retention(&m_about, &m.digest).await?;
-                self.check_retention(&m_about, rec.recorded_at, r.as_ref());
-                r
+                if let Some(r) = &r {
+                    self.check_retention(&m_about, rec.recorded_at, r.as_ref());
+                }
+                r.flatten()
             } else {
                 None
             };
@@ -486,19 +483,20 @@ impl<S: EvidenceStore> Auditor<'_, S> {
         }))
     }
 
-    /// The lock as the store reports it; an unreadable one is a finding, not an error.
+    /// The lock as the store reports it (`Some(None)`: no lock). An unreadable lock is
+    /// a finding, reported here, not an error: `None`.
     async fn read_retention(
         &mut self,
         about: &str,
         d: &Digest,
-    ) -> Result<Option<Retention>, StoreError> {
+    ) -> Result<Option<Option<Retention>>, StoreError> {
         match self.store.retention(d).await {
-            Ok(r) => Ok(r),
+            Ok(r) => Ok(Some(r)),
             Err(StoreError::Invalid(msg)) => {
                 self.error(
                     CheckKind::Retention,
                     about.to_owned(),
-                    format!("the lock cannot be read ({msg}): treated as no lock"),
+                    format!("the lock cannot be read ({msg}): nothing shows it is locked"),
                 );
                 Ok(None)
             }

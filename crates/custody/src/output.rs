@@ -59,6 +59,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+use custody_audit::report::wire_name;
+
 /// An audit for people (a verdict, the findings, then chains and pipelines) or as the
 /// verification document.
 pub fn print_audit(audit: &custody_audit::Audit, format: crate::cli::Format) -> anyhow::Result<()> {
@@ -84,8 +86,8 @@ pub fn print_audit(audit: &custody_audit::Audit, format: crate::cli::Format) -> 
                     .iter()
                     .map(|f| {
                         vec![
-                            json_str(&f.severity),
-                            json_str(&f.check),
+                            wire_name(&f.severity),
+                            wire_name(&f.check),
                             f.about.clone(),
                             f.message.clone(),
                         ]
@@ -134,12 +136,4 @@ pub fn print_audit(audit: &custody_audit::Audit, format: crate::cli::Format) -> 
         }
     }
     Ok(())
-}
-
-/// A serde enum's wire name.
-pub fn json_str<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }

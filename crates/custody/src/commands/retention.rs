@@ -8,7 +8,8 @@ use custody_store::EvidenceStore as _;
 
 use crate::cli::{Format, RetentionArgs};
 use crate::exit::Exit;
-use crate::output::{json_str, table};
+use crate::output::table;
+use custody_audit::report::wire_name;
 
 pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
     let query = crate::commands::query::build_query(&args.filter)?;
@@ -69,7 +70,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
                             |u| u.strftime("%Y-%m-%d").to_string(),
                         ),
                         left,
-                        r.mode.as_ref().map_or_else(|| "-".to_owned(), json_str),
+                        r.mode.as_ref().map_or_else(|| "-".to_owned(), wire_name),
                         if r.legal_hold { "yes" } else { "no" }.into(),
                         r.kind.clone(),
                         r.stage.clone(),
@@ -95,7 +96,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
             if !findings.is_empty() {
                 let f: Vec<Vec<String>> = findings
                     .iter()
-                    .map(|f| vec![json_str(&f.severity), f.about.clone(), f.message.clone()])
+                    .map(|f| vec![wire_name(&f.severity), f.about.clone(), f.message.clone()])
                     .collect();
                 out!("");
                 out!("{}", table(&["SEVERITY", "ABOUT", "WHAT IS WRONG"], &f));
