@@ -7,6 +7,9 @@
 //!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
 //!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
 //!    metadata address).
+//! 3. Debian's `docker-registry` (apt-installed when missing), started on loopback for
+//!    policy-check's cosign tests; its address goes to the tests as
+//!    `CUSTODY_OCI_REGISTRY`, and it stops when the tests end.
 
 use std::path::Path;
 use std::process::Command;
@@ -40,9 +43,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     }
+    let registry = crate::registry::start()?;
     util::run(
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .env("CUSTODY_OCI_REGISTRY", &registry.addr)
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python)
             .env("CUSTODY_MOTO", moto_server()?)

@@ -35,6 +35,30 @@ pub enum Command {
     Digest(DigestArgs),
     /// Resend records an upload kept in its spool because the store was unreachable.
     Push(PushArgs),
+    /// Policy tools: run Rego unit tests (`custody policy test`).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run `test_*` rules like `opa test`: the built-in policies' own tests, plus the
+    /// policies and tests in DIR (files named like a built-in replace it).
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Directories of .rego files (user policies and their tests). None: built-in tests only.
+    pub dirs: Vec<PathBuf>,
+    /// Data files (YAML or JSON) merged over the built-in thresholds.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Only tests whose `data.<package>.<name>` contains this text.
+    #[arg(long)]
+    pub run: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
             Command::Push(a) => crate::commands::push::run(a).await,
+            Command::Policy(PolicyCommand::Test(a)) => crate::commands::policy::test(&a),
         }
     })
 }

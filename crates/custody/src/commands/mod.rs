@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod digest;
 pub mod keygen;
+pub mod policy;
 pub mod push;
 pub mod query;
 pub mod verify;

@@ -1,0 +1,54 @@
+# The latest scan of the digest is within the severity thresholds: at most
+# scan.max_critical CRITICAL (default 0) and scan.max_high HIGH findings, not counting
+# findings covered by a valid CVE exception (see cve-exceptions).
+package custody.rules.scan_severity
+
+import data.custody.lib
+import data.custody.rules.cve_exceptions
+import rego.v1
+
+meta := {
+	"id": "scan-severity",
+	"title": "Findings within severity thresholds",
+	"control": "164.308(a)(1)(ii)(B)",
+	"gates": ["pre-approval", "pre-deploy"],
+}
+
+# The scan judged: the latest timed one, else any scan of the digest.
+scan := lib.latest_scan if {
+	lib.latest_scan
+} else := lib.scans_of_digest[0]
+
+counted(severity) := count([f |
+	some f in scan.findings
+	f.severity == severity
+	not cve_exceptions.covered(f)
+])
+
+critical := counted("critical")
+
+high := counted("high")
+
+deny contains msg if {
+	not scan
+	msg := sprintf("no scan of %s to judge severities", [lib.digest])
+}
+
+deny contains msg if {
+	critical > lib.config.scan.max_critical
+	msg := sprintf("%d CRITICAL finding(s) in scan record %s (limit %d)%s", [critical, scan.record, lib.config.scan.max_critical, ids("critical")])
+}
+
+deny contains msg if {
+	high > lib.config.scan.max_high
+	msg := sprintf("%d HIGH finding(s) in scan record %s (limit %d)%s", [high, scan.record, lib.config.scan.max_high, ids("high")])
+}
+
+# Up to five ids of the counted findings of a severity, for the message.
+ids(severity) := sprintf(": %s", [concat(", ", array.slice(sort({f.id |
+	some f in scan.findings
+	f.severity == severity
+	not cve_exceptions.covered(f)
+}), 0, 5))])
+
+pass := sprintf("%d CRITICAL (limit %d), %d HIGH (limit %d) in scan record %s", [critical, lib.config.scan.max_critical, high, lib.config.scan.max_high, scan.record])
