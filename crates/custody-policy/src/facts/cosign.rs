@@ -151,7 +151,9 @@ impl Registry {
             query.push(("scope".into(), format!("repository:{}:pull", self.repo)));
         }
         let realm = realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
-        let mut req = self.http.get(&realm).query(&query);
+        let mut url = url::Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
+        url.query_pairs_mut().extend_pairs(query.iter());
+        let mut req = self.http.get(url);
         if let (Some(u), Some(p)) = (&self.cfg.username, &self.cfg.password) {
             req = req.basic_auth(u, Some(p.expose()));
         }
@@ -164,7 +166,8 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let t: Token = rsp.json().await.map_err(|e| format!("{realm}: {e}"))?;
+        let body = rsp.bytes().await.map_err(|e| format!("{realm}: {e}"))?;
+        let t: Token = serde_json::from_slice(&body).map_err(|e| format!("{realm}: {e}"))?;
         t.token
             .or(t.access_token)
             .ok_or_else(|| format!("{realm}: no token in the answer"))

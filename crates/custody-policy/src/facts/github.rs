@@ -223,7 +223,7 @@ pub async fn gather(cfg: &GitHubConfig, gate: Gate) -> Result<PlatformFacts, Pol
     add_commit(&mut people, commit);
     let route = format!("/repos/{repo}/commits/{sha}/pulls");
     let pulls: Vec<Pull> = octo
-        .get(&route, Some(&[("per_page", "100")]))
+        .get(&route, Some(&[("per_page", "100")][..]))
         .await
         .map_err(|e| api_error(&route, &e))?;
     for pr in pulls {
@@ -232,7 +232,7 @@ pub async fn gather(cfg: &GitHubConfig, gate: Gate) -> Result<PlatformFacts, Pol
         }
         let route = format!("/repos/{repo}/pulls/{}/commits", pr.number);
         let commits: Vec<Commit> = octo
-            .get(&route, Some(&[("per_page", "100")]))
+            .get(&route, Some(&[("per_page", "100")][..]))
             .await
             .map_err(|e| api_error(&route, &e))?;
         for c in commits {
