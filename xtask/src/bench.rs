@@ -147,7 +147,14 @@ fn policy() -> anyhow::Result<()> {
     util::run(cargo().args(["build", "--release", "--locked", "-p", "policy-check"]))?;
     util::run(
         cargo()
-            .args(["bench", "--locked", "-p", "custody-policy", "--bench", "evaluate"])
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "custody-policy",
+                "--bench",
+                "evaluate",
+            ])
             .env("CUSTODY_BENCH_WRITE", std::path::absolute(dir)?),
     )?;
     let python = crate::test::venv()?;
@@ -187,7 +194,13 @@ fn policy() -> anyhow::Result<()> {
         size as f64 / 1048576.0
     );
     println!("|---|---|---|");
-    println!("| policy-check --input (regorus) | {o_secs:.3} | {} |", kib(o_rss));
-    println!("| regopy_check.py (rego-cpp via regopy) | {t_secs:.3} | {} |", kib(t_rss));
+    println!(
+        "| policy-check --input (regorus) | {o_secs:.3} | {} |",
+        kib(o_rss)
+    );
+    println!(
+        "| regopy_check.py (rego-cpp via regopy) | {t_secs:.3} | {} |",
+        kib(t_rss)
+    );
     Ok(())
 }

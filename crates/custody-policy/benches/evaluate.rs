@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 //! Policy evaluation at scale: the built-in policies on an input with an SBOM of
 //! 5,000 components and a scan of 10,000 findings (target: under 50 ms per
@@ -25,7 +30,8 @@ pub fn large_input() -> Value {
     // a few that count, one covered by an exception
     findings[0] = json!({"id": "CVE-2026-99999", "severity": "critical", "package": "pkg-0"});
     findings[1] = json!({"id": "CVE-2026-99998", "severity": "high", "package": "pkg-1"});
-    let mut input: Value = serde_json::from_str(include_str!("../tests/data/input-ok.json")).unwrap_or_default();
+    let mut input: Value =
+        serde_json::from_str(include_str!("../tests/data/input-ok.json")).unwrap_or_default();
     input["sboms"][0]["components"] = Value::Array(components);
     input["sboms"][0]["componentCount"] = json!(COMPONENTS);
     input["scans"][0]["findings"] = Value::Array(findings);
@@ -55,20 +61,38 @@ fn bench(c: &mut Criterion) {
     if let Ok(dir) = std::env::var("CUSTODY_BENCH_WRITE") {
         let dir = std::path::Path::new(&dir);
         let _ = std::fs::create_dir_all(dir);
-        let _ = std::fs::write(dir.join("input.json"), serde_json::to_vec(&input).unwrap_or_default());
-        let _ = std::fs::write(dir.join("data.json"), serde_json::to_vec(set.data()).unwrap_or_default());
-        let _ = std::fs::write(dir.join("data-config.json"), serde_json::to_vec(&set.data()["custody"]["config"]).unwrap_or_default());
+        let _ = std::fs::write(
+            dir.join("input.json"),
+            serde_json::to_vec(&input).unwrap_or_default(),
+        );
+        let _ = std::fs::write(
+            dir.join("data.json"),
+            serde_json::to_vec(set.data()).unwrap_or_default(),
+        );
+        let _ = std::fs::write(
+            dir.join("data-config.json"),
+            serde_json::to_vec(&set.data()["custody"]["config"]).unwrap_or_default(),
+        );
     }
-    let e = set.evaluate_value(input.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let e = set
+        .evaluate_value(input.clone())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.rules.len(), 19);
     let mut g = c.benchmark_group("policy");
     g.sample_size(30);
     g.bench_function("evaluate 5k components, 10k findings", |b| {
-        b.iter(|| set.evaluate_value(input.clone()).unwrap_or_else(|e| panic!("{e}")))
+        b.iter(|| {
+            set.evaluate_value(input.clone())
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
     });
-    let small: Value = serde_json::from_str(include_str!("../tests/data/input-ok.json")).unwrap_or_default();
+    let small: Value =
+        serde_json::from_str(include_str!("../tests/data/input-ok.json")).unwrap_or_default();
     g.bench_function("evaluate the small input", |b| {
-        b.iter(|| set.evaluate_value(small.clone()).unwrap_or_else(|e| panic!("{e}")))
+        b.iter(|| {
+            set.evaluate_value(small.clone())
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
     });
     g.finish();
 }

@@ -46,7 +46,7 @@ deny contains msg if {
 	msg := sprintf("%s rejected the deployment", [a.login])
 }
 
-pass := sprintf("approvers %s are authorized for %s (%s%s)", [concat(", ", sort({a.login | some a in approved})), input.environment, input.approvals.source, unverified])
+pass := sprintf("approvers %s are authorized for %s (%s%s)", [lib.join(", ", sort({a.login | some a in approved})), input.environment, input.approvals.source, unverified])
 
 unverified := ", unverified" if {
 	input.approvals.verified == false

@@ -28,7 +28,7 @@ deny contains "cosign signatures were not checked: pass --cosign-key with the tr
 deny contains msg if {
 	input.cosign
 	count(valid) == 0
-	msg := sprintf("no cosign signature of %s verified at %s: %s", [lib.digest, input.cosign.reference, concat("; ", input.cosign.problems)])
+	msg := sprintf("no cosign signature of %s verified at %s: %s", [lib.digest, input.cosign.reference, lib.join("; ", input.cosign.problems)])
 }
 
 pass := sprintf("cosign signature at %s verified with %s", [input.cosign.reference, valid[0].key])

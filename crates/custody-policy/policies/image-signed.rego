@@ -38,7 +38,7 @@ deny contains msg if {
 	count(signed) > 0
 	count(trusted) == 0
 	ids := [object.get(s, "keyId", "(none)") | some s in signed]
-	msg := sprintf("signature records name key ids %s; trusted: %s", [concat(", ", ids), concat(", ", trusted_ids)])
+	msg := sprintf("signature records name key ids %s; trusted: %s", [lib.join(", ", ids), lib.join(", ", trusted_ids)])
 }
 
 pass := sprintf("signature record %s for %s, signed by %s", [trusted[0].record, lib.digest, trusted[0].signer])

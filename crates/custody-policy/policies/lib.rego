@@ -18,7 +18,7 @@ rejected(stage) := [sprintf("%s (%s)", [r.record, r.reason]) |
 ]
 
 # A suffix naming rejected records of a stage, or "".
-rejected_note(stage) := sprintf("; %d %s record(s) were rejected: %s", [count(x), stage, concat(", ", x)]) if {
+rejected_note(stage) := sprintf("; %d %s record(s) were rejected: %s", [count(x), stage, join(", ", x)]) if {
 	x := rejected(stage)
 	count(x) > 0
 } else := ""
@@ -47,3 +47,8 @@ latest_scan := freshest[0]
 unverified_allowed if config.approvals.allow_unverified == true
 
 lower_set(xs) := {lower(x) | some x in xs}
+
+# concat for use inside sprintf. rego-cpp renders a concat result JSON-quoted under
+# sprintf's %s ("a, b" with the quotes); trim_space yields a plain string in both
+# engines, and the joined texts never carry meaningful outer spaces.
+join(sep, xs) := trim_space(concat(sep, xs))

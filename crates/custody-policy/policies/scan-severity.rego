@@ -19,15 +19,20 @@ scan := lib.latest_scan if {
 	lib.latest_scan
 } else := lib.scans_of_digest[0]
 
-counted(severity) := count([f |
+# Ids of the findings of a severity that count (no valid exception covers them).
+counted_ids(severity) := [f.id |
 	some f in scan.findings
 	f.severity == severity
 	not cve_exceptions.covered(f)
-])
+]
 
-critical := counted("critical")
+critical_ids := sort(counted_ids("critical"))
 
-high := counted("high")
+high_ids := sort(counted_ids("high"))
+
+critical := count(critical_ids)
+
+high := count(high_ids)
 
 deny contains msg if {
 	not scan
@@ -36,19 +41,16 @@ deny contains msg if {
 
 deny contains msg if {
 	critical > lib.config.scan.max_critical
-	msg := sprintf("%d CRITICAL finding(s) in scan record %s (limit %d)%s", [critical, scan.record, lib.config.scan.max_critical, ids("critical")])
+	msg := sprintf("%d CRITICAL finding(s) in scan record %s (limit %d): %s", [critical, scan.record, lib.config.scan.max_critical, first_five(critical_ids)])
 }
 
 deny contains msg if {
 	high > lib.config.scan.max_high
-	msg := sprintf("%d HIGH finding(s) in scan record %s (limit %d)%s", [high, scan.record, lib.config.scan.max_high, ids("high")])
+	msg := sprintf("%d HIGH finding(s) in scan record %s (limit %d): %s", [high, scan.record, lib.config.scan.max_high, first_five(high_ids)])
 }
 
-# Up to five ids of the counted findings of a severity, for the message.
-ids(severity) := sprintf(": %s", [concat(", ", array.slice(sort({f.id |
-	some f in scan.findings
-	f.severity == severity
-	not cve_exceptions.covered(f)
-}), 0, 5))])
+# Up to five ids, for the message. (rego-cpp leaves a function undefined when its
+# argument is used inside a set comprehension nested in calls: ids are computed once.)
+first_five(ids) := lib.join(", ", array.slice(ids, 0, 5))
 
 pass := sprintf("%d CRITICAL (limit %d), %d HIGH (limit %d) in scan record %s", [critical, lib.config.scan.max_critical, high, lib.config.scan.max_high, scan.record])

@@ -30,6 +30,6 @@ other(s) := sprintf("scan record %s names the image only by config digest %s; sc
 	s.imageId
 } else := sprintf("scan record %s names no image digest", [s.record]) if {
 	count(s.manifestDigests) == 0
-} else := sprintf("scan record %s is of %s, not %s", [s.record, concat(", ", s.manifestDigests), lib.digest])
+} else := sprintf("scan record %s is of %s, not %s", [s.record, lib.join(", ", s.manifestDigests), lib.digest])
 
 pass := sprintf("%d scan(s) of %s", [count(lib.scans_of_digest), lib.digest])

@@ -69,4 +69,4 @@ deny contains msg if {
 	msg := sprintf("%s approved but is %s", [a.login, role])
 }
 
-pass := sprintf("none of %s authored, committed or triggered the change", [concat(", ", sort({a.login | some a in approved}))])
+pass := sprintf("none of %s authored, committed or triggered the change", [lib.join(", ", sort({a.login | some a in approved}))])

@@ -114,11 +114,7 @@ pub async fn gather_input<S: EvidenceStore>(
         (_, None) | (PlatformSource::None, _) => PlatformFacts::default(),
     };
     let evaluated_at = cfg.now.to_string();
-    let today = cfg
-        .now
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
+    let today = cfg.now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
     let input = PolicyInput {
         gate: cfg.gate,
         evaluated_at,
@@ -191,7 +187,10 @@ pub fn decide(policies: &PolicySet, input: &PolicyInput) -> Result<Decision, Pol
 
 /// Runs the gate: facts, decision, and (unless `cfg.record` is `None`) the signed
 /// decision record, whose material is the exact policy input.
-pub async fn run<S: EvidenceStore>(cfg: &CheckConfig, store: &S) -> Result<CheckOutcome, PolicyError> {
+pub async fn run<S: EvidenceStore>(
+    cfg: &CheckConfig,
+    store: &S,
+) -> Result<CheckOutcome, PolicyError> {
     let (input, problems) = gather_input(cfg, store).await?;
     let mut decision = decide(&cfg.policies, &input)?;
     if let Some(rec) = &cfg.record {
@@ -264,6 +263,14 @@ async fn store_decision<S: EvidenceStore>(
             })),
         },
     };
-    let appended = append_record(store, &rec.key, rec.keyid_scheme, &chain_id, draft, &rec.retention).await?;
+    let appended = append_record(
+        store,
+        &rec.key,
+        rec.keyid_scheme,
+        &chain_id,
+        draft,
+        &rec.retention,
+    )
+    .await?;
     Ok(appended.outcome.digest)
 }

@@ -118,7 +118,9 @@ impl Decision {
         );
         m.insert(
             "environment".into(),
-            self.environment.clone().map_or(serde_json::Value::Null, Into::into),
+            self.environment
+                .clone()
+                .map_or(serde_json::Value::Null, Into::into),
         );
         m.insert("evaluatedAt".into(), self.evaluated_at.clone().into());
         m.insert("policyDigest".into(), self.policy_digest.clone().into());

@@ -116,7 +116,11 @@ impl PolicySet {
     /// Built-ins, then every `.rego` file under each of `dirs` (sorted, recursively),
     /// then `data_files` merged over the built-in data, in order. With `tests`, the
     /// built-in Rego tests are loaded too.
-    pub fn load(dirs: &[PathBuf], data_files: &[PathBuf], tests: bool) -> Result<Self, PolicyError> {
+    pub fn load(
+        dirs: &[PathBuf],
+        data_files: &[PathBuf],
+        tests: bool,
+    ) -> Result<Self, PolicyError> {
         let mut modules: Vec<Module> = BUILTIN_POLICIES
             .iter()
             .chain(if tests { BUILTIN_TESTS } else { &[] })
@@ -343,7 +347,8 @@ mod tests {
 
     #[test]
     fn data_merges_objects_and_replaces_the_rest() {
-        let mut base = serde_json::json!({"scan": {"max_high": 5, "max_critical": 0}, "exceptions": [1]});
+        let mut base =
+            serde_json::json!({"scan": {"max_high": 5, "max_critical": 0}, "exceptions": [1]});
         merge(
             &mut base,
             serde_json::json!({"scan": {"max_high": 2}, "exceptions": []}),
@@ -365,7 +370,10 @@ mod tests {
         let b = PolicySet::from_parts(modules, data.clone()).unwrap();
         assert_ne!(a.digest(), b.digest());
         let mut data2 = data;
-        merge(&mut data2, serde_json::json!({"custody": {"config": {"scan": {"max_high": 6}}}}));
+        merge(
+            &mut data2,
+            serde_json::json!({"custody": {"config": {"scan": {"max_high": 6}}}}),
+        );
         let c = PolicySet::from_parts(a.modules().to_vec(), data2).unwrap();
         assert_ne!(a.digest(), c.digest());
         assert_eq!(a.digest(), PolicySet::builtin().unwrap().digest());

@@ -96,9 +96,10 @@ pub fn run_tests(set: &PolicySet, filter: Option<&str>) -> TestReport {
             let duration = started.elapsed();
             let (status, message) = match outcome {
                 Ok(v) if v == regorus::Value::from(true) => (TestStatus::Pass, None),
-                Ok(regorus::Value::Undefined) => {
-                    (TestStatus::Fail, Some("undefined: a condition did not hold".to_owned()))
-                }
+                Ok(regorus::Value::Undefined) => (
+                    TestStatus::Fail,
+                    Some("undefined: a condition did not hold".to_owned()),
+                ),
                 Ok(v) => (
                     TestStatus::Fail,
                     Some(format!(

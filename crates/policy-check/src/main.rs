@@ -194,11 +194,17 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
 
     if let Some(path) = &args.input {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let input: PolicyInput = serde_json::from_slice(&text)
-            .with_context(|| format!("{}: not a policy input document (see --print-schema input)", path.display()))?;
+        let input: PolicyInput = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{}: not a policy input document (see --print-schema input)",
+                path.display()
+            )
+        })?;
         let mut decision = check::decide(&policies, &input)?;
         if !args.no_record {
-            bail!("--input evaluates a given document; pass --no-record (a decision on a hand-made input is not evidence)");
+            bail!(
+                "--input evaluates a given document; pass --no-record (a decision on a hand-made input is not evidence)"
+            );
         }
         decision.record = None;
         return Ok(report(env, args, &decision));
@@ -215,13 +221,16 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
             slot.clone_from(value);
         }
     }
-    let environment = args.environment.clone().or_else(|| context.environment.clone());
+    let environment = args
+        .environment
+        .clone()
+        .or_else(|| context.environment.clone());
     let subject = args.subject.clone().unwrap_or_default();
     if args.trusted_keys.is_empty() {
         bail!("pass --trusted-key with the public key(s) evidence records are signed with");
     }
-    let trusted_keys = keyfiles::read_trusted_keys(&args.trusted_keys)
-        .context("reading --trusted-key")?;
+    let trusted_keys =
+        keyfiles::read_trusted_keys(&args.trusted_keys).context("reading --trusted-key")?;
     let cosign = if args.cosign_keys.is_empty() {
         None
     } else {
@@ -293,7 +302,8 @@ fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
         for line in ci::add_mask(env, &pem) {
             out!("{line}");
         }
-        return SigningKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
+        return SigningKey::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
     }
     match &args.signing_key {
         Some(p) => Ok(keyfiles::read_signing_key(p)?),
@@ -313,8 +323,12 @@ fn platform(
         return Ok(PlatformSource::File(p.clone()));
     }
     let which = match args.platform {
-        PlatformArg::Auto if env.var(v::GITHUB_ACTIONS).as_deref() == Some("true") => PlatformArg::Github,
-        PlatformArg::Auto if env.var(v::GITLAB_CI).as_deref() == Some("true") => PlatformArg::Gitlab,
+        PlatformArg::Auto if env.var(v::GITHUB_ACTIONS).as_deref() == Some("true") => {
+            PlatformArg::Github
+        }
+        PlatformArg::Auto if env.var(v::GITLAB_CI).as_deref() == Some("true") => {
+            PlatformArg::Gitlab
+        }
         PlatformArg::Auto => PlatformArg::None,
         other => other,
     };
@@ -360,7 +374,10 @@ fn platform(
             let token = env
                 .var(v::CUSTODY_GITLAB_TOKEN)
                 .map(|t| (TokenKind::Private, Secret::new(t)))
-                .or_else(|| env.var(v::CI_JOB_TOKEN).map(|t| (TokenKind::Job, Secret::new(t))));
+                .or_else(|| {
+                    env.var(v::CI_JOB_TOKEN)
+                        .map(|t| (TokenKind::Job, Secret::new(t)))
+                });
             PlatformSource::GitLab(GitLabConfig {
                 api_url,
                 token,
@@ -388,7 +405,10 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
         if let Some(line) = ci::error_annotation(
             env,
             None,
-            &format!("policy {} failed (HIPAA §{}): {}", r.id, r.control, r.message),
+            &format!(
+                "policy {} failed (HIPAA §{}): {}",
+                r.id, r.control, r.message
+            ),
         ) {
             out!("{line}");
         }
@@ -414,12 +434,16 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
         eprintln!("policy-check: warning: could not write step outputs: {e}");
     }
     let dotenv = args.dotenv.clone().or_else(|| {
-        (env.var(v::GITLAB_CI).as_deref() == Some("true")).then(|| PathBuf::from("custody-policy.env"))
+        (env.var(v::GITLAB_CI).as_deref() == Some("true"))
+            .then(|| PathBuf::from("custody-policy.env"))
     });
     if let Some(path) = dotenv
         && let Err(e) = ci::gitlab_dotenv(&path, &pairs)
     {
-        eprintln!("policy-check: warning: could not write {}: {e}", path.display());
+        eprintln!(
+            "policy-check: warning: could not write {}: {e}",
+            path.display()
+        );
     }
     let failed = decision.failures().count();
     eprintln!(

@@ -102,7 +102,9 @@ input_ok := {
 }
 
 # The decision on an input, under the fixture config.
-decide(inp) := data.custody.decision.result with input as inp with data.custody.config as config
+decide(inp) := d if {
+	d := data.custody.decision.result with input as inp with data.custody.config as config
+}
 
 # A rule's status on an input.
 status(inp, id) := decide(inp).rules[id].status

@@ -150,8 +150,10 @@ impl Registry {
         if !query.iter().any(|(k, _)| k == "scope") {
             query.push(("scope".into(), format!("repository:{}:pull", self.repo)));
         }
-        let realm = realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
-        let mut url = url::Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
+        let realm =
+            realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
+        let mut url =
+            url::Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
         url.query_pairs_mut().extend_pairs(query.iter());
         let mut req = self.http.get(url);
         if let (Some(u), Some(p)) = (&self.cfg.username, &self.cfg.password) {
@@ -216,12 +218,14 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
     let manifest = match reg.get(&format!("manifests/{tag}"), MANIFEST_ACCEPT).await {
         Ok((s, body)) if s.is_success() => body,
         Ok((StatusCode::NOT_FOUND, _)) => {
-            fact.problems
-                .push(format!("no signature manifest {reference} (the image is not signed with cosign)"));
+            fact.problems.push(format!(
+                "no signature manifest {reference} (the image is not signed with cosign)"
+            ));
             return fact;
         }
         Ok((s, _)) => {
-            fact.problems.push(format!("{reference}: the registry answered {s}"));
+            fact.problems
+                .push(format!("{reference}: the registry answered {s}"));
             return fact;
         }
         Err(e) => {
@@ -232,7 +236,8 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
     let manifest: Manifest = match serde_json::from_slice(&manifest) {
         Ok(m) => m,
         Err(e) => {
-            fact.problems.push(format!("{reference}: not an image manifest ({e})"));
+            fact.problems
+                .push(format!("{reference}: not an image manifest ({e})"));
             return fact;
         }
     };
@@ -243,7 +248,8 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
         }
     }
     if manifest.layers.is_empty() {
-        fact.problems.push(format!("{reference} holds no signatures"));
+        fact.problems
+            .push(format!("{reference} holds no signatures"));
     }
     fact
 }
@@ -255,7 +261,10 @@ async fn verify_layer(
     digest: &Digest,
 ) -> Result<CosignSignature, String> {
     if layer.media_type != SIMPLE_SIGNING {
-        return Err(format!("media type {} is not a simple-signing payload", layer.media_type));
+        return Err(format!(
+            "media type {} is not a simple-signing payload",
+            layer.media_type
+        ));
     }
     let sig_b64 = layer
         .annotations
@@ -267,18 +276,24 @@ async fn verify_layer(
     let want = Digest::parse(&layer.digest).map_err(|e| format!("layer digest: {e}"))?;
     let (status, payload) = reg.get(&format!("blobs/{}", layer.digest), "*/*").await?;
     if !status.is_success() {
-        return Err(format!("payload {}: the registry answered {status}", layer.digest));
+        return Err(format!(
+            "payload {}: the registry answered {status}",
+            layer.digest
+        ));
     }
     if Digest::of(&payload) != want {
-        return Err(format!("payload {} does not match its digest", layer.digest));
+        return Err(format!(
+            "payload {} does not match its digest",
+            layer.digest
+        ));
     }
     let key = cfg
         .keys
         .iter()
         .find(|k| k.verify(&payload, &sig))
         .ok_or("the signature does not verify with any trusted cosign key")?;
-    let p: Payload =
-        serde_json::from_slice(&payload).map_err(|e| format!("payload is not simple signing JSON ({e})"))?;
+    let p: Payload = serde_json::from_slice(&payload)
+        .map_err(|e| format!("payload is not simple signing JSON ({e})"))?;
     if p.critical.type_ != "cosign container image signature" {
         return Err(format!("payload type `{}`", p.critical.type_));
     }
@@ -299,13 +314,25 @@ mod tests {
 
     #[test]
     fn image_names_split_like_docker() {
-        assert_eq!(split_name("ghcr.io/acme/app"), ("ghcr.io".into(), "acme/app".into()));
+        assert_eq!(
+            split_name("ghcr.io/acme/app"),
+            ("ghcr.io".into(), "acme/app".into())
+        );
         assert_eq!(
             split_name("127.0.0.1:5000/acme/app:1.0"),
             ("127.0.0.1:5000".into(), "acme/app".into())
         );
-        assert_eq!(split_name("alpine"), ("registry-1.docker.io".into(), "library/alpine".into()));
-        assert_eq!(split_name("acme/app"), ("registry-1.docker.io".into(), "acme/app".into()));
-        assert_eq!(split_name("localhost/app"), ("localhost".into(), "app".into()));
+        assert_eq!(
+            split_name("alpine"),
+            ("registry-1.docker.io".into(), "library/alpine".into())
+        );
+        assert_eq!(
+            split_name("acme/app"),
+            ("registry-1.docker.io".into(), "acme/app".into())
+        );
+        assert_eq!(
+            split_name("localhost/app"),
+            ("localhost".into(), "app".into())
+        );
     }
 }

@@ -120,7 +120,10 @@ fn verify(bytes: &[u8], trusted: &TrustedKeys) -> Result<(Statement, String), (S
 }
 
 fn subject_digests(st: &Statement) -> Vec<String> {
-    st.subject_digests().iter().map(ToString::to_string).collect()
+    st.subject_digests()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Re-reads every material of a record; the first one missing or altered, if any.
@@ -170,7 +173,12 @@ async fn classify<S: EvidenceStore>(
         if !(same_commit || about_artifact) || !this_pipeline {
             return Ok(());
         }
-        let text = |k: &str| st.predicate.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |k: &str| {
+            st.predicate
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         facts.runner_guard.push(RunnerGuardFact {
             record: record_id.clone(),
             tier: text("tier"),
@@ -318,7 +326,11 @@ async fn check_sbom<S: EvidenceStore>(
     rec: &RecordInfo,
 ) -> (bool, Option<String>, Vec<crate::input::Component>) {
     let Some(m) = rec.materials.first() else {
-        return (false, Some("the record names no SBOM file".into()), Vec::new());
+        return (
+            false,
+            Some("the record names no SBOM file".into()),
+            Vec::new(),
+        );
     };
     let bytes = match store.get_object(&m.digest).await {
         Ok(b) => b,

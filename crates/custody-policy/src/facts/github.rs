@@ -275,8 +275,14 @@ fn add_commit(people: &mut PeopleFact, c: Commit) {
         name: git.as_ref().and_then(|g| g.name.clone()),
         email: git.and_then(|g| g.email),
     };
-    push_unique(&mut people.commit_authors, person(c.author, c.commit.author));
-    push_unique(&mut people.committers, person(c.committer, c.commit.committer));
+    push_unique(
+        &mut people.commit_authors,
+        person(c.author, c.commit.author),
+    );
+    push_unique(
+        &mut people.committers,
+        person(c.committer, c.commit.committer),
+    );
 }
 
 fn push_unique(list: &mut Vec<Person>, p: Person) {

@@ -5,7 +5,7 @@
 //! Endpoints (REST v4, shapes in `tests/data/gitlab/`, copied from GitLab's API docs):
 //! - `GET /projects/:id/deployments/:deployment_id` ("Get a specific deployment"):
 //!   `approvals[]`, `pending_approval_count`, `approval_summary`, `user`, `deployable`;
-//!   the crate's `Deployment`, and `Deployments` to find the job's deployment
+//!   the crate's `Deployment`; [`RecentDeployments`] to find the job's deployment
 //! - `GET /projects/:id/protected_environments/:name`: `required_approval_count`,
 //!   `approval_rules[]` — the crate has no endpoint for it: [`ProtectedEnvironment`]
 //! - `GET /projects/:id/repository/commits/:sha/merge_requests`: `author`
@@ -21,11 +21,10 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use bytes::Bytes;
 use gitlab::api::common::NameOrId;
-use gitlab::api::endpoint_prelude::{Endpoint, Method};
-use gitlab::api::projects::deployments::{Deployment, DeploymentOrderBy, Deployments};
+use gitlab::api::endpoint_prelude::{Endpoint, Method, QueryParams};
+use gitlab::api::projects::deployments::Deployment;
 use gitlab::api::projects::merge_requests::MergeRequestCommits;
 use gitlab::api::projects::repository::commits::{Commit, MergeRequests};
-use gitlab::api::common::SortOrder;
 use gitlab::api::{ApiError, AsyncClient, AsyncQuery, RestClient};
 use serde::Deserialize;
 use url::Url;
@@ -77,6 +76,32 @@ impl Endpoint for ProtectedEnvironment<'_> {
             gitlab::api::common::path_escaped(&self.name)
         )
         .into()
+    }
+}
+
+/// The 100 latest deployments to an environment (`GET /projects/:id/deployments`,
+/// newest first). The crate's `Deployments` is not `Pageable`, so it would read only
+/// GitLab's default page of 20.
+#[derive(Debug, Clone)]
+pub struct RecentDeployments<'a> {
+    pub project: NameOrId<'a>,
+    pub environment: Cow<'a, str>,
+}
+
+impl Endpoint for RecentDeployments<'_> {
+    fn method(&self) -> Method {
+        Method::GET
+    }
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/deployments", self.project).into()
+    }
+    fn parameters(&self) -> QueryParams<'_> {
+        let mut p = QueryParams::default();
+        p.push("environment", self.environment.as_ref())
+            .push("order_by", "id")
+            .push("sort", "desc")
+            .push("per_page", 100u64);
+        p
     }
 }
 
@@ -298,7 +323,10 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
                     })
                     .collect(),
             });
-            for u in [d.user, d.deployable.and_then(|j| j.user)].into_iter().flatten() {
+            for u in [d.user, d.deployable.and_then(|j| j.user)]
+                .into_iter()
+                .flatten()
+            {
                 push_unique(
                     &mut people.triggering_actors,
                     Person {
@@ -311,7 +339,8 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
         }
         None => facts.problems.push(format!(
             "no deployment of job {} to {} found (pass --gitlab-deployment ID)",
-            cfg.job_id.map_or_else(|| "(unknown)".into(), |j| j.to_string()),
+            cfg.job_id
+                .map_or_else(|| "(unknown)".into(), |j| j.to_string()),
             cfg.environment
         )),
     }
@@ -321,13 +350,23 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
             .push("no commit (CI_COMMIT_SHA or --commit): authorship unknown".into());
         return Ok(facts);
     };
-    let ep = built(Commit::builder().project(project()).commit(sha.as_str()).build())?;
+    let ep = built(
+        Commit::builder()
+            .project(project())
+            .commit(sha.as_str())
+            .build(),
+    )?;
     let commit: CommitJson = ep
         .query_async(&api)
         .await
         .map_err(|e| api_error("commit", &e))?;
     add_commit(&mut people, commit);
-    let ep = built(MergeRequests::builder().project(project()).sha(sha.as_str()).build())?;
+    let ep = built(
+        MergeRequests::builder()
+            .project(project())
+            .sha(sha.as_str())
+            .build(),
+    )?;
     let mrs: Vec<MergeRequestJson> = gitlab::api::paged(ep, gitlab::api::Pagination::Limit(100))
         .query_async(&api)
         .await
@@ -361,15 +400,26 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
     Ok(facts)
 }
 
-async fn find_deployment(api: &Api, cfg: &GitLabConfig) -> Result<Option<DeploymentJson>, PolicyError> {
+async fn find_deployment(
+    api: &Api,
+    cfg: &GitLabConfig,
+) -> Result<Option<DeploymentJson>, PolicyError> {
     let project = NameOrId::from(cfg.project.as_str());
     if let Some(id) = cfg.deployment_id {
-        let ep = built(Deployment::builder().project(project).deployment_id(id).build())?;
+        let ep = built(
+            Deployment::builder()
+                .project(project)
+                .deployment_id(id)
+                .build(),
+        )?;
         let d: DeploymentJson = ep
             .query_async(api)
             .await
             .map_err(|e| api_error("deployment", &e))?;
-        if d.environment.as_ref().is_some_and(|e| e.name != cfg.environment) {
+        if d.environment
+            .as_ref()
+            .is_some_and(|e| e.name != cfg.environment)
+        {
             return Err(PolicyError::Usage(format!(
                 "GitLab deployment {} is not to environment {}",
                 d.id, cfg.environment
@@ -380,15 +430,11 @@ async fn find_deployment(api: &Api, cfg: &GitLabConfig) -> Result<Option<Deploym
     let Some(job) = cfg.job_id else {
         return Ok(None);
     };
-    let ep = built(
-        Deployments::builder()
-            .project(project)
-            .environment(cfg.environment.as_str())
-            .order_by(DeploymentOrderBy::Id)
-            .sort(SortOrder::Descending)
-            .build(),
-    )?;
-    let list: Vec<DeploymentJson> = gitlab::api::paged(ep, gitlab::api::Pagination::Limit(100))
+    let ep = RecentDeployments {
+        project,
+        environment: Cow::Borrowed(&cfg.environment),
+    };
+    let list: Vec<DeploymentJson> = ep
         .query_async(api)
         .await
         .map_err(|e| api_error("deployments", &e))?;

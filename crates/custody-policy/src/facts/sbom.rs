@@ -31,7 +31,12 @@ fn cyclonedx(list: &[Value], out: &mut Vec<Component>) {
     let mut stack: Vec<&Value> = list.iter().rev().collect();
     while let Some(c) = stack.pop() {
         let mut licenses = Vec::new();
-        for l in c.get("licenses").and_then(Value::as_array).into_iter().flatten() {
+        for l in c
+            .get("licenses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(e) = text(l, "expression") {
                 licenses.push(e);
             } else if let Some(lic) = l.get("license") {

@@ -14,11 +14,16 @@ use crate::support::rand_suffix;
 fn registry() -> Option<String> {
     match std::env::var("CUSTODY_OCI_REGISTRY") {
         Ok(a) if !a.is_empty() => {
-            assert!(a.starts_with("127.0.0.1:") || a.starts_with("[::1]:"), "loopback only: {a}");
+            assert!(
+                a.starts_with("127.0.0.1:") || a.starts_with("[::1]:"),
+                "loopback only: {a}"
+            );
             Some(a)
         }
         _ => {
-            eprintln!("CUSTODY_OCI_REGISTRY is not set: cosign registry tests not run (cargo xtask test sets it)");
+            eprintln!(
+                "CUSTODY_OCI_REGISTRY is not set: cosign registry tests not run (cargo xtask test sets it)"
+            );
             None
         }
     }
@@ -41,7 +46,11 @@ impl Push {
             .unwrap();
         assert_eq!(rsp.status(), 202);
         let location = rsp.headers()["location"].to_str().unwrap().to_owned();
-        let url = if location.starts_with("http") { location } else { format!("{}{location}", self.base) };
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        };
         let sep = if url.contains('?') { '&' } else { '?' };
         let rsp = self
             .http
@@ -51,7 +60,12 @@ impl Push {
             .send()
             .await
             .unwrap();
-        assert_eq!(rsp.status(), 201, "{}", rsp.text().await.unwrap_or_default());
+        assert_eq!(
+            rsp.status(),
+            201,
+            "{}",
+            rsp.text().await.unwrap_or_default()
+        );
         digest
     }
 
@@ -59,20 +73,30 @@ impl Push {
         let bytes = serde_json::to_vec(manifest).unwrap();
         let rsp = self
             .http
-            .put(format!("{}/v2/{}/manifests/{reference}", self.base, self.repo))
+            .put(format!(
+                "{}/v2/{}/manifests/{reference}",
+                self.base, self.repo
+            ))
             .header("content-type", "application/vnd.oci.image.manifest.v1+json")
             .body(bytes.clone())
             .send()
             .await
             .unwrap();
-        assert_eq!(rsp.status(), 201, "{}", rsp.text().await.unwrap_or_default());
+        assert_eq!(
+            rsp.status(),
+            201,
+            "{}",
+            rsp.text().await.unwrap_or_default()
+        );
         Digest::of(&bytes).to_string()
     }
 
     /// An image: a config blob and one layer; returns its manifest digest.
     async fn image(&self) -> Digest {
         let config = self.blob(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).await;
-        let layer = self.blob(format!("layer {}", rand_suffix()).as_bytes()).await;
+        let layer = self
+            .blob(format!("layer {}", rand_suffix()).as_bytes())
+            .await;
         let d = self
             .manifest(
                 "v1",
@@ -157,25 +181,40 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
     let image2 = push.image().await;
     push.sign(&other, &image2, &image2, &name).await;
     let fact = cosign::check(&trusted, &name, &image2).await;
-    assert!(fact.signatures.is_empty() && fact.problems[0].contains("does not verify"), "{fact:?}");
+    assert!(
+        fact.signatures.is_empty() && fact.problems[0].contains("does not verify"),
+        "{fact:?}"
+    );
 
     // a valid signature of another digest, attached to this one's tag
     let image3 = push.image().await;
     push.sign(&key, &image, &image3, &name).await;
     let fact = cosign::check(&trusted, &name, &image3).await;
     assert!(fact.signatures.is_empty());
-    assert!(fact.problems[0].contains(&format!("signs {image}, not {image3}")), "{fact:?}");
+    assert!(
+        fact.problems[0].contains(&format!("signs {image}, not {image3}")),
+        "{fact:?}"
+    );
 
     // not signed at all
     let image4 = push.image().await;
     let fact = cosign::check(&trusted, &name, &image4).await;
     assert!(fact.signatures.is_empty());
-    assert!(fact.problems[0].contains("not signed with cosign"), "{fact:?}");
+    assert!(
+        fact.problems[0].contains("not signed with cosign"),
+        "{fact:?}"
+    );
 
     // nothing listening: a problem, not a hang or a panic
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut gone = trusted.clone();
     gone.registry_url = Some(format!("http://{closed}"));
     let fact = cosign::check(&gone, &name, &image).await;
-    assert!(fact.problems[0].contains("registry unreachable"), "{fact:?}");
+    assert!(
+        fact.problems[0].contains("registry unreachable"),
+        "{fact:?}"
+    );
 }

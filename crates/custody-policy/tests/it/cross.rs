@@ -12,6 +12,13 @@
 //! - rego-cpp cannot index a comprehension directly (`[...][0]`): named first.
 //! - rego-cpp has no `time.parse_rfc3339_ns`: exception expiry dates compare as
 //!   ISO-8601 strings, checked with `regex.match`.
+//! - rego-cpp's `sprintf("%s", [concat(...)])` renders the joined string JSON-quoted
+//!   (and then emits invalid JSON): `lib.join` passes it through `trim_space` first.
+//! - rego-cpp left a helper undefined that built a set comprehension over its argument
+//!   inside nested calls (`scan-severity`'s finding ids): the ids are computed once as
+//!   rules instead.
+//! - regorus rejects `with` in a rule head (OPA does too) and has no `json.patch`
+//!   without its `jsonpatch` feature: the Rego tests avoid both.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,7 +32,9 @@ fn python() -> Option<String> {
     match std::env::var("CUSTODY_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
-            eprintln!("CUSTODY_PYTHON is not set: the regopy cross-check was not run (cargo xtask test sets it)");
+            eprintln!(
+                "CUSTODY_PYTHON is not set: the regopy cross-check was not run (cargo xtask test sets it)"
+            );
             None
         }
     }
@@ -58,45 +67,127 @@ fn cases() -> Vec<(&'static str, Value)> {
         f(&mut v);
         out.push((name, v));
     };
-    case("pre-approval", &|v| set(v, &["gate"], json!("pre-approval")));
-    case("nothing", &|v| *v = json!({"gate": "pre-deploy", "artifact": {"name": "", "digest": "sha256:00"}, "today": "2026-11-29", "evaluatedAt": "2026-11-29T10:00:00Z", "verifiedRecords": 0, "signatures": [], "sboms": [], "scans": [], "tests": [], "coverage": [], "runnerGuard": [], "rejected": []}));
-    case("unknown-environment", &|v| set(v, &["environment"], json!("moon")));
-    case("rejected-record", &|v| set(v, &["rejected"], json!([{"record": "sha256:x", "stage": "sign", "reason": "no trusted key verified the envelope"}])));
+    case("pre-approval", &|v| {
+        set(v, &["gate"], json!("pre-approval"))
+    });
+    case(
+        "nothing",
+        &|v| *v = json!({"gate": "pre-deploy", "artifact": {"name": "", "digest": "sha256:00"}, "today": "2026-11-29", "evaluatedAt": "2026-11-29T10:00:00Z", "verifiedRecords": 0, "signatures": [], "sboms": [], "scans": [], "tests": [], "coverage": [], "runnerGuard": [], "rejected": []}),
+    );
+    case("unknown-environment", &|v| {
+        set(v, &["environment"], json!("moon"))
+    });
+    case("rejected-record", &|v| {
+        set(
+            v,
+            &["rejected"],
+            json!([{"record": "sha256:x", "stage": "sign", "reason": "no trusted key verified the envelope"}]),
+        )
+    });
     case("no-signature", &|v| set(v, &["signatures"], json!([])));
-    case("cosign-unverified", &|v| set(v, &["cosign", "signatures"], json!([])));
+    case("cosign-unverified", &|v| {
+        set(v, &["cosign", "signatures"], json!([]))
+    });
     case("cosign-unchecked", &|v| remove(v, "cosign"));
     case("sbom-tampered", &|v| {
         set(v, &["sboms", "0", "materialVerified"], json!(false));
-        set(v, &["sboms", "0", "materialProblem"], json!("the SBOM file was altered"));
+        set(
+            v,
+            &["sboms", "0", "materialProblem"],
+            json!("the SBOM file was altered"),
+        );
     });
-    case("sbom-other-digest", &|v| set(v, &["sboms", "0", "describes"], json!(other)));
-    case("sbom-config-digest", &|v| set(v, &["sboms", "0", "describes"], json!(config)));
-    case("sbom-denied-license", &|v| set(v, &["sboms", "0", "components", "0", "licenses"], json!(["AGPL-3.0-only"])));
-    case("scan-other-digest", &|v| set(v, &["scans", "0", "manifestDigests"], json!([other])));
-    case("scan-config-only", &|v| set(v, &["scans", "0", "manifestDigests"], json!([])));
-    case("scan-stale", &|v| set(v, &["scans", "0", "ageSeconds"], json!(90000)));
-    case("scan-no-time", &|v| remove(&mut v["scans"][0], "ageSeconds"));
+    case("sbom-other-digest", &|v| {
+        set(v, &["sboms", "0", "describes"], json!(other))
+    });
+    case("sbom-config-digest", &|v| {
+        set(v, &["sboms", "0", "describes"], json!(config))
+    });
+    case("sbom-denied-license", &|v| {
+        set(
+            v,
+            &["sboms", "0", "components", "0", "licenses"],
+            json!(["AGPL-3.0-only"]),
+        )
+    });
+    case("scan-other-digest", &|v| {
+        set(v, &["scans", "0", "manifestDigests"], json!([other]))
+    });
+    case("scan-config-only", &|v| {
+        set(v, &["scans", "0", "manifestDigests"], json!([]))
+    });
+    case("scan-stale", &|v| {
+        set(v, &["scans", "0", "ageSeconds"], json!(90000))
+    });
+    case("scan-no-time", &|v| {
+        remove(&mut v["scans"][0], "ageSeconds")
+    });
     case("scan-critical", &|v| {
-        v["scans"][0]["findings"].as_array_mut().unwrap().push(json!({"id": "CVE-2026-0009", "severity": "critical"}));
+        v["scans"][0]["findings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "CVE-2026-0009", "severity": "critical"}));
     });
     case("scan-high", &|v| {
-        v["scans"][0]["findings"].as_array_mut().unwrap().push(json!({"id": "CVE-2026-0010", "severity": "high"}));
+        v["scans"][0]["findings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "CVE-2026-0010", "severity": "high"}));
     });
-    case("exception-expired", &|v| set(v, &["today"], json!("2027-01-01")));
-    case("tests-failed", &|v| set(v, &["tests", "0", "failed"], json!(2)));
-    case("coverage-low", &|v| set(v, &["coverage", "0", "lineRate"], json!(0.5)));
-    case("runner-wrong-tier", &|v| set(v, &["runnerGuard", "0", "tier"], json!("build")));
-    case("environment-mismatch", &|v| set(v, &["scans", "0", "environment"], json!("staging")));
-    case("no-protection", &|v| set(v, &["environmentProtection", "requiredReviewers"], json!(false)));
-    case("unauthorized-approver", &|v| set(v, &["approvals", "approvals", "1", "login"], json!("mallory")));
-    case("too-few-approvals", &|v| set(v, &["approvals", "approvals"], json!([{"login": "alice", "state": "approved"}])));
-    case("pr-author-approves", &|v| set(v, &["people", "prAuthors"], json!([{"login": "alice"}])));
-    case("committer-approves", &|v| set(v, &["people", "committers"], json!([{"login": "BOB"}])));
-    case("triggerer-approves", &|v| set(v, &["people", "triggeringActors"], json!([{"login": "alice"}])));
-    case("unverified-approvals", &|v| set(v, &["approvals", "verified"], json!(false)));
+    case("exception-expired", &|v| {
+        set(v, &["today"], json!("2027-01-01"))
+    });
+    case("tests-failed", &|v| {
+        set(v, &["tests", "0", "failed"], json!(2))
+    });
+    case("coverage-low", &|v| {
+        set(v, &["coverage", "0", "lineRate"], json!(0.5))
+    });
+    case("runner-wrong-tier", &|v| {
+        set(v, &["runnerGuard", "0", "tier"], json!("build"))
+    });
+    case("environment-mismatch", &|v| {
+        set(v, &["scans", "0", "environment"], json!("staging"))
+    });
+    case("no-protection", &|v| {
+        set(
+            v,
+            &["environmentProtection", "requiredReviewers"],
+            json!(false),
+        )
+    });
+    case("unauthorized-approver", &|v| {
+        set(
+            v,
+            &["approvals", "approvals", "1", "login"],
+            json!("mallory"),
+        )
+    });
+    case("too-few-approvals", &|v| {
+        set(
+            v,
+            &["approvals", "approvals"],
+            json!([{"login": "alice", "state": "approved"}]),
+        )
+    });
+    case("pr-author-approves", &|v| {
+        set(v, &["people", "prAuthors"], json!([{"login": "alice"}]))
+    });
+    case("committer-approves", &|v| {
+        set(v, &["people", "committers"], json!([{"login": "BOB"}]))
+    });
+    case("triggerer-approves", &|v| {
+        set(
+            v,
+            &["people", "triggeringActors"],
+            json!([{"login": "alice"}]),
+        )
+    });
+    case("unverified-approvals", &|v| {
+        set(v, &["approvals", "verified"], json!(false))
+    });
     out
 }
-
 
 #[test]
 fn regopy_agrees_with_regorus_on_every_case() {
@@ -133,7 +224,11 @@ fn regopy_agrees_with_regorus_on_every_case() {
             .arg(&decision_path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
         let want = match ours.decision {
             custody_policy::Verdict::Allow => "allow",

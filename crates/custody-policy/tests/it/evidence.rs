@@ -32,7 +32,11 @@ fn expect(d: &Decision, ids: &[&str], why: &str) {
     want.sort();
     assert_eq!(failed(d), want, "{d:#?}");
     for id in ids {
-        assert!(message(d, id).contains(why), "{id}: {:?} lacks {why:?}", message(d, id));
+        assert!(
+            message(d, id).contains(why),
+            "{id}: {:?} lacks {why:?}",
+            message(d, id)
+        );
     }
 }
 
@@ -50,10 +54,17 @@ async fn compliant_pipeline_is_allowed_with_every_rule_reported() {
         .map(|r| r.id.as_str())
         .collect();
     assert_eq!(skipped, ["cosign-signature", "sbom-licenses"]);
-    assert!(d.unverified.iter().any(|u| u.starts_with("approvals (file:")));
+    assert!(
+        d.unverified
+            .iter()
+            .any(|u| u.starts_with("approvals (file:"))
+    );
     assert_eq!(d.approvals.len(), 2);
     assert!(d.approvals[0].source.ends_with("(unverified)"));
-    assert!(message(&d, "sbom-aligned").contains("42 components") || message(&d, "sbom-aligned").contains("components"));
+    assert!(
+        message(&d, "sbom-aligned").contains("42 components")
+            || message(&d, "sbom-aligned").contains("components")
+    );
 }
 
 #[tokio::test]
@@ -64,7 +75,11 @@ async fn pre_approval_needs_no_approvals() {
     let cfg = p.config(Gate::PreApproval, p.policies(json!({})), platform);
     let d = check::decide(&cfg.policies, &p.input(&cfg).await).unwrap();
     assert_eq!(d.decision, Verdict::Allow, "{d:#?}");
-    for id in ["approvals-count", "approvers-authorized", "separation-of-duties"] {
+    for id in [
+        "approvals-count",
+        "approvers-authorized",
+        "separation-of-duties",
+    ] {
         let r = d.rules.iter().find(|r| r.id == id).unwrap();
         assert_eq!(r.status, Status::Skip);
     }
@@ -105,7 +120,13 @@ async fn missing_evidence_of_every_kind_denies() {
 #[tokio::test]
 async fn untrusted_signing_key_denies() {
     let evil = SigningKey::generate();
-    let p = pipeline_signed_by("sign", &[("app.sig", b"sig".to_vec())], "production", Some(&evil)).await;
+    let p = pipeline_signed_by(
+        "sign",
+        &[("app.sig", b"sig".to_vec())],
+        "production",
+        Some(&evil),
+    )
+    .await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     expect(&d, &["evidence-integrity", "image-signed"], "");
     assert!(message(&d, "image-signed").contains("were rejected"));
@@ -119,7 +140,11 @@ async fn tampered_sbom_denies() {
     let bytes = sbom(&p.digest_hex);
     let store = custody_store::LocalStore::open(p.store_path().to_str().unwrap()).unwrap();
     let object = store.object_path(&custody_evidence::Digest::of(&bytes));
-    assert!(object.is_file(), "the SBOM is stored at {}", object.display());
+    assert!(
+        object.is_file(),
+        "the SBOM is stored at {}",
+        object.display()
+    );
     let mut perm = std::fs::metadata(&object).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);
@@ -129,7 +154,11 @@ async fn tampered_sbom_denies() {
     std::fs::write(&object, altered).unwrap();
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     expect(&d, &["sbom-aligned", "sbom-authentic"], "");
-    assert!(message(&d, "sbom-authentic").contains("was altered"), "{}", message(&d, "sbom-authentic"));
+    assert!(
+        message(&d, "sbom-authentic").contains("was altered"),
+        "{}",
+        message(&d, "sbom-authentic")
+    );
 }
 
 /// A compliant pipeline except for one stage's files.
@@ -149,7 +178,10 @@ async fn pipeline_signed_by(
     let d = p.digest_hex.clone();
     for (s, f) in [
         ("build", vec![("bom.cdx.json", sbom(&d))]),
-        ("test", vec![("junit.xml", junit(false)), ("lcov.info", lcov())]),
+        (
+            "test",
+            vec![("junit.xml", junit(false)), ("lcov.info", lcov())],
+        ),
         ("scan", vec![("trivy.json", trivy(&d, 3600, &[]))]),
         ("sign", vec![("app.sig", b"sig".to_vec())]),
     ] {
@@ -167,7 +199,11 @@ async fn pipeline_signed_by(
 async fn sbom_of_another_digest_denies() {
     let p = pipeline_with("build", &[("bom.cdx.json", sbom(&hex(3)))], "production").await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
-    expect(&d, &["sbom-aligned"], &format!("describes sha256:{}", hex(3)));
+    expect(
+        &d,
+        &["sbom-aligned"],
+        &format!("describes sha256:{}", hex(3)),
+    );
 }
 
 #[tokio::test]
@@ -181,12 +217,22 @@ async fn stale_scan_denies() {
 
 #[tokio::test]
 async fn scan_of_another_digest_denies() {
-    let p = pipeline_with("scan", &[("trivy.json", trivy(&hex(3), 60, &[]))], "production").await;
+    let p = pipeline_with(
+        "scan",
+        &[("trivy.json", trivy(&hex(3), 60, &[]))],
+        "production",
+    )
+    .await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     // the scan of the other image leaves this one unscanned: every scan rule fails
     expect(
         &d,
-        &["environment-match", "scan-fresh", "scan-severity", "scan-subject"],
+        &[
+            "environment-match",
+            "scan-fresh",
+            "scan-severity",
+            "scan-subject",
+        ],
         "",
     );
     assert!(message(&d, "scan-subject").contains(&format!("is of sha256:{}", hex(3))));
@@ -213,8 +259,18 @@ async fn severity_over_threshold_denies_and_a_valid_exception_clears_it() {
 
 #[tokio::test]
 async fn failing_tests_and_low_coverage_deny() {
-    let p = pipeline_with("test", &[("junit.xml", junit(true)), ("lcov.info", lcov())], "production").await;
-    let d = decide(&p, json!({"tests": {"min_line_rate": 0.9}}), p.approvals(good_approvals())).await;
+    let p = pipeline_with(
+        "test",
+        &[("junit.xml", junit(true)), ("lcov.info", lcov())],
+        "production",
+    )
+    .await;
+    let d = decide(
+        &p,
+        json!({"tests": {"min_line_rate": 0.9}}),
+        p.approvals(good_approvals()),
+    )
+    .await;
     expect(&d, &["coverage", "tests-passed"], "");
     assert!(message(&d, "tests-passed").contains("1 failed and 0 errored of 3"));
     assert!(message(&d, "coverage").contains("3 of 4 lines covered"));
@@ -225,13 +281,41 @@ async fn wrong_runner_tier_denies() {
     let p = Pipeline::new();
     let k = p.key.clone();
     let d = p.digest_hex.clone();
-    p.upload("build", &[("bom.cdx.json", sbom(&d))], Some("production"), &k).await;
-    p.upload("test", &[("junit.xml", junit(false)), ("lcov.info", lcov())], Some("production"), &k).await;
-    p.upload("scan", &[("trivy.json", trivy(&d, 60, &[]))], Some("production"), &k).await;
-    p.upload("sign", &[("app.sig", b"sig".to_vec())], Some("production"), &k).await;
+    p.upload(
+        "build",
+        &[("bom.cdx.json", sbom(&d))],
+        Some("production"),
+        &k,
+    )
+    .await;
+    p.upload(
+        "test",
+        &[("junit.xml", junit(false)), ("lcov.info", lcov())],
+        Some("production"),
+        &k,
+    )
+    .await;
+    p.upload(
+        "scan",
+        &[("trivy.json", trivy(&d, 60, &[]))],
+        Some("production"),
+        &k,
+    )
+    .await;
+    p.upload(
+        "sign",
+        &[("app.sig", b"sig".to_vec())],
+        Some("production"),
+        &k,
+    )
+    .await;
     p.runner_guard("build", "pass", &k).await;
     let dec = decide(&p, json!({}), p.approvals(good_approvals())).await;
-    expect(&dec, &["runner-tier"], "tier build, outcome pass; environment production requires tier production");
+    expect(
+        &dec,
+        &["runner-tier"],
+        "tier build, outcome pass; environment production requires tier production",
+    );
 }
 
 #[tokio::test]
@@ -264,7 +348,11 @@ async fn approval_cases_deny_with_their_reason() {
             vec!["approvals-count"],
             "1 authorized approval(s) for production; 2 required",
         ),
-        (json!({"approvals": []}), vec!["approvals-count", "separation-of-duties"], ""),
+        (
+            json!({"approvals": []}),
+            vec!["approvals-count", "separation-of-duties"],
+            "",
+        ),
         (
             json!({"people": {"prAuthors": [{"login": "alice"}]}}),
             vec!["separation-of-duties"],
@@ -291,7 +379,10 @@ async fn approval_cases_deny_with_their_reason() {
         assert_eq!(d.decision, Verdict::Deny, "{change}");
         expect(&d, &ids, "");
         let all: Vec<&str> = ids.iter().map(|id| message(&d, id)).collect();
-        assert!(all.iter().any(|m| m.contains(why)), "{change}: {all:?} lack {why:?}");
+        assert!(
+            all.iter().any(|m| m.contains(why)),
+            "{change}: {all:?} lack {why:?}"
+        );
     }
     // the same facts from a file are refused unless the data allows unverified facts
     let d = decide(
@@ -302,7 +393,11 @@ async fn approval_cases_deny_with_their_reason() {
     .await;
     expect(
         &d,
-        &["approvers-authorized", "environment-protected", "separation-of-duties"],
+        &[
+            "approvers-authorized",
+            "environment-protected",
+            "separation-of-duties",
+        ],
         "not the platform",
     );
 }

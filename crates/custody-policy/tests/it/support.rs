@@ -25,7 +25,9 @@ pub fn fixtures() -> PathBuf {
 }
 
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 pub fn hex(n: u8) -> String {
@@ -38,8 +40,9 @@ pub fn sbom(digest_hex: &str) -> Vec<u8> {
         &std::fs::read(fixtures().join("sbom-cyclonedx/syft-1.5.0-alpine.cdx.json")).unwrap(),
     )
     .unwrap();
-    v["metadata"]["component"]["purl"] =
-        json!(format!("pkg:oci/app@sha256:{digest_hex}?repository_url=ghcr.io/acme/app"));
+    v["metadata"]["component"]["purl"] = json!(format!(
+        "pkg:oci/app@sha256:{digest_hex}?repository_url=ghcr.io/acme/app"
+    ));
     serde_json::to_vec_pretty(&v).unwrap()
 }
 
@@ -212,14 +215,34 @@ impl Pipeline {
     /// Every stage of a compliant pipeline.
     pub async fn compliant(&self) {
         let key = self.key.clone();
-        self.upload("build", &[("bom.cdx.json", sbom(&self.digest_hex))], Some("production"), &key)
-            .await;
-        self.upload("test", &[("junit.xml", junit(false)), ("lcov.info", lcov())], Some("production"), &key)
-            .await;
-        self.upload("scan", &[("trivy.json", trivy(&self.digest_hex, 3600, &[]))], Some("production"), &key)
-            .await;
-        self.upload("sign", &[("app.sig", b"MEUCIQD-signature-bytes".to_vec())], Some("production"), &key)
-            .await;
+        self.upload(
+            "build",
+            &[("bom.cdx.json", sbom(&self.digest_hex))],
+            Some("production"),
+            &key,
+        )
+        .await;
+        self.upload(
+            "test",
+            &[("junit.xml", junit(false)), ("lcov.info", lcov())],
+            Some("production"),
+            &key,
+        )
+        .await;
+        self.upload(
+            "scan",
+            &[("trivy.json", trivy(&self.digest_hex, 3600, &[]))],
+            Some("production"),
+            &key,
+        )
+        .await;
+        self.upload(
+            "sign",
+            &[("app.sig", b"MEUCIQD-signature-bytes".to_vec())],
+            Some("production"),
+            &key,
+        )
+        .await;
         self.runner_guard("production", "pass", &key).await;
     }
 
@@ -229,7 +252,10 @@ impl Pipeline {
 
     /// The built-in policies with the test data (tests/data/policy-data.yaml) and extra data.
     pub fn policies(&self, extra: Value) -> PolicySet {
-        let extra_path = self.dir.path().join(format!("extra-{}.json", rand_suffix()));
+        let extra_path = self
+            .dir
+            .path()
+            .join(format!("extra-{}.json", rand_suffix()));
         std::fs::write(&extra_path, serde_json::to_vec(&extra).unwrap()).unwrap();
         PolicySet::load(&[], &[data("policy-data.yaml"), extra_path], false).unwrap()
     }
@@ -256,7 +282,10 @@ impl Pipeline {
 
     /// Writes an approvals file and returns the platform source reading it.
     pub fn approvals(&self, doc: Value) -> PlatformSource {
-        let p = self.dir.path().join(format!("approvals-{}.json", rand_suffix()));
+        let p = self
+            .dir
+            .path()
+            .join(format!("approvals-{}.json", rand_suffix()));
         std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
         PlatformSource::File(p)
     }
@@ -335,7 +364,10 @@ impl Server {
                         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
                     }
                 }
-                if let Some(n) = headers.get("content-length").and_then(|n| n.parse::<usize>().ok()) {
+                if let Some(n) = headers
+                    .get("content-length")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
                     let mut body = vec![0; n];
                     let _ = reader.read_exact(&mut body);
                 }

@@ -33,7 +33,11 @@ pub fn test(args: &PolicyTestArgs) -> anyhow::Result<Exit> {
                     out!("      {}: {m}", r.file);
                 }
             }
-            out!("{} passed, {} failed", report.passed, report.failed + report.errored);
+            out!(
+                "{} passed, {} failed",
+                report.passed,
+                report.failed + report.errored
+            );
         }
     }
     if report.results.is_empty() {

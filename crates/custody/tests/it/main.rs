@@ -655,8 +655,15 @@ fn policy_test_runs_the_builtin_rego_tests_and_fails_on_a_failing_one() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("PASS  data.custody_test.scan.test_stale_scan_fails"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS  data.custody_test.scan.test_stale_scan_fails"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.trim_end().ends_with(", 0 failed"), "{stdout}");
 
@@ -673,6 +680,9 @@ fn policy_test_runs_the_builtin_rego_tests_and_fails_on_a_failing_one() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL  data.acme_test.test_allows_nothing"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  data.acme_test.test_allows_nothing"),
+        "{stdout}"
+    );
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }

@@ -60,7 +60,14 @@ fn allow_exits_0_with_the_decision_on_stdout_and_the_step_summary() {
     let summary = dir.path().join("summary.md");
     let outputs = dir.path().join("outputs");
     let out = cmd(dir.path())
-        .args(["--gate", "pre-deploy", "--subject", &format!("ghcr.io/acme/app@{DIGEST}"), "--no-record", "--input"])
+        .args([
+            "--gate",
+            "pre-deploy",
+            "--subject",
+            &format!("ghcr.io/acme/app@{DIGEST}"),
+            "--no-record",
+            "--input",
+        ])
         .arg(input_ok())
         .arg("--data")
         .arg(cross_config())
@@ -69,7 +76,12 @@ fn allow_exits_0_with_the_decision_on_stdout_and_the_step_summary() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = json_out(&out);
     assert_eq!(d["decision"], "allow");
     assert_eq!(d["gate"], "pre-deploy");
@@ -80,9 +92,15 @@ fn allow_exits_0_with_the_decision_on_stdout_and_the_step_summary() {
     }
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("### policy-check pre-deploy: ALLOW"), "{md}");
-    assert!(md.contains("| scan-fresh | pass | §164.308(a)(1)(ii)(A) |"), "{md}");
+    assert!(
+        md.contains("| scan-fresh | pass | §164.308(a)(1)(ii)(A) |"),
+        "{md}"
+    );
     let o = std::fs::read_to_string(&outputs).unwrap();
-    assert!(o.contains("decision=allow\n") && o.contains("failed=\n"), "{o}");
+    assert!(
+        o.contains("decision=allow\n") && o.contains("failed=\n"),
+        "{o}"
+    );
 }
 
 #[test]
@@ -93,7 +111,16 @@ fn deny_exits_1_with_annotations_and_a_dotenv_report() {
     let path = dir.path().join("stale.json");
     std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
     let out = cmd(dir.path())
-        .args(["--gate", "pre-deploy", "--subject", DIGEST, "--no-record", "--dotenv", "policy.env", "--input"])
+        .args([
+            "--gate",
+            "pre-deploy",
+            "--subject",
+            DIGEST,
+            "--no-record",
+            "--dotenv",
+            "policy.env",
+            "--input",
+        ])
         .arg(&path)
         .arg("--data")
         .arg(cross_config())
@@ -102,7 +129,8 @@ fn deny_exits_1_with_annotations_and_a_dotenv_report() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let (annotations, doc): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.starts_with("::error"));
+    let (annotations, doc): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.starts_with("::error"));
     assert_eq!(annotations.len(), 1, "{stdout}");
     assert!(annotations[0].contains("policy scan-fresh failed (HIPAA §164.308(a)(1)(ii)(A))"));
     let d: Value = serde_json::from_str(&doc.join("\n")).unwrap();
@@ -115,20 +143,62 @@ fn deny_exits_1_with_annotations_and_a_dotenv_report() {
 #[test]
 fn errors_exit_2_and_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.rego"), "package custody.rules.x\n\ndeny contains \"x\" if {\n").unwrap();
+    std::fs::write(
+        dir.path().join("broken.rego"),
+        "package custody.rules.x\n\ndeny contains \"x\" if {\n",
+    )
+    .unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--gate".into(), "later".into(), "--subject".into(), DIGEST.into()], "use pre-approval or pre-deploy"),
         (
-            vec!["--gate".into(), "pre-deploy".into(), "--subject".into(), DIGEST.into(), "--no-record".into(), "--input".into(), "missing.json".into()],
+            vec![
+                "--gate".into(),
+                "later".into(),
+                "--subject".into(),
+                DIGEST.into(),
+            ],
+            "use pre-approval or pre-deploy",
+        ),
+        (
+            vec![
+                "--gate".into(),
+                "pre-deploy".into(),
+                "--subject".into(),
+                DIGEST.into(),
+                "--no-record".into(),
+                "--input".into(),
+                "missing.json".into(),
+            ],
             "missing.json",
         ),
         (
-            vec!["--gate".into(), "pre-deploy".into(), "--subject".into(), DIGEST.into(), "--policy".into(), dir.path().display().to_string()],
+            vec![
+                "--gate".into(),
+                "pre-deploy".into(),
+                "--subject".into(),
+                DIGEST.into(),
+                "--policy".into(),
+                dir.path().display().to_string(),
+            ],
             "broken.rego",
         ),
-        (vec!["--gate".into(), "pre-deploy".into(), "--subject".into(), DIGEST.into()], "--trusted-key"),
         (
-            vec!["--gate".into(), "pre-deploy".into(), "--subject".into(), "latest".into(), "--trusted-key".into(), "k.pub".into()],
+            vec![
+                "--gate".into(),
+                "pre-deploy".into(),
+                "--subject".into(),
+                DIGEST.into(),
+            ],
+            "--trusted-key",
+        ),
+        (
+            vec![
+                "--gate".into(),
+                "pre-deploy".into(),
+                "--subject".into(),
+                "latest".into(),
+                "--trusted-key".into(),
+                "k.pub".into(),
+            ],
             "",
         ),
     ];
@@ -144,7 +214,10 @@ fn errors_exit_2_and_say_what_to_do() {
 fn schemas_print() {
     let dir = tempfile::tempdir().unwrap();
     for which in ["input", "decision"] {
-        let out = cmd(dir.path()).args(["--print-schema", which]).output().unwrap();
+        let out = cmd(dir.path())
+            .args(["--print-schema", which])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let s = json_out(&out);
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
@@ -164,21 +237,44 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
     .unwrap();
     let store = dir.path().join("store");
     let out = cmd(dir.path())
-        .args(["--gate", "pre-deploy", "--subject", &format!("ghcr.io/acme/app@{DIGEST}"), "--environment", "production"])
-        .args(["--trusted-key", "ci.pub", "--signing-key", "ci.key", "--approvals", "approvals.json", "--commit"])
+        .args([
+            "--gate",
+            "pre-deploy",
+            "--subject",
+            &format!("ghcr.io/acme/app@{DIGEST}"),
+            "--environment",
+            "production",
+        ])
+        .args([
+            "--trusted-key",
+            "ci.pub",
+            "--signing-key",
+            "ci.key",
+            "--approvals",
+            "approvals.json",
+            "--commit",
+        ])
         .arg("0123456789abcdef0123456789abcdef01234567")
         .arg("--store")
         .arg(&store)
         .output()
         .unwrap();
     // an empty store: nothing is proven, so the gate denies and records that it did
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = json_out(&out);
     let record = d["record"].as_str().unwrap().to_owned();
     assert_eq!(d["unverified"][0], "approvals (file:approvals.json)");
 
     let s = LocalStore::open(store.to_str().unwrap()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let digest = custody_evidence::Digest::parse(&record).unwrap();
     let bytes = rt.block_on(s.get_object(&digest)).unwrap();
     let env = Envelope::from_slice(&bytes).unwrap();
@@ -192,7 +288,18 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
     let p = st.predicate.as_object().unwrap();
     let mut keys: Vec<&str> = p.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["approvals", "decision", "environment", "evaluatedAt", "gate", "policyDigest", "rules"]);
+    assert_eq!(
+        keys,
+        [
+            "approvals",
+            "decision",
+            "environment",
+            "evaluatedAt",
+            "gate",
+            "policyDigest",
+            "rules"
+        ]
+    );
     assert_eq!(p["gate"], "pre-deploy");
     assert_eq!(p["decision"], "deny");
     assert_eq!(p["environment"], "production");
@@ -209,7 +316,8 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
     // the exact input is stored beside it, and the record is found by the artifact
     let m = &rec.materials[0];
     assert_eq!(m.name, "policy-input.json");
-    let input: Value = serde_json::from_slice(&rt.block_on(s.get_object(&m.digest)).unwrap()).unwrap();
+    let input: Value =
+        serde_json::from_slice(&rt.block_on(s.get_object(&m.digest)).unwrap()).unwrap();
     assert_eq!(input["artifact"]["digest"], DIGEST);
     let found = rt
         .block_on(s.query(&Query {
