@@ -183,9 +183,10 @@ fn policy() -> anyhow::Result<()> {
         s(&data)?,
         s(&input)?,
     ];
-    let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
-    let (o_secs, o_rss) = measure(&as_refs(&ours))?;
-    let (t_secs, t_rss) = measure(&as_refs(&theirs))?;
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let (o_secs, o_rss) = measure(&ours)?;
+    let (t_secs, t_rss) = measure(&theirs)?;
     let size = std::fs::metadata(&input)?.len();
     let kib =
         |r: Option<u64>| r.map_or_else(|| "-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));

@@ -39,10 +39,10 @@ fn cyclonedx(list: &[Value], out: &mut Vec<Component>) {
         {
             if let Some(e) = text(l, "expression") {
                 licenses.push(e);
-            } else if let Some(lic) = l.get("license") {
-                if let Some(id) = text(lic, "id").or_else(|| text(lic, "name")) {
-                    licenses.push(id);
-                }
+            } else if let Some(lic) = l.get("license")
+                && let Some(id) = text(lic, "id").or_else(|| text(lic, "name"))
+            {
+                licenses.push(id);
             }
         }
         out.push(Component {
