@@ -184,6 +184,12 @@ impl PolicySet {
         engine
             .add_data(regorus::Value::from(data.clone()))
             .map_err(|e| PolicyError::Data(e.to_string()))?;
+        // Analysis, scheduling and rule gathering run on the first evaluation and are
+        // kept by the engine; doing it once here means every clone starts prepared
+        // instead of repeating it per evaluation. The result on an empty input is
+        // irrelevant (and may be an error); real errors surface in `evaluate`.
+        engine.set_input(regorus::Value::new_object());
+        let _ = engine.eval_rule(DECISION_RULE.to_owned());
         let digest = digest_of(&modules, &data);
         Ok(Self {
             modules,
