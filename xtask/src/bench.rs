@@ -19,9 +19,15 @@ pub struct Args {
     /// Skip the store query benchmark (it builds stores of 10k and 100k records once).
     #[arg(long)]
     no_store: bool,
+    /// Only policy-check: evaluation (criterion) and the whole process against regopy.
+    #[arg(long)]
+    policy: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.policy {
+        return policy();
+    }
     util::run(cargo().args(["build", "--release", "--locked", "-p", "custody"]))?;
     hash(args.hash_mib)?;
     util::run(cargo().args([
@@ -130,5 +136,72 @@ fn hash(mib: u64) -> anyhow::Result<()> {
             o_secs / secs
         );
     }
+    Ok(())
+}
+
+/// policy-check: criterion evaluation of the built-in policies on 5,000 components and
+/// 10,000 findings, then the whole `policy-check --input` process against regopy
+/// (rego-cpp) evaluating the same .rego files, data and input.
+fn policy() -> anyhow::Result<()> {
+    let dir = Path::new("target/bench/policy");
+    util::run(cargo().args(["build", "--release", "--locked", "-p", "policy-check"]))?;
+    util::run(
+        cargo()
+            .args([
+                "bench",
+                "--locked",
+                "-p",
+                "custody-policy",
+                "--bench",
+                "evaluate",
+            ])
+            .env("CUSTODY_BENCH_WRITE", std::path::absolute(dir)?),
+    )?;
+    let python = crate::test::venv()?;
+    let input = dir.join("input.json");
+    let data = dir.join("data.json");
+    let config = dir.join("data-config.json");
+    let s = |p: &Path| p.to_str().map(str::to_owned).context("path");
+    let pc = std::fs::canonicalize("target/release/policy-check")?;
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let ours = [
+        s(&pc)?,
+        "--gate".into(),
+        "pre-deploy".into(),
+        "--subject".into(),
+        digest,
+        "--no-record".into(),
+        "--input".into(),
+        s(&input)?,
+        "--data".into(),
+        s(&config)?,
+    ];
+    let theirs = [
+        python,
+        "tests/interop/regopy_check.py".into(),
+        "crates/custody-policy/policies".into(),
+        s(&data)?,
+        s(&input)?,
+    ];
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let (o_secs, o_rss) = measure(&ours)?;
+    let (t_secs, t_rss) = measure(&theirs)?;
+    let size = std::fs::metadata(&input)?.len();
+    let kib =
+        |r: Option<u64>| r.map_or_else(|| "-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!(
+        "| whole process, built-in policies, input of {:.1} MiB (5,000 components, 10,000 findings), best of 3 | seconds | peak RSS |",
+        size as f64 / 1048576.0
+    );
+    println!("|---|---|---|");
+    println!(
+        "| policy-check --input (regorus) | {o_secs:.3} | {} |",
+        kib(o_rss)
+    );
+    println!(
+        "| regopy_check.py (rego-cpp via regopy) | {t_secs:.3} | {} |",
+        kib(t_rss)
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod bench;
 mod demo;
+mod registry;
 mod sbom;
 mod test;
 mod util;

@@ -9,6 +9,9 @@
 //!    metadata address).
 //! 3. Debian's `chromium` (installed with apt-get when missing), named by
 //!    `CUSTODY_CHROMIUM`, so the audit report is rendered by a real headless browser.
+//! 4. Debian's `docker-registry` (apt-installed when missing), started on loopback for
+//!    policy-check's cosign tests; its address goes to the tests as
+//!    `CUSTODY_OCI_REGISTRY`, and it stops when the tests end.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,9 +46,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     }
+    let registry = crate::registry::start()?;
     util::run(
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .env("CUSTODY_OCI_REGISTRY", &registry.addr)
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python)
             .env("CUSTODY_MOTO", moto_server()?)

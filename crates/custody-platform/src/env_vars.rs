@@ -66,3 +66,20 @@ pub const GITLAB_USER_LOGIN: &str = "GITLAB_USER_LOGIN";
 pub const CI_RUNNER_ID: &str = "CI_RUNNER_ID";
 pub const CI_RUNNER_DESCRIPTION: &str = "CI_RUNNER_DESCRIPTION";
 pub const CI_ENVIRONMENT_NAME: &str = "CI_ENVIRONMENT_NAME";
+
+// policy-check
+/// GitHub REST API root (GitHub sets it in every job; GHES: `https://HOST/api/v3`).
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+/// GitHub token for run approvals, environments, PRs and commits.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// A GitHub token for policy-check; wins over `GITHUB_TOKEN`.
+pub const CUSTODY_GITHUB_TOKEN: &str = "CUSTODY_GITHUB_TOKEN";
+/// GitLab REST API root (`https://HOST/api/v4`), set in every GitLab job.
+pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
+/// GitLab project id.
+pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
+/// Replaces `https://<registry host>` for cosign signature lookups.
+pub const CUSTODY_REGISTRY_URL: &str = "CUSTODY_REGISTRY_URL";
+/// Registry credentials for cosign signature lookups (anonymous when unset).
+pub const CUSTODY_REGISTRY_USERNAME: &str = "CUSTODY_REGISTRY_USERNAME";
+pub const CUSTODY_REGISTRY_PASSWORD: &str = "CUSTODY_REGISTRY_PASSWORD";

@@ -42,6 +42,30 @@ pub enum Command {
     VerifyBundle(VerifyBundleArgs),
     /// List what expires when; missing or short locks are findings.
     Retention(RetentionArgs),
+    /// Policy tools: run Rego unit tests (`custody policy test`).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run `test_*` rules like `opa test`: the built-in policies' own tests, plus the
+    /// policies and tests in DIR (files named like a built-in replace it).
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Directories of .rego files (user policies and their tests). None: built-in tests only.
+    pub dirs: Vec<PathBuf>,
+    /// Data files (YAML or JSON) merged over the built-in thresholds.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Only tests whose `data.<package>.<name>` contains this text.
+    #[arg(long)]
+    pub run: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +350,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
             Command::Push(a) => crate::commands::push::run(a).await,
+            Command::Policy(PolicyCommand::Test(a)) => crate::commands::policy::test(&a),
             Command::Export(a) => crate::commands::export::run(a).await,
             Command::VerifyBundle(a) => crate::commands::verify_bundle::run(a).await,
             Command::Retention(a) => crate::commands::retention::run(a).await,

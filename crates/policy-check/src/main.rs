@@ -1,14 +1,466 @@
-//! `policy-check`: evaluates Rego policies before approval and before deploy.
+//! `policy-check`: Rego policy gates over verified evidence, before the human approval
+//! (`--gate pre-approval`) and before the deploy (`--gate pre-deploy`).
 //!
-//! The step is specified in the project's issue #5 and not built yet: this binary exists
-//! so the workspace, packaging and CI layout are in place. It refuses to run rather than
-//! pretend to pass.
+//! Flags and environment resolve into a [`custody_policy::check::CheckConfig`]; the
+//! library gathers facts, evaluates and stores the signed decision; this binary prints
+//! the decision document (JSON) on stdout and tells the CI platform (step summary,
+//! annotations, outputs, dotenv report).
+//!
+//! Exit codes: 0 allow, 1 deny, 2 error (bad flags, unreadable policy or input, an
+//! unreachable store or platform API) — distinct, so a pipeline can tell a policy
+//! denial from a broken gate.
 
+/// `println!` that never panics on a closed stdout.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use custody_evidence::{KeyIdScheme, SigningKey};
+use custody_platform::context::{Env, ProcessEnv};
+use custody_platform::{ci, detect_context, env_vars as v, keyfiles, stores};
+use custody_policy::check::{self, CheckConfig, PlatformSource, RecordSettings};
+use custody_policy::facts::Secret;
+use custody_policy::facts::cosign::CosignConfig;
+use custody_policy::facts::github::GitHubConfig;
+use custody_policy::facts::gitlab::{GitLabConfig, TokenKind};
+use custody_policy::{Decision, Gate, PolicyInput, PolicySet, Verdict, schema};
+use custody_store::Retention;
+
+const EXIT_ALLOW: u8 = 0;
+const EXIT_DENY: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlatformArg {
+    /// GitHub on GitHub Actions, GitLab on GitLab CI, none elsewhere.
+    Auto,
+    Github,
+    Gitlab,
+    /// No platform facts (approval rules deny unless --approvals gives them).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaArg {
+    Input,
+    Decision,
+}
+
+/// Rego policy gates over verified evidence.
+#[derive(Debug, Parser)]
+#[command(name = "policy-check", version)]
+struct Args {
+    /// pre-approval (everything but approvals) or pre-deploy (everything).
+    #[arg(long, required_unless_present = "print_schema")]
+    gate: Option<String>,
+    /// The image to deploy, by manifest digest: `registry/name@sha256:…`.
+    #[arg(long, required_unless_present = "print_schema")]
+    subject: Option<String>,
+    /// Target environment (default: the job's environment on GitLab).
+    #[arg(long)]
+    environment: Option<String>,
+    /// Evidence store URL.
+    #[arg(long, env = v::CUSTODY_STORE, default_value = "custody-store")]
+    store: String,
+    /// Public key(s) evidence records must verify with: a PEM file or a directory. Repeatable.
+    #[arg(long = "trusted-key")]
+    trusted_keys: Vec<PathBuf>,
+    /// A directory of .rego files that add rules or replace built-in files of the same name. Repeatable.
+    #[arg(long = "policy")]
+    policies: Vec<PathBuf>,
+    /// A YAML or JSON file merged over the built-in thresholds and lists. Repeatable.
+    #[arg(long = "data")]
+    data: Vec<PathBuf>,
+    /// Approvals, authorship and protection facts from a JSON file instead of the
+    /// platform API; marked unverified in the decision.
+    #[arg(long)]
+    approvals: Option<PathBuf>,
+    /// Where approvals and authorship come from.
+    #[arg(long, value_enum, default_value = "auto")]
+    platform: PlatformArg,
+    /// GitHub API root.
+    #[arg(long, env = v::GITHUB_API_URL, default_value = "https://api.github.com")]
+    github_api_url: String,
+    /// GitHub `owner/repo` (default: GITHUB_REPOSITORY).
+    #[arg(long)]
+    repository: Option<String>,
+    /// GitHub workflow run id (default: GITHUB_RUN_ID).
+    #[arg(long)]
+    run_id: Option<u64>,
+    /// GitLab API root (default: CI_API_V4_URL).
+    #[arg(long, env = v::CI_API_V4_URL)]
+    gitlab_api_url: Option<String>,
+    /// GitLab project path or id (default: CI_PROJECT_ID, else CI_PROJECT_PATH).
+    #[arg(long)]
+    gitlab_project: Option<String>,
+    /// GitLab deployment id (default: the deployment of this job, CI_JOB_ID).
+    #[arg(long)]
+    gitlab_deployment: Option<u64>,
+    /// cosign public key(s) for the image's signatures in the registry. Repeatable.
+    #[arg(long = "cosign-key")]
+    cosign_keys: Vec<PathBuf>,
+    /// Registry base URL instead of https://<registry host> (e.g. a mirror).
+    #[arg(long, env = v::CUSTODY_REGISTRY_URL)]
+    registry_url: Option<String>,
+    /// Commit the artifact was built from (default: from the CI platform).
+    #[arg(long)]
+    commit: Option<String>,
+    /// Pipeline run id (default: from the CI platform).
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Job name (default: from the CI platform).
+    #[arg(long)]
+    job: Option<String>,
+    /// Key that signs the decision record; or set CUSTODY_SIGNING_KEY_PEM.
+    #[arg(long, env = v::CUSTODY_SIGNING_KEY)]
+    signing_key: Option<PathBuf>,
+    /// Evaluate and print, store nothing.
+    #[arg(long)]
+    no_record: bool,
+    /// How the DSSE keyid of the decision record is computed.
+    #[arg(long, default_value = "empty")]
+    keyid_scheme: String,
+    /// Retention of the decision record, in years.
+    #[arg(long, default_value_t = 6)]
+    retention_years: i16,
+    /// Evaluate this policy input document (JSON) instead of gathering facts.
+    #[arg(long, conflicts_with_all = ["approvals", "cosign_keys"])]
+    input: Option<PathBuf>,
+    /// Print the gathered policy input (JSON) instead of the decision; stores nothing.
+    #[arg(long)]
+    print_input: bool,
+    /// Print a JSON Schema and exit.
+    #[arg(long, value_enum)]
+    print_schema: Option<SchemaArg>,
+    /// Write a GitLab dotenv report here (default on GitLab: custody-policy.env).
+    #[arg(long)]
+    dotenv: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = ProcessEnv;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            env.var(v::CUSTODY_LOG).unwrap_or_else(|| "warn".into()),
+        ))
+        .with_writer(std::io::stderr)
+        .with_ansi(env.var(v::NO_COLOR).is_none())
+        .without_time()
+        .try_init();
+    match run(&args, &env) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let message = format!("{err:#}");
+            if let Some(line) = ci::error_annotation(&env, None, &message) {
+                out!("{line}");
+            }
+            eprintln!("policy-check: error: {message}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
+    if let Some(which) = args.print_schema {
+        out!(
+            "{}",
+            match which {
+                SchemaArg::Input => schema::input_schema(),
+                SchemaArg::Decision => schema::decision_schema(),
+            }
+        );
+        return Ok(EXIT_ALLOW);
+    }
+    let gate: Gate = args
+        .gate
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let policies = PolicySet::load(&args.policies, &args.data, false)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+
+    if let Some(path) = &args.input {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let input: PolicyInput = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "{}: not a policy input document (see --print-schema input)",
+                path.display()
+            )
+        })?;
+        let mut decision = check::decide(&policies, &input)?;
+        if !args.no_record {
+            bail!(
+                "--input evaluates a given document; pass --no-record (a decision on a hand-made input is not evidence)"
+            );
+        }
+        decision.record = None;
+        return Ok(report(env, args, &decision));
+    }
+
+    let mut context = detect_context(env);
+    for (slot, value) in [
+        (&mut context.commit, &args.commit),
+        (&mut context.pipeline_id, &args.pipeline),
+        (&mut context.job, &args.job),
+        (&mut context.environment, &args.environment),
+    ] {
+        if value.is_some() {
+            slot.clone_from(value);
+        }
+    }
+    let environment = args
+        .environment
+        .clone()
+        .or_else(|| context.environment.clone());
+    let subject = args.subject.clone().unwrap_or_default();
+    if args.trusted_keys.is_empty() {
+        bail!("pass --trusted-key with the public key(s) evidence records are signed with");
+    }
+    let trusted_keys =
+        keyfiles::read_trusted_keys(&args.trusted_keys).context("reading --trusted-key")?;
+    let cosign = if args.cosign_keys.is_empty() {
+        None
+    } else {
+        Some(CosignConfig {
+            keys: keyfiles::read_trusted_keys(&args.cosign_keys)
+                .context("reading --cosign-key")?
+                .keys()
+                .to_vec(),
+            registry_url: args.registry_url.clone(),
+            username: env.var(v::CUSTODY_REGISTRY_USERNAME),
+            password: env.var(v::CUSTODY_REGISTRY_PASSWORD).map(Secret::new),
+        })
+    };
+    let platform = platform(args, env, &context, environment.as_deref())?;
+    let record = if args.no_record || args.print_input {
+        None
+    } else {
+        let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)
+            .context("--retention-years")?;
+        if args.retention_years < 1 {
+            bail!("--retention-years must be at least 1");
+        }
+        Some(RecordSettings {
+            key: signing_key(env, args)?,
+            keyid_scheme: args
+                .keyid_scheme
+                .parse::<KeyIdScheme>()
+                .context("--keyid-scheme")?,
+            retention,
+        })
+    };
+    let cfg = CheckConfig {
+        gate,
+        subject,
+        environment,
+        trusted_keys,
+        policies,
+        context,
+        platform,
+        cosign,
+        record,
+        now: jiff::Timestamp::now(),
+    };
+    rt.block_on(async {
+        let store = if cfg.record.is_some() {
+            stores::create(&args.store, &ProcessEnv)
+        } else {
+            stores::open(&args.store, &ProcessEnv)
+        }
+        .with_context(|| format!("opening store {}", args.store))?;
+        if args.print_input {
+            let (input, problems) = check::gather_input(&cfg, &store).await?;
+            for p in problems {
+                eprintln!("policy-check: {p}");
+            }
+            out!("{}", serde_json::to_string_pretty(&input)?);
+            return Ok(EXIT_ALLOW);
+        }
+        let outcome = check::run(&cfg, &store).await?;
+        for p in &outcome.problems {
+            eprintln!("policy-check: {p}");
+        }
+        Ok(report(env, args, &outcome.decision))
+    })
+}
+
+fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
+    if let Some(pem) = env.var(v::CUSTODY_SIGNING_KEY_PEM) {
+        for line in ci::add_mask(env, &pem) {
+            out!("{line}");
+        }
+        return SigningKey::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
+    }
+    match &args.signing_key {
+        Some(p) => Ok(keyfiles::read_signing_key(p)?),
+        None => bail!(
+            "no key to sign the decision record: pass --signing-key PATH, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record"
+        ),
+    }
+}
+
+fn platform(
+    args: &Args,
+    env: &dyn Env,
+    context: &custody_evidence::PipelineContext,
+    environment: Option<&str>,
+) -> anyhow::Result<PlatformSource> {
+    if let Some(p) = &args.approvals {
+        return Ok(PlatformSource::File(p.clone()));
+    }
+    let which = match args.platform {
+        PlatformArg::Auto if env.var(v::GITHUB_ACTIONS).as_deref() == Some("true") => {
+            PlatformArg::Github
+        }
+        PlatformArg::Auto if env.var(v::GITLAB_CI).as_deref() == Some("true") => {
+            PlatformArg::Gitlab
+        }
+        PlatformArg::Auto => PlatformArg::None,
+        other => other,
+    };
+    let environment = environment.unwrap_or_default().to_owned();
+    Ok(match which {
+        PlatformArg::Github => {
+            let repository = args
+                .repository
+                .clone()
+                .or_else(|| env.var(v::GITHUB_REPOSITORY))
+                .context("GitHub facts need --repository or GITHUB_REPOSITORY")?;
+            let run_id = match args.run_id {
+                Some(id) => Some(id),
+                None => env
+                    .var(v::GITHUB_RUN_ID)
+                    .map(|s| s.parse::<u64>())
+                    .transpose()
+                    .context("GITHUB_RUN_ID is not a number")?,
+            };
+            PlatformSource::GitHub(GitHubConfig {
+                api_url: args.github_api_url.clone(),
+                token: env
+                    .var(v::CUSTODY_GITHUB_TOKEN)
+                    .or_else(|| env.var(v::GITHUB_TOKEN))
+                    .map(Secret::new),
+                repository,
+                run_id,
+                commit: context.commit.clone(),
+                environment,
+            })
+        }
+        PlatformArg::Gitlab => {
+            let api_url = args
+                .gitlab_api_url
+                .clone()
+                .context("GitLab facts need --gitlab-api-url or CI_API_V4_URL")?;
+            let project = args
+                .gitlab_project
+                .clone()
+                .or_else(|| env.var(v::CI_PROJECT_ID))
+                .or_else(|| env.var(v::CI_PROJECT_PATH))
+                .context("GitLab facts need --gitlab-project, CI_PROJECT_ID or CI_PROJECT_PATH")?;
+            let token = env
+                .var(v::CUSTODY_GITLAB_TOKEN)
+                .map(|t| (TokenKind::Private, Secret::new(t)))
+                .or_else(|| {
+                    env.var(v::CI_JOB_TOKEN)
+                        .map(|t| (TokenKind::Job, Secret::new(t)))
+                });
+            PlatformSource::GitLab(GitLabConfig {
+                api_url,
+                token,
+                project,
+                deployment_id: args.gitlab_deployment,
+                job_id: env.var(v::CI_JOB_ID).and_then(|s| s.parse().ok()),
+                commit: context.commit.clone(),
+                environment,
+            })
+        }
+        PlatformArg::None | PlatformArg::Auto => PlatformSource::None,
+    })
+}
+
+/// Prints the decision and tells the platform; returns the exit code.
+fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
+    match serde_json::to_string_pretty(decision) {
+        Ok(s) => out!("{s}"),
+        Err(e) => {
+            eprintln!("policy-check: error: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    for r in decision.failures() {
+        if let Some(line) = ci::error_annotation(
+            env,
+            None,
+            &format!(
+                "policy {} failed (HIPAA §{}): {}",
+                r.id, r.control, r.message
+            ),
+        ) {
+            out!("{line}");
+        }
+    }
+    if let Err(e) = ci::github_summary(env, &decision.to_markdown()) {
+        eprintln!("policy-check: warning: could not write the step summary: {e}");
+    }
+    let pairs: Vec<(&str, String)> = decision.outputs();
+    let gh: Vec<(&str, String)> = pairs
+        .iter()
+        .map(|(k, val)| {
+            let key = match *k {
+                "CUSTODY_POLICY_DECISION" => "decision",
+                "CUSTODY_POLICY_GATE" => "gate",
+                "CUSTODY_POLICY_FAILED" => "failed",
+                "CUSTODY_POLICY_RECORD" => "record",
+                _ => "policy-digest",
+            };
+            (key, val.clone())
+        })
+        .collect();
+    if let Err(e) = ci::github_outputs(env, &gh) {
+        eprintln!("policy-check: warning: could not write step outputs: {e}");
+    }
+    let dotenv = args.dotenv.clone().or_else(|| {
+        (env.var(v::GITLAB_CI).as_deref() == Some("true"))
+            .then(|| PathBuf::from("custody-policy.env"))
+    });
+    if let Some(path) = dotenv
+        && let Err(e) = ci::gitlab_dotenv(&path, &pairs)
+    {
+        eprintln!(
+            "policy-check: warning: could not write {}: {e}",
+            path.display()
+        );
+    }
+    let failed = decision.failures().count();
     eprintln!(
-        "policy-check: not available in this build yet (tracked in issue #5); no check was performed"
+        "policy-check {}: {} ({} rules, {failed} failed){}",
+        decision.gate,
+        match decision.decision {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        },
+        decision.rules.len(),
+        decision
+            .record
+            .as_deref()
+            .map_or_else(String::new, |r| format!("; decision record {r}"))
     );
-    ExitCode::from(2)
+    match decision.decision {
+        Verdict::Allow => EXIT_ALLOW,
+        Verdict::Deny => EXIT_DENY,
+    }
 }

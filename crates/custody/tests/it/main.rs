@@ -649,3 +649,42 @@ fn interop_securesystemslib_envelopes_verify_with_custody() {
         ],
     );
 }
+
+#[test]
+fn policy_test_runs_the_builtin_rego_tests_and_fails_on_a_failing_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["policy", "test"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS  data.custody_test.scan.test_stale_scan_fails"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.trim_end().ends_with(", 0 failed"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme_test.rego"),
+        "package acme_test\n\nimport rego.v1\n\ntest_allows_nothing if data.custody.decision.result.decision == \"allow\" with input as {\"gate\": \"pre-deploy\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["policy", "test", "--run", "acme_test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  data.acme_test.test_allows_nothing"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}

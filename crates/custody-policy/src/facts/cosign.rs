@@ -1,0 +1,338 @@
+//! cosign signatures in an OCI registry, legacy layout: the signature manifest is the
+//! tag `sha256-<hex>.sig` of the image's repository; each layer is a simple-signing
+//! payload whose annotation `dev.cosignproject.cosign/signature` is the base64 ECDSA
+//! P-256 / SHA-256 signature (DER) of the layer's bytes. Verified here with static
+//! cosign public keys; the payload must name the deployed digest.
+//!
+//! Like `cosign verify --key K --insecure-ignore-tlog`: no transparency log or
+//! certificate is consulted (the trust is in the static key).
+
+use base64::Engine as _;
+use custody_evidence::{Digest, PublicKey};
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::{CONNECT_TIMEOUT, REQUEST_TIMEOUT, Secret};
+use crate::input::{CosignFact, CosignSignature};
+
+const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Payloads and manifests larger than this are refused unread: a signature is small.
+const MAX_BYTES: usize = 4 << 20;
+
+/// Where and how to look.
+#[derive(Debug, Clone)]
+pub struct CosignConfig {
+    pub keys: Vec<PublicKey>,
+    /// Replaces `https://<registry host>` (tests: `http://127.0.0.1:PORT`).
+    pub registry_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    layers: Vec<Layer>,
+}
+
+#[derive(Deserialize)]
+struct Layer {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    identity: Identity,
+    image: Image,
+    #[serde(rename = "type")]
+    type_: String,
+}
+
+#[derive(Deserialize)]
+struct Identity {
+    #[serde(rename = "docker-reference", default)]
+    docker_reference: String,
+}
+
+#[derive(Deserialize)]
+struct Image {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+/// `registry host` and `repository` of an image name (`ghcr.io/acme/app`); Docker Hub
+/// names without a host get Docker's defaults.
+pub fn split_name(name: &str) -> (String, String) {
+    let name = name.split('@').next().unwrap_or(name);
+    let name = match name.rsplit_once(':') {
+        Some((n, tag)) if !tag.contains('/') => n,
+        _ => name,
+    };
+    match name.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            (host.to_owned(), rest.to_owned())
+        }
+        Some(_) => ("registry-1.docker.io".to_owned(), name.to_owned()),
+        None => ("registry-1.docker.io".to_owned(), format!("library/{name}")),
+    }
+}
+
+struct Registry {
+    http: reqwest::Client,
+    base: String,
+    repo: String,
+    token: Option<String>,
+    cfg: CosignConfig,
+}
+
+impl Registry {
+    async fn get(&mut self, path: &str, accept: &str) -> Result<(StatusCode, Vec<u8>), String> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.repo);
+        for attempt in 0..2 {
+            let mut req = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let rsp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = rsp.status();
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let challenge = rsp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{url}: 401 without a WWW-Authenticate challenge"))?;
+                self.token = Some(self.fetch_token(&challenge).await?);
+                continue;
+            }
+            if rsp.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
+                return Err(format!("{url}: larger than {MAX_BYTES} bytes"));
+            }
+            let bytes = rsp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            if bytes.len() > MAX_BYTES {
+                return Err(format!("{url}: larger than {MAX_BYTES} bytes"));
+            }
+            return Ok((status, bytes.to_vec()));
+        }
+        Err(format!("{url}: unauthorized"))
+    }
+
+    /// The token of a `Bearer realm=…,service=…,scope=…` challenge, anonymous or with
+    /// the configured credentials.
+    async fn fetch_token(&self, challenge: &str) -> Result<String, String> {
+        let params = challenge
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| format!("unsupported registry challenge `{challenge}`"))?;
+        let mut realm = None;
+        let mut query = Vec::new();
+        for part in params.split(',') {
+            let Some((k, v)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let v = v.trim_matches('"').to_owned();
+            match k {
+                "realm" => realm = Some(v),
+                "service" | "scope" => query.push((k.to_owned(), v)),
+                _ => {}
+            }
+        }
+        if !query.iter().any(|(k, _)| k == "scope") {
+            query.push(("scope".into(), format!("repository:{}:pull", self.repo)));
+        }
+        let realm =
+            realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
+        let mut url =
+            url::Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
+        url.query_pairs_mut().extend_pairs(query.iter());
+        let mut req = self.http.get(url);
+        if let (Some(u), Some(p)) = (&self.cfg.username, &self.cfg.password) {
+            req = req.basic_auth(u, Some(p.expose()));
+        }
+        let rsp = req.send().await.map_err(|e| format!("{realm}: {e}"))?;
+        if !rsp.status().is_success() {
+            return Err(format!("{realm}: token request answered {}", rsp.status()));
+        }
+        #[derive(Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = rsp.bytes().await.map_err(|e| format!("{realm}: {e}"))?;
+        let t: Token = serde_json::from_slice(&body).map_err(|e| format!("{realm}: {e}"))?;
+        t.token
+            .or(t.access_token)
+            .ok_or_else(|| format!("{realm}: no token in the answer"))
+    }
+}
+
+/// Looks up and verifies the cosign signatures of `name@digest`. Never an error: what
+/// could not be checked is a problem in the fact, and the policy denies on it.
+pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFact {
+    let (host, repo) = split_name(name);
+    let tag = format!("sha256-{}.sig", digest.hex());
+    let reference = format!("{host}/{repo}:{tag}");
+    let mut fact = CosignFact {
+        reference: reference.clone(),
+        signatures: Vec::new(),
+        problems: Vec::new(),
+    };
+    if cfg.keys.is_empty() {
+        fact.problems.push("no cosign public key given".into());
+        return fact;
+    }
+    let http = match reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            fact.problems.push(format!("http client: {e}"));
+            return fact;
+        }
+    };
+    let base = cfg
+        .registry_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{host}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let mut reg = Registry {
+        http,
+        base,
+        repo,
+        token: None,
+        cfg: cfg.clone(),
+    };
+    let manifest = match reg.get(&format!("manifests/{tag}"), MANIFEST_ACCEPT).await {
+        Ok((s, body)) if s.is_success() => body,
+        Ok((StatusCode::NOT_FOUND, _)) => {
+            fact.problems.push(format!(
+                "no signature manifest {reference} (the image is not signed with cosign)"
+            ));
+            return fact;
+        }
+        Ok((s, _)) => {
+            fact.problems
+                .push(format!("{reference}: the registry answered {s}"));
+            return fact;
+        }
+        Err(e) => {
+            fact.problems.push(format!("registry unreachable: {e}"));
+            return fact;
+        }
+    };
+    let manifest: Manifest = match serde_json::from_slice(&manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            fact.problems
+                .push(format!("{reference}: not an image manifest ({e})"));
+            return fact;
+        }
+    };
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        match verify_layer(&mut reg, cfg, layer, digest).await {
+            Ok(sig) => fact.signatures.push(sig),
+            Err(p) => fact.problems.push(format!("signature {i}: {p}")),
+        }
+    }
+    if manifest.layers.is_empty() {
+        fact.problems
+            .push(format!("{reference} holds no signatures"));
+    }
+    fact
+}
+
+async fn verify_layer(
+    reg: &mut Registry,
+    cfg: &CosignConfig,
+    layer: &Layer,
+    digest: &Digest,
+) -> Result<CosignSignature, String> {
+    if layer.media_type != SIMPLE_SIGNING {
+        return Err(format!(
+            "media type {} is not a simple-signing payload",
+            layer.media_type
+        ));
+    }
+    let sig_b64 = layer
+        .annotations
+        .get(SIGNATURE_ANNOTATION)
+        .ok_or_else(|| format!("no {SIGNATURE_ANNOTATION} annotation"))?;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(sig_b64.trim())
+        .map_err(|e| format!("the signature is not base64 ({e})"))?;
+    let want = Digest::parse(&layer.digest).map_err(|e| format!("layer digest: {e}"))?;
+    let (status, payload) = reg.get(&format!("blobs/{}", layer.digest), "*/*").await?;
+    if !status.is_success() {
+        return Err(format!(
+            "payload {}: the registry answered {status}",
+            layer.digest
+        ));
+    }
+    if Digest::of(&payload) != want {
+        return Err(format!(
+            "payload {} does not match its digest",
+            layer.digest
+        ));
+    }
+    let key = cfg
+        .keys
+        .iter()
+        .find(|k| k.verify(&payload, &sig))
+        .ok_or("the signature does not verify with any trusted cosign key")?;
+    let p: Payload = serde_json::from_slice(&payload)
+        .map_err(|e| format!("payload is not simple signing JSON ({e})"))?;
+    if p.critical.type_ != "cosign container image signature" {
+        return Err(format!("payload type `{}`", p.critical.type_));
+    }
+    let signed = p.critical.image.docker_manifest_digest;
+    if signed != digest.to_string() {
+        return Err(format!("the payload signs {signed}, not {digest}"));
+    }
+    Ok(CosignSignature {
+        key: key.label.clone(),
+        manifest_digest: signed,
+        docker_reference: p.critical.identity.docker_reference,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_like_docker() {
+        assert_eq!(
+            split_name("ghcr.io/acme/app"),
+            ("ghcr.io".into(), "acme/app".into())
+        );
+        assert_eq!(
+            split_name("127.0.0.1:5000/acme/app:1.0"),
+            ("127.0.0.1:5000".into(), "acme/app".into())
+        );
+        assert_eq!(
+            split_name("alpine"),
+            ("registry-1.docker.io".into(), "library/alpine".into())
+        );
+        assert_eq!(
+            split_name("acme/app"),
+            ("registry-1.docker.io".into(), "acme/app".into())
+        );
+        assert_eq!(
+            split_name("localhost/app"),
+            ("localhost".into(), "app".into())
+        );
+    }
+}

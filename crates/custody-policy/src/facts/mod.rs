@@ -1,0 +1,46 @@
+//! Gathering verified facts for the policy input. Each source is its own module; each
+//! turns what it could not establish into an absent fact or a problem string, never a
+//! guess, so the policies fail closed on it.
+
+pub mod cosign;
+pub mod evidence;
+pub mod github;
+pub mod gitlab;
+pub mod offline;
+pub mod sbom;
+
+use crate::input::{ApprovalsFact, PeopleFact, ProtectionFact};
+
+/// What a platform (or the offline file) told about approvals, authorship and the
+/// environment's protection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformFacts {
+    pub approvals: Option<ApprovalsFact>,
+    pub people: Option<PeopleFact>,
+    pub protection: Option<ProtectionFact>,
+    /// Facts that could not be had, and why (logged; the policy fails closed on them).
+    pub problems: Vec<String>,
+}
+
+/// A secret (API token, registry password) that never reaches Debug or Display.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The HTTP client settings every platform and registry lookup shares.
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -1,0 +1,322 @@
+//! The policy input: verified facts, assembled in Rust, that the Rego policies decide on.
+//!
+//! This is a wire format (JSON Schema: `policy-check --print-schema input`, snapshot
+//! tested). Absent facts are absent fields or empty lists, never guesses: the policies
+//! fail closed on them. Everything cryptographic was checked before a fact got here; a
+//! record that did not verify appears only in `rejected`, with the reason.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::gate::Gate;
+
+/// The document handed to the policies as `input`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyInput {
+    pub gate: Gate,
+    /// When the gate ran (RFC 3339, UTC).
+    pub evaluated_at: String,
+    /// The UTC date of `evaluatedAt` (`YYYY-MM-DD`), for exception expiry dates.
+    pub today: String,
+    pub artifact: Artifact,
+    /// The target environment; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The pipeline this gate runs in, as the CI variables say (unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<serde_json::Value>,
+    /// How many records verified against the trusted keys.
+    pub verified_records: u64,
+    /// Signature records (stage `sign`) that verified.
+    pub signatures: Vec<SignatureFact>,
+    /// cosign signatures in the registry; absent when not checked (no `--cosign-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign: Option<CosignFact>,
+    pub sboms: Vec<SbomFact>,
+    pub scans: Vec<ScanFact>,
+    pub tests: Vec<TestFact>,
+    pub coverage: Vec<CoverageFact>,
+    pub runner_guard: Vec<RunnerGuardFact>,
+    /// Records about this artifact or pipeline that failed verification.
+    pub rejected: Vec<Rejected>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalsFact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<PeopleFact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_protection: Option<ProtectionFact>,
+}
+
+/// The image to deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// `registry/repository`, as the subject was written (empty for a bare digest).
+    pub name: String,
+    /// The manifest digest, `sha256:<64 hex>`.
+    pub digest: String,
+}
+
+/// A verified signature record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureFact {
+    pub record: String,
+    /// The trusted key the record's envelope verified with (its file name).
+    pub signer: String,
+    /// The artifact signing key the record names (`--signing-key-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    pub subject_digests: Vec<String>,
+    pub recorded_at: String,
+}
+
+/// The outcome of checking cosign signatures in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CosignFact {
+    /// The signature manifest looked at: `registry/repo:sha256-<hex>.sig`.
+    pub reference: String,
+    /// Signatures that verified with a trusted cosign key.
+    pub signatures: Vec<CosignSignature>,
+    /// Why other signatures (or the lookup) did not count.
+    pub problems: Vec<String>,
+}
+
+/// One verified cosign signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CosignSignature {
+    /// The cosign public key that verified it (its file name).
+    pub key: String,
+    /// `critical.image.docker-manifest-digest` of the signed payload.
+    pub manifest_digest: String,
+    /// `critical.identity.docker-reference` of the signed payload.
+    pub docker_reference: String,
+}
+
+/// A verified SBOM record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomFact {
+    pub record: String,
+    pub subject_digests: Vec<String>,
+    /// True when the SBOM file is in the store with the recorded digest and says what
+    /// the record's summary says.
+    pub material_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material_problem: Option<String>,
+    /// The image manifest digest the SBOM describes (its `pkg:oci` purl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub describes: Option<String>,
+    pub oci_digests: Vec<String>,
+    pub component_count: u64,
+    pub licenses: Vec<String>,
+    /// The components, when the SBOM file is JSON and could be read.
+    pub components: Vec<Component>,
+}
+
+/// One SBOM component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+    pub licenses: Vec<String>,
+}
+
+/// A verified vulnerability scan record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanFact {
+    pub record: String,
+    pub subject_digests: Vec<String>,
+    pub scanner: String,
+    /// Image manifest digests the report names (Trivy RepoDigests, Grype manifestDigest).
+    pub manifest_digests: Vec<String>,
+    /// The image config digest (Trivy ImageID, Grype imageID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// When the scan ran (RFC 3339), if the report says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<String>,
+    /// Seconds between the scan and the gate; absent without a scan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<i64>,
+    /// The environment recorded with the scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    pub counts: SeverityCounts,
+    pub findings: Vec<Finding>,
+}
+
+/// Finding counts by severity, as the scanner reported them (before exceptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityCounts {
+    pub critical: u64,
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+    pub negligible: u64,
+    pub unknown: u64,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub id: String,
+    /// `critical`, `high`, `medium`, `low`, `negligible` or `unknown`.
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// A verified test-result record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestCounts {
+    pub total: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub errored: u64,
+    pub skipped: u64,
+}
+
+/// A verified test-result record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestFact {
+    pub record: String,
+    #[serde(flatten)]
+    pub counts: TestCounts,
+}
+
+/// A verified coverage record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageFact {
+    pub record: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_rate: Option<f64>,
+    pub lines_valid: u64,
+    pub lines_covered: u64,
+}
+
+/// A verified runner-guard record of this pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerGuardFact {
+    pub record: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// `pass`, `fail` or `untrusted`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
+/// A record that did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejected {
+    pub record: String,
+    /// The stage the record claims (unverified), or `unknown`.
+    pub stage: String,
+    pub reason: String,
+}
+
+/// Where platform facts came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    /// `github`, `gitlab`, or `file:<path>` for `--approvals FILE`.
+    pub source: String,
+    /// True only for answers of the platform API.
+    pub verified: bool,
+}
+
+/// Approvals of the deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalsFact {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    pub approvals: Vec<Approval>,
+}
+
+/// One approval (or rejection) of the deployment to the target environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub login: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// When it was given (RFC 3339), where the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// `approved` or `rejected`.
+    pub state: String,
+}
+
+/// A person as the platform names them: a login, a name, an e-mail, or several.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Person {
+    pub fn login(login: &str) -> Self {
+        Self {
+            login: Some(login.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Who wrote, committed and triggered the change, for separation of duties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeopleFact {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    pub pr_authors: Vec<Person>,
+    pub commit_authors: Vec<Person>,
+    pub committers: Vec<Person>,
+    pub triggering_actors: Vec<Person>,
+}
+
+/// The environment's protection on the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectionFact {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    /// A human must approve deployments to the environment.
+    pub required_reviewers: bool,
+    /// Who may approve, as the platform lists them.
+    pub reviewers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prevent_self_review: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_admins_bypass: Option<bool>,
+}
