@@ -35,6 +35,8 @@ pub enum Command {
     Digest(DigestArgs),
     /// Resend records an upload kept in its spool because the store was unreachable.
     Push(PushArgs),
+    /// Self-hosted runners held against the tier model (`custody runners audit`).
+    Runners(crate::commands::runners::RunnersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +201,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
             Command::Push(a) => crate::commands::push::run(a).await,
+            Command::Runners(a) => crate::commands::runners::run(a).await,
         }
     })
 }

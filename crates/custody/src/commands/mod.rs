@@ -5,4 +5,5 @@ pub mod digest;
 pub mod keygen;
 pub mod push;
 pub mod query;
+pub mod runners;
 pub mod verify;

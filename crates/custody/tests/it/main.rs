@@ -12,6 +12,8 @@
     clippy::indexing_slicing
 )]
 
+mod runners;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
