@@ -12,7 +12,7 @@
 //!
 //! | kind | severity | when |
 //! |---|---|---|
-//! | `multi-tier` | fail | more than one tier's runner selectors admit the runner |
+//! | `multi-tier` | fail | more than one tier's runner selectors admit the runner, or (GitLab) it runs untagged jobs while some tier's jobs carry no tags |
 //! | `shared` | fail | a production runner other repositories or projects can use: GitHub group visible to all repositories, open to public repositories, or the default group; GitLab instance or group runner, a project runner enabled in several projects or not locked |
 //! | `unprotected` | fail | a production runner any workflow or ref can use: GitHub group not restricted to selected workflows (or a workflow allowed from any ref); GitLab `access_level` not `ref_protected`, or `run_untagged` (an untagged job of any tier lands on it) |
 //! | `not-ephemeral` | fail / warn | a tier requires ephemeral runners and GitHub says the runner is not (warn when GitHub does not say) |
@@ -514,17 +514,29 @@ fn gitlab(
             labels: r.tags.clone(),
             tiers: tier_names.clone(),
         });
-        match tiers.len() {
-            0 => out.push(
+        // A runner that runs untagged jobs is also reachable from every tier whose jobs
+        // carry no tags, whatever the model admits.
+        let mut reach = tier_names.clone();
+        if r.run_untagged == Some(true) {
+            for t in model.tiers.values() {
+                if t.runners.gitlab.tags.is_empty() && !reach.contains(&t.name) {
+                    reach.push(t.name.clone());
+                }
+            }
+            reach.sort();
+        }
+        if tiers.is_empty() {
+            out.push(
                 Severity::Warn,
                 FindingKind::Untiered,
                 P,
                 &subject,
                 &[],
                 "no tier admits this runner: every job guarded by runner-guard fails on it".into(),
-            ),
-            1 => {}
-            _ => out.push(
+            );
+        }
+        if tiers.len() > 1 {
+            out.push(
                 Severity::Fail,
                 FindingKind::MultiTier,
                 P,
@@ -534,7 +546,29 @@ fn gitlab(
                     "admitted by tiers {}: a runner may serve one tier only, give each tier its own runners and tags",
                     quoted(&tier_names)
                 ),
-            ),
+            );
+        } else if reach.len() > 1 {
+            let extra: Vec<String> = reach
+                .iter()
+                .filter(|t| !tier_names.contains(t))
+                .cloned()
+                .collect();
+            out.push(
+                Severity::Fail,
+                FindingKind::MultiTier,
+                P,
+                &subject,
+                &reach,
+                format!(
+                    "it runs untagged jobs, and jobs of tier(s) {} carry no tags: they can land on it{}; set `run_untagged: false`",
+                    quoted(&extra),
+                    if tier_names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" besides tier {}", quoted(&tier_names))
+                    }
+                ),
+            );
         }
         let production: Vec<String> = tiers
             .iter()
@@ -829,6 +863,33 @@ tiers:
         let mut inv = clean();
         inv.gitlab.as_mut().unwrap()[0].access_level = Some("not_protected".into());
         assert!(evaluate(&model(), &inv).findings.is_empty());
+    }
+
+    #[test]
+    fn a_gitlab_runner_running_untagged_jobs_is_reachable_from_tagless_tiers() {
+        let with_dev = format!("{MODEL}  development:\n    runner_environment: hosted\n").replace(
+            "environments: { production: production, staging: staging }",
+            "environments: { production: production, staging: staging, dev: development }",
+        );
+        let model = TierModel::from_yaml(&with_dev, "t.yaml").unwrap();
+        let mut inv = clean();
+        inv.gitlab.as_mut().unwrap()[0].run_untagged = Some(true);
+        let r = evaluate(&model, &inv);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::MultiTier)
+            .unwrap();
+        assert_eq!(f.subject, "runner 20 `runner-20`");
+        assert_eq!(f.tiers, ["development", "staging"]);
+        assert!(
+            f.message.contains("tier(s) `development` carry no tags"),
+            "{}",
+            f.message
+        );
+        // Twin: without run_untagged, or without a tagless tier, no finding.
+        assert!(evaluate(&model, &clean()).findings.is_empty());
+        assert!(evaluate(&self::model(), &inv).findings.is_empty());
     }
 
     #[test]

@@ -421,6 +421,15 @@ fn unprotected_production_runner_is_flagged() {
             && lines[2].contains("untagged"),
         "{stdout}"
     );
+    // Taking untagged jobs also makes it reachable from the development tier, whose jobs
+    // carry no tags.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL multi-tier gitlab runner 3001")
+                && l.contains("tier(s) `development` carry no tags")),
+        "{stdout}"
+    );
 }
 
 #[test]
