@@ -48,7 +48,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "bench",
             "--locked",
             "-p",
-            "custody-store",
+            "custody-audit",
             "--bench",
             "query",
         ]))?;

@@ -7,6 +7,8 @@
 //!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
 //!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
 //!    metadata address).
+//! 3. Debian's `chromium` (installed with apt-get when missing), named by
+//!    `CUSTODY_CHROMIUM`, so the audit report is rendered by a real headless browser.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,6 +30,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let python = venv()?;
+    let chromium = chromium()?;
     if !args.no_lint {
         util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         util::run(cargo().args([
@@ -46,6 +49,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python)
             .env("CUSTODY_MOTO", moto_server()?)
+            .env("CUSTODY_CHROMIUM", &chromium)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     Ok(())
@@ -81,6 +85,31 @@ pub fn venv() -> anyhow::Result<String> {
     // interpreter, which does not see the venv's packages
     let abs = std::path::absolute(python)?;
     Ok(abs.display().to_string())
+}
+
+/// Debian's headless-capable Chromium, installed when missing (the machine's package
+/// registry is Debian's; the browser renders a local file and opens no connection).
+fn chromium() -> anyhow::Result<String> {
+    const BIN: &str = "/usr/bin/chromium";
+    if Path::new(BIN).exists() {
+        return Ok(BIN.into());
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    if !install().is_ok_and(|s| s.success()) {
+        util::run(Command::new("apt-get").args(["update"]))?;
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "chromium"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+        .context("installing Debian's chromium for the report rendering test")?;
+    }
+    Ok(BIN.into())
 }
 
 /// The venv's `moto_server` (installed by tests/requirements.txt). Not canonicalized:

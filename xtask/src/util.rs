@@ -40,3 +40,8 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
+
+/// Where cargo puts build outputs: `CARGO_TARGET_DIR` when set, else `target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}

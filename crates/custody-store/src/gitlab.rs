@@ -1206,6 +1206,9 @@ impl EvidenceStore for GitLabStore {
         Ok(self.chain_entries(chain_id).await?.pop_last())
     }
 
+    async fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        GitLabStore::chain(self, chain_id).await
+    }
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
         let keys = query.keys();
         let result = if keys.is_empty() {

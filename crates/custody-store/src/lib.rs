@@ -110,6 +110,12 @@ pub trait EvidenceStore {
     /// Reads an object and checks its digest.
     async fn get_object(&self, digest: &Digest) -> Result<Vec<u8>, StoreError>;
     async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError>;
+    /// Checks an object's bytes against its digest and returns its size: `NotFound` when
+    /// it is missing, `Corrupt` when its bytes changed. Backends that can stream do it
+    /// in constant memory.
+    async fn check_object(&self, digest: &Digest) -> Result<u64, StoreError> {
+        Ok(self.get_object(digest).await?.len() as u64)
+    }
     /// The retention lock as the store reports it.
     async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError>;
     /// Stores a signed record (a DSSE envelope) and its index entries. The materials it
@@ -121,6 +127,9 @@ pub trait EvidenceStore {
     ) -> Result<PutOutcome, StoreError>;
     /// The last record of a chain: its sequence number and digest.
     async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError>;
+    /// Every entry of a chain, in sequence order, as the store's chain entries name them
+    /// (gaps are left for the caller to find: an auditor wants to see them).
+    async fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError>;
     /// Records matching a query; the cost grows with the answer, not the store.
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError>;
     /// Deletes an object; refused while its retention lock holds.
@@ -258,6 +267,9 @@ impl EvidenceStore for AnyStore {
     async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError> {
         dispatch!(self, s => EvidenceStore::has_object(s, digest).await)
     }
+    async fn check_object(&self, digest: &Digest) -> Result<u64, StoreError> {
+        dispatch!(self, s => EvidenceStore::check_object(s, digest).await)
+    }
     async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError> {
         dispatch!(self, s => EvidenceStore::retention(s, digest).await)
     }
@@ -270,6 +282,9 @@ impl EvidenceStore for AnyStore {
     }
     async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
         dispatch!(self, s => EvidenceStore::chain_head(s, chain_id).await)
+    }
+    async fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        dispatch!(self, s => EvidenceStore::chain(s, chain_id).await)
     }
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
         dispatch!(self, s => EvidenceStore::query(s, query).await)

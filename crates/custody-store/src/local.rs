@@ -55,6 +55,15 @@ struct Marker {
     version: u32,
 }
 
+/// How a record is written: a put checks everything, a spool holds records whose
+/// predecessors are elsewhere, an import copies a record as found (no link, no checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Put,
+    Spool,
+    Import,
+}
+
 /// The embedded local store.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -341,6 +350,28 @@ impl LocalStore {
         self.lock(d, retention)
     }
 
+    /// Hashes an object's file in constant memory and compares it with its name.
+    fn check_object_sync(&self, d: &Digest) -> Result<u64, StoreError> {
+        let path = self.object_path(d);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound { digest: *d });
+            }
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let (actual, size) = custody_evidence::sha256_reader(file)
+            .map_err(|e| StoreError::io(&path, std::io::Error::other(e.to_string())))?;
+        if actual != *d {
+            return Err(StoreError::Corrupt {
+                digest: *d,
+                actual,
+                path,
+            });
+        }
+        Ok(size)
+    }
+
     fn get_object_sync(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
         let path = self.object_path(d);
         let bytes = match fs::read(&path) {
@@ -377,7 +408,7 @@ impl LocalStore {
         envelope: &[u8],
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
-        self.put_record_inner(envelope, retention, true)
+        self.put_record_inner(envelope, Some(retention), Mode::Put)
     }
 
     /// Stores a record in a spool: like a put, except that the chain's earlier
@@ -388,7 +419,7 @@ impl LocalStore {
         envelope: &[u8],
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
-        self.put_record_inner(envelope, retention, false)
+        self.put_record_inner(envelope, Some(retention), Mode::Spool)
     }
 
     /// Every record named by a chain entry, chain by chain in sequence order: what a
@@ -414,20 +445,67 @@ impl LocalStore {
         Ok(out)
     }
 
+    /// Copies an object as another store holds it, with the lock read back from there
+    /// (`None`: it had none, and the copy has none either). For audit bundles, which
+    /// must show the evidence as found, gaps included.
+    pub fn import_object(
+        &self,
+        bytes: &[u8],
+        retention: Option<&Retention>,
+    ) -> Result<PutOutcome, StoreError> {
+        let digest = Digest::of(bytes);
+        let dest = self.object_path(&digest);
+        let created = !dest.exists() && self.write_new(&dest, bytes)?;
+        if let Some(r) = retention {
+            self.lock(&digest, r)?;
+        }
+        Ok(PutOutcome {
+            digest,
+            size: bytes.len() as u64,
+            created,
+        })
+    }
+
+    /// Copies a record as another store holds it: stored and indexed like a put, but
+    /// not linked: chains are copied entry by entry ([`Self::import_chain_entry`]), as
+    /// the other store's entries name them, so a broken chain is copied broken for the
+    /// verifier to report. Its materials need not be present either.
+    pub fn import_record(
+        &self,
+        envelope: &[u8],
+        retention: Option<&Retention>,
+    ) -> Result<PutOutcome, StoreError> {
+        self.put_record_inner(envelope, retention, Mode::Import)
+    }
+
+    /// Copies one chain entry as another store holds it.
+    pub fn import_chain_entry(
+        &self,
+        chain_id: &str,
+        sequence: u64,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
+        let entry = self.chain_dir(chain_id).join(chain_entry_name(sequence));
+        self.write_new(&entry, digest.to_string().as_bytes())?;
+        Ok(())
+    }
+
     fn put_record_inner(
         &self,
         envelope: &[u8],
-        retention: &Retention,
-        check_predecessor: bool,
+        retention: Option<&Retention>,
+        mode: Mode,
     ) -> Result<PutOutcome, StoreError> {
         let DecodedRecord {
             statement,
             record,
             digest,
         } = decode_record(envelope)?;
-        for m in &record.materials {
-            if !self.object_path(&m.digest).exists() {
-                return Err(StoreError::MissingMaterial { digest: m.digest });
+        if mode != Mode::Import {
+            for m in &record.materials {
+                if !self.object_path(&m.digest).exists() {
+                    return Err(StoreError::MissingMaterial { digest: m.digest });
+                }
             }
         }
         let chain = &record.chain;
@@ -436,12 +514,15 @@ impl LocalStore {
             Some(prev_seq) => self.read_chain_entry(&chain_dir, prev_seq)?,
             None => None,
         };
-        if check_predecessor {
+        if mode == Mode::Put {
             check_previous(&record, prev_actual)?;
         }
-        let outcome = self.put_object_sync(ObjectSource::Bytes(envelope), retention)?;
+        let outcome = match retention {
+            Some(r) => self.put_object_sync(ObjectSource::Bytes(envelope), r)?,
+            None => self.import_object(envelope, None)?,
+        };
         let entry = chain_dir.join(chain_entry_name(chain.sequence));
-        if !self.write_new(&entry, digest.to_string().as_bytes())? {
+        if mode != Mode::Import && !self.write_new(&entry, digest.to_string().as_bytes())? {
             let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
             if existing != Some(digest) {
                 return Err(StoreError::ChainConflict {
@@ -628,6 +709,9 @@ impl EvidenceStore for LocalStore {
     async fn has_object(&self, digest: &Digest) -> Result<bool, StoreError> {
         Ok(self.object_path(digest).exists())
     }
+    async fn check_object(&self, digest: &Digest) -> Result<u64, StoreError> {
+        self.check_object_sync(digest)
+    }
     async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError> {
         self.read_retention(digest)
     }
@@ -640,6 +724,9 @@ impl EvidenceStore for LocalStore {
     }
     async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
         self.chain_head_sync(chain_id)
+    }
+    async fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        LocalStore::chain(self, chain_id)
     }
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
         self.query_sync(query)

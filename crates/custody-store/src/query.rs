@@ -2,7 +2,7 @@
 
 use custody_evidence::{Control, Digest};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::index::IndexKey;
 
@@ -54,7 +54,7 @@ impl Query {
 }
 
 /// A record found by a query: its envelope digest and when it was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordRef {
     pub recorded_at: Timestamp,

@@ -786,6 +786,9 @@ impl EvidenceStore for S3Store {
     async fn chain_head(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
         self.chain_head_impl(chain_id).await
     }
+    async fn chain(&self, chain_id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        S3Store::chain(self, chain_id).await
+    }
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError> {
         self.query_impl(query).await
     }

@@ -35,6 +35,13 @@ pub enum Command {
     Digest(DigestArgs),
     /// Resend records an upload kept in its spool because the store was unreachable.
     Push(PushArgs),
+    /// Write a self-contained audit bundle (.tar.gz) for a query: evidence, keys,
+    /// verification and the report.
+    Export(ExportArgs),
+    /// Verify an audit bundle offline, with no access to the store.
+    VerifyBundle(VerifyBundleArgs),
+    /// List what expires when; missing or short locks are findings.
+    Retention(RetentionArgs),
     /// Self-hosted runners held against the tier model (`custody runners audit`).
     Runners(crate::commands::runners::RunnersArgs),
 }
@@ -137,7 +144,8 @@ pub struct AttestArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// An envelope file (DSSE JSON). Omit and pass `--record` to verify a stored record.
+    /// An envelope file (DSSE JSON). Omit it to verify stored records: one with
+    /// `--record`, or every record a query names (with their chains, pipelines and locks).
     pub envelope: Option<PathBuf>,
     /// A stored record by digest (`sha256:…`).
     #[arg(long, conflicts_with = "envelope")]
@@ -145,19 +153,21 @@ pub struct VerifyArgs {
     /// Trusted public key: a PEM file (one or more keys) or a directory of them. Repeatable.
     #[arg(long = "key", required = true)]
     pub keys: Vec<PathBuf>,
-    /// Require the statement to be about this subject digest (refuses replayed envelopes).
-    #[arg(long)]
-    pub subject: Option<String>,
     #[command(flatten)]
     pub store: StoreArg,
+    /// With an envelope or `--record`, `--subject` requires the statement to be about
+    /// that digest (refuses replayed envelopes); otherwise the flags select records.
+    #[command(flatten)]
+    pub filter: Filter,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
-#[derive(Debug, Args)]
-pub struct QueryArgs {
-    #[command(flatten)]
-    pub store: StoreArg,
+/// What evidence a command is about. Criteria combine with AND.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Filter {
     /// Records for a commit (full or as recorded).
     #[arg(long)]
     pub commit: Option<String>,
@@ -185,6 +195,123 @@ pub struct QueryArgs {
     /// Records made before this time (RFC 3339 or `YYYY-MM-DD`).
     #[arg(long)]
     pub until: Option<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.commit.is_none()
+            && self.subject.is_none()
+            && self.pipeline.is_none()
+            && self.day.is_none()
+            && self.environment.is_none()
+            && self.stage.is_none()
+            && self.control.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    /// The filter as a user would type it, for reports.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let mut add = |flag: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("--{flag} {v}"));
+            }
+        };
+        add("commit", &self.commit);
+        add("subject", &self.subject);
+        add("pipeline", &self.pipeline);
+        add("day", &self.day);
+        add("environment", &self.environment);
+        add("stage", &self.stage);
+        add("control", &self.control);
+        add("since", &self.since);
+        add("until", &self.until);
+        if parts.is_empty() {
+            "(all records)".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub filter: Filter,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// How strictly a set of records is judged.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Stages every pipeline in the answer must have recorded (comma-separated, or
+    /// `none`).
+    #[arg(long, default_value = "build,test,scan", value_name = "STAGES")]
+    pub require_stages: String,
+    /// The shortest retention lock accepted, in years after each record.
+    #[arg(long, default_value_t = 6)]
+    pub min_retention_years: i16,
+}
+
+impl AuditArgs {
+    pub fn stages(&self) -> Vec<String> {
+        if self.require_stages.trim() == "none" {
+            return Vec::new();
+        }
+        self.require_stages
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub filter: Filter,
+    /// Trusted public key: a PEM file (one or more keys) or a directory of them. Repeatable.
+    #[arg(long = "key", required = true)]
+    pub keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    /// Where to write the bundle (`.tar.gz`); refused when it exists.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// The bundle (`.tar.gz`) written by `custody export`.
+    pub bundle: PathBuf,
+    /// Public keys you hold, obtained independently of the bundle. Repeatable.
+    #[arg(long = "key", required_unless_present = "bundle_keys")]
+    pub keys: Vec<PathBuf>,
+    /// Trust the keys inside the bundle: proves the bundle is intact, not who made it.
+    #[arg(long, conflicts_with = "keys")]
+    pub bundle_keys: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub filter: Filter,
+    /// The shortest retention lock accepted, in years after each record.
+    #[arg(long, default_value_t = 6)]
+    pub min_retention_years: i16,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -201,6 +328,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
             Command::Push(a) => crate::commands::push::run(a).await,
+            Command::Export(a) => crate::commands::export::run(a).await,
+            Command::VerifyBundle(a) => crate::commands::verify_bundle::run(a).await,
+            Command::Retention(a) => crate::commands::retention::run(a).await,
             Command::Runners(a) => crate::commands::runners::run(a).await,
         }
     })

@@ -58,3 +58,88 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.truncate(out.trim_end().len());
     out
 }
+
+/// An audit for people (a verdict, the findings, then chains and pipelines) or as the
+/// verification document.
+pub fn print_audit(audit: &custody_audit::Audit, format: crate::cli::Format) -> anyhow::Result<()> {
+    match format {
+        crate::cli::Format::Json => out!("{}", serde_json::to_string_pretty(audit)?),
+        crate::cli::Format::Table => {
+            let t = audit.totals;
+            out!(
+                "{}  {} error(s), {} warning(s): {} record(s) ({} named by the query, {} verified), {} material(s), {} chain(s), {} pipeline(s)",
+                if audit.ok { "VERIFIED" } else { "FAILED" },
+                t.errors,
+                t.warnings,
+                t.records,
+                t.matched,
+                t.verified,
+                t.materials,
+                t.chains,
+                t.pipelines
+            );
+            if !audit.findings.is_empty() {
+                let rows: Vec<Vec<String>> = audit
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            json_str(&f.severity),
+                            json_str(&f.check),
+                            f.about.clone(),
+                            f.message.clone(),
+                        ]
+                    })
+                    .collect();
+                out!("");
+                out!(
+                    "{}",
+                    table(&["SEVERITY", "CHECK", "ABOUT", "WHAT IS WRONG"], &rows)
+                );
+            }
+            if !audit.pipelines.is_empty() {
+                let rows: Vec<Vec<String>> = audit
+                    .pipelines
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.key.clone(),
+                            p.stages.join(","),
+                            if p.missing.is_empty() {
+                                "-".into()
+                            } else {
+                                p.missing.join(",")
+                            },
+                        ]
+                    })
+                    .collect();
+                out!("");
+                out!("{}", table(&["PIPELINE", "STAGES", "MISSING"], &rows));
+            }
+            if !audit.chains.is_empty() {
+                let rows: Vec<Vec<String>> = audit
+                    .chains
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.id.clone(),
+                            c.length.to_string(),
+                            if c.intact { "intact" } else { "BROKEN" }.into(),
+                        ]
+                    })
+                    .collect();
+                out!("");
+                out!("{}", table(&["CHAIN", "LENGTH", "STATE"], &rows));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A serde enum's wire name.
+pub fn json_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

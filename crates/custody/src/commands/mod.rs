@@ -2,8 +2,11 @@
 
 pub mod attest;
 pub mod digest;
+pub mod export;
 pub mod keygen;
 pub mod push;
 pub mod query;
+pub mod retention;
 pub mod runners;
 pub mod verify;
+pub mod verify_bundle;

@@ -9,7 +9,7 @@ use custody_store::{EvidenceStore, Query};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::cli::{Format, QueryArgs};
+use crate::cli::{Filter, Format, QueryArgs};
 use crate::exit::{Exit, fail};
 use crate::output::table;
 
@@ -42,7 +42,8 @@ fn parse_time(flag: &str, value: &str) -> anyhow::Result<Timestamp> {
     ))
 }
 
-fn build_query(a: &QueryArgs) -> anyhow::Result<Query> {
+/// The store query a filter asks for, with each flag validated.
+pub fn build_query(a: &Filter) -> anyhow::Result<Query> {
     let subject = match &a.subject {
         Some(s) => Some(match SubjectSpec::parse(s)? {
             SubjectSpec::Image { digest, .. } | SubjectSpec::Digest(digest) => digest,
@@ -96,7 +97,7 @@ fn build_query(a: &QueryArgs) -> anyhow::Result<Query> {
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
-    let query = build_query(&args)?;
+    let query = build_query(&args.filter)?;
     let store = stores::open(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let refs = store.query(&query).await?;

@@ -1,4 +1,5 @@
-//! `custody verify`: one envelope, from a file or the store, against trusted keys.
+//! `custody verify`: one envelope (a file or a stored record) against trusted keys, or
+//! every record a query names, with their chains, pipelines' stages and locks.
 
 use anyhow::Context as _;
 use custody_evidence::{Digest, Envelope, KeyIdScheme, SubjectSpec, verify_envelope};
@@ -12,7 +13,10 @@ use crate::exit::{Exit, fail};
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let keys = keyfiles::read_trusted_keys(&args.keys).context("reading trusted keys")?;
-    let expected_subject = match &args.subject {
+    if args.envelope.is_none() && args.record.is_none() {
+        return audit(args, keys).await;
+    }
+    let expected_subject = match &args.filter.subject {
         Some(s) => Some(match SubjectSpec::parse(s)? {
             SubjectSpec::Image { digest, .. } | SubjectSpec::Digest(digest) => digest,
             _ => {
@@ -106,4 +110,32 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         );
     }
     Ok(Exit::Ok)
+}
+
+/// Verifies what a query names: signatures, materials, chains, stages, retention.
+async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow::Result<Exit> {
+    if args.filter.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "pass an envelope file, --record DIGEST, or query flags (--commit, --pipeline, --since, …)",
+        ));
+    }
+    let query = crate::commands::query::build_query(&args.filter)?;
+    let store = stores::open(&args.store.store, &ProcessEnv)
+        .with_context(|| format!("opening store {}", args.store.store))?;
+    let opts = custody_audit::AuditOptions {
+        keys,
+        required_stages: args.audit.stages(),
+        min_retention_years: args.audit.min_retention_years,
+        verified_at: jiff::Timestamp::now(),
+        store_label: None,
+    };
+    let collected = custody_audit::audit_query(&store, &query, &opts).await?;
+    let audit = collected.audit;
+    if audit.totals.records == 0 {
+        eprintln!("no records match the query in {}", store.uri());
+        return Ok(Exit::NotFound);
+    }
+    crate::output::print_audit(&audit, args.format)?;
+    Ok(if audit.ok { Exit::Ok } else { Exit::Verify })
 }

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
 mod runners;
 
 use std::path::{Path, PathBuf};

@@ -806,6 +806,63 @@ fn s3_object_lock_store_end_to_end_and_a_killed_server_spools() {
     let o = v.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // the auditor's view: the lock read back from S3 (mode and retain-until), per object
+    let mut v = Command::new(custody());
+    v.args([
+        "verify",
+        "--store",
+        "s3://evidence/ci",
+        "--commit",
+        "0123456789abcdef0123456789abcdef01234567",
+        "--require-stages",
+        "scan",
+        "--format",
+        "json",
+        "--key",
+    ])
+    .arg(job.dir.path().join("ci.key.pub"));
+    s3_env(&mut v, server.port);
+    let o = v.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let audit: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &audit["records"][0];
+    assert_eq!(r["retention"]["mode"], "COMPLIANCE", "{r}");
+    let until: jiff::Timestamp = r["retention"]["retainUntil"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let recorded: jiff::Timestamp = r["recordedAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (until.as_second() - recorded.as_second()) / (365 * 86_400),
+        6
+    );
+    assert_eq!(r["materials"][0]["retention"]["mode"], "COMPLIANCE");
+
+    // a store that was allowed to write without a lock: every object is a finding
+    let mut c = job.cmd_to(
+        "scan",
+        &["fixtures/scan-trivy/trivy-alpine-310.json"],
+        "s3://plain/unlocked".as_ref(),
+    );
+    s3_env(&mut c, server.port);
+    let o = c.env("CUSTODY_S3_ALLOW_UNLOCKED", "true").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = Command::new(custody());
+    r.args([
+        "retention",
+        "--store",
+        "s3://plain/unlocked",
+        "--commit",
+        "0123456789abcdef0123456789abcdef01234567",
+    ]);
+    s3_env(&mut r, server.port);
+    let o = r.env("CUSTODY_S3_ALLOW_UNLOCKED", "true").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("NO LOCK"), "{text}");
+    assert!(text.contains("no retention lock"), "{text}");
+
     // a bucket without Object Lock is refused, and nothing is spooled for a refusal
     let mut c = job.cmd_to(
         "scan",

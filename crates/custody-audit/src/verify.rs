@@ -1,0 +1,836 @@
+//! Verifying the evidence a query names, the way an auditor needs it checked: each
+//! record's bytes, signature and materials; the chain of every job it belongs to, whole
+//! and unbroken; the stages each pipeline must have; the retention lock as the store
+//! reports it. Every problem becomes a [`Finding`] that names what and where; the run
+//! stops early only when the store itself cannot be read.
+//!
+//! The result depends only on the store's contents, the options and `verified_at`, never
+//! on the clock, so an exported bundle re-verified offline yields the same document.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use custody_evidence::{
+    ChainLink, Control, Digest, Envelope, KeyIdScheme, Material, PipelineContext,
+    ResourceDescriptor, Statement, TrustedKeys, verify_envelope,
+};
+use custody_store::{EvidenceStore, LockMode, Query, RecordRef, Retention, StoreError};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The schema of [`Audit`] documents.
+pub const AUDIT_SCHEMA: &str = "https://custody.dev/audit/verification/v1";
+
+/// Records of these predicate types keep their predicate in the audit document: they are
+/// small and the report reads them (decisions, runner verdicts, deployments, signatures).
+pub const KEPT_PREDICATES: [&str; 4] = [
+    "https://custody.dev/policy/decision/v1",
+    "https://custody.dev/runner-guard/report/v1",
+    "https://custody.dev/deployment/v1",
+    "https://custody.dev/signature/v1",
+];
+
+/// A lock may end up to a day before `recorded_at + years`: the lock is computed when
+/// the upload starts, the record's time a moment later.
+const RETENTION_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// What an audit checks beyond signatures and digests.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    pub keys: TrustedKeys,
+    /// Stages every pipeline in the answer must have recorded, e.g. build, test, scan.
+    pub required_stages: Vec<String>,
+    /// The shortest lock accepted, in years after the record was made.
+    pub min_retention_years: i16,
+    /// Stamped on the document; nothing is judged by it.
+    pub verified_at: Timestamp,
+    /// How to name the store in the document (default: its URI). A bundle names the
+    /// store it was exported from, not the directory it was unpacked into.
+    pub store_label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// The kind of check a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// The record's envelope is missing or its bytes changed.
+    Object,
+    /// Not a readable in-toto envelope with a Custody record.
+    Record,
+    /// No signature verifies under a trusted key.
+    Signature,
+    /// A material is missing, changed or of another size.
+    Material,
+    /// A chain has a gap, a fork, a substitution or a broken link.
+    Chain,
+    /// A pipeline lacks a required stage.
+    Stages,
+    /// The lock is missing, too short or weak.
+    Retention,
+    /// An index entry disagrees with the record it points at.
+    Index,
+    /// A bundle's file disagrees with the evidence it holds.
+    Bundle,
+}
+
+/// One problem, with what it is about and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub severity: Severity,
+    pub check: CheckKind,
+    /// `record sha256:…`, `chain …`, `pipeline …`, `material … of record …`.
+    pub about: String,
+    pub message: String,
+}
+
+/// The signer of a verified record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signer {
+    pub label: String,
+    /// securesystemslib keyid of the trusted key that verified the signature.
+    pub keyid: String,
+}
+
+/// A material as verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaterialEntry {
+    #[serde(flatten)]
+    pub material: Material,
+    pub present: bool,
+    pub retention: Option<Retention>,
+}
+
+/// A record as verified. Fields come from the statement even when its signature fails,
+/// so the report can say which record it was; `verified` says whether to believe them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordEntry {
+    pub digest: Digest,
+    /// Named by the query itself (the others were reached through chains and pipelines).
+    pub matched: bool,
+    pub verified: bool,
+    pub signer: Option<Signer>,
+    pub recorded_at: Timestamp,
+    pub stage: String,
+    pub predicate_type: String,
+    pub subject: Vec<ResourceDescriptor>,
+    pub pipeline: PipelineContext,
+    pub chain: ChainLink,
+    pub hipaa: Vec<Control>,
+    pub materials: Vec<MaterialEntry>,
+    pub retention: Option<Retention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<serde_json::Value>,
+}
+
+impl RecordEntry {
+    pub fn pipeline_key(&self) -> Option<String> {
+        self.pipeline.pipeline_key()
+    }
+}
+
+/// A chain as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainEntry {
+    pub id: String,
+    pub length: u64,
+    pub head: Option<Digest>,
+    pub intact: bool,
+}
+
+/// A pipeline's stages against the required ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineEntry {
+    pub key: String,
+    pub repository: Option<String>,
+    pub commit: Option<String>,
+    pub stages: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// Counts for the verdict line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub records: usize,
+    pub matched: usize,
+    pub verified: usize,
+    pub materials: usize,
+    pub chains: usize,
+    pub pipelines: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+/// The verification document: `verification.json` in a bundle, `--format json` of
+/// `custody verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub schema: String,
+    pub store: String,
+    pub verified_at: Timestamp,
+    pub required_stages: Vec<String>,
+    pub min_retention_years: i16,
+    pub trusted_keys: Vec<Signer>,
+    pub ok: bool,
+    pub totals: Totals,
+    pub findings: Vec<Finding>,
+    pub records: Vec<RecordEntry>,
+    pub chains: Vec<ChainEntry>,
+    pub pipelines: Vec<PipelineEntry>,
+}
+
+impl Audit {
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+    }
+}
+
+/// A record loaded from the store: its bytes when they could be read intact.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub envelope: Option<Vec<u8>>,
+    pub entry: Option<RecordEntry>,
+}
+
+/// The audit and the raw bytes behind it (for export).
+#[derive(Debug)]
+pub struct Collected {
+    pub audit: Audit,
+    pub(crate) loaded: BTreeMap<Digest, Loaded>,
+    /// Each chain's entries as the store lists them.
+    pub(crate) chains: BTreeMap<String, Vec<(u64, Digest)>>,
+}
+
+impl Collected {
+    /// The envelope bytes of every record that could be read intact.
+    pub fn envelopes(&self) -> impl Iterator<Item = (&Digest, &[u8])> {
+        self.loaded
+            .iter()
+            .filter_map(|(d, l)| l.envelope.as_deref().map(|b| (d, b)))
+    }
+}
+
+/// Verifies the records a query names and everything they depend on.
+pub async fn audit_query<S: EvidenceStore>(
+    store: &S,
+    query: &Query,
+    opts: &AuditOptions,
+) -> Result<Collected, StoreError> {
+    let refs = store.query(query).await?;
+    audit_refs(store, &refs, opts).await
+}
+
+/// Verifies the given records and everything they depend on: the other records of their
+/// pipelines and chains are read too, so completeness can be judged.
+pub async fn audit_refs<S: EvidenceStore>(
+    store: &S,
+    refs: &[RecordRef],
+    opts: &AuditOptions,
+) -> Result<Collected, StoreError> {
+    let mut a = Auditor {
+        store,
+        opts,
+        loaded: BTreeMap::new(),
+        findings: Vec::new(),
+        seen_pipelines: BTreeSet::new(),
+        chains: BTreeMap::new(),
+    };
+    let mut queue: Vec<Digest> = Vec::new();
+    let matched: BTreeSet<Digest> = refs.iter().map(|r| r.digest).collect();
+    for r in refs {
+        if !a.loaded.contains_key(&r.digest) {
+            a.load(r.digest).await?;
+            a.check_index_time(r);
+            queue.push(r.digest);
+        }
+    }
+    // Reach the rest of each pipeline and chain, until nothing new turns up.
+    while let Some(d) = queue.pop() {
+        let Some(entry) = a.loaded.get(&d).and_then(|l| l.entry.clone()) else {
+            continue;
+        };
+        let mut next = Vec::new();
+        if let Some(key) = entry.pipeline_key()
+            && a.seen_pipelines.insert(key.clone())
+        {
+            let q = Query {
+                pipeline: Some(key),
+                ..Query::default()
+            };
+            for r in store.query(&q).await? {
+                next.push(r.digest);
+            }
+        }
+        if !a.chains.contains_key(&entry.chain.id) {
+            let listed = a.read_chain(&entry.chain.id).await?;
+            next.extend(listed.iter().map(|(_, d)| *d));
+            a.chains.insert(entry.chain.id.clone(), listed);
+        }
+        for n in next {
+            if !a.loaded.contains_key(&n) {
+                a.load(n).await?;
+                queue.push(n);
+            }
+        }
+    }
+    for (d, l) in &mut a.loaded {
+        if let Some(e) = &mut l.entry {
+            e.matched = matched.contains(d);
+        }
+    }
+    let chains = a.check_chains();
+    let pipelines = a.check_pipelines();
+    Ok(a.finish(chains, pipelines))
+}
+
+struct Auditor<'a, S> {
+    store: &'a S,
+    opts: &'a AuditOptions,
+    loaded: BTreeMap<Digest, Loaded>,
+    findings: Vec<Finding>,
+    seen_pipelines: BTreeSet<String>,
+    chains: BTreeMap<String, Vec<(u64, Digest)>>,
+}
+
+impl<S: EvidenceStore> Auditor<'_, S> {
+    fn finding(&mut self, severity: Severity, check: CheckKind, about: String, message: String) {
+        self.findings.push(Finding {
+            severity,
+            check,
+            about,
+            message,
+        });
+    }
+
+    fn error(&mut self, check: CheckKind, about: String, message: impl Into<String>) {
+        self.finding(Severity::Error, check, about, message.into());
+    }
+
+    /// Reads and checks one record; problems become findings, an unreadable store an error.
+    async fn load(&mut self, d: Digest) -> Result<(), StoreError> {
+        let about = format!("record {d}");
+        let bytes = match self.store.get_object(&d).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => {
+                self.error(
+                    CheckKind::Object,
+                    about,
+                    "the envelope is missing from the store (deleted, or never written)",
+                );
+                self.loaded.insert(
+                    d,
+                    Loaded {
+                        envelope: None,
+                        entry: None,
+                    },
+                );
+                return Ok(());
+            }
+            Err(StoreError::Corrupt { actual, .. }) => {
+                self.error(
+                    CheckKind::Object,
+                    about,
+                    format!(
+                        "the envelope's bytes changed after it was stored (they hash to {actual})"
+                    ),
+                );
+                self.loaded.insert(
+                    d,
+                    Loaded {
+                        envelope: None,
+                        entry: None,
+                    },
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let entry = self.decode(d, &bytes).await?;
+        self.loaded.insert(
+            d,
+            Loaded {
+                envelope: Some(bytes),
+                entry,
+            },
+        );
+        Ok(())
+    }
+
+    async fn decode(&mut self, d: Digest, bytes: &[u8]) -> Result<Option<RecordEntry>, StoreError> {
+        let about = format!("record {d}");
+        let env = match Envelope::from_slice(bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error(
+                    CheckKind::Record,
+                    about,
+                    format!("not a DSSE envelope: {e}"),
+                );
+                return Ok(None);
+            }
+        };
+        let (statement, signer) = match verify_envelope(&env, &self.opts.keys) {
+            Ok(v) => (
+                v.statement,
+                Some(Signer {
+                    label: v.signer.label.clone(),
+                    keyid: v.signer.keyid(KeyIdScheme::Sslib),
+                }),
+            ),
+            Err(e) => {
+                self.error(CheckKind::Signature, about.clone(), e.to_string());
+                // Read it unverified, only to say which record it claims to be.
+                match env.payload_bytes().and_then(|p| Statement::from_slice(&p)) {
+                    Ok(s) => (s, None),
+                    Err(e) => {
+                        self.error(
+                            CheckKind::Record,
+                            about,
+                            format!("unreadable statement: {e}"),
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let Some(rec) = statement.record().cloned() else {
+            self.error(
+                CheckKind::Record,
+                about,
+                "the statement has no custodyRecord extension (not Custody evidence)",
+            );
+            return Ok(None);
+        };
+        let retention = self.read_retention(&about, &d).await?;
+        self.check_retention(&about, rec.recorded_at, retention.as_ref());
+        let mut materials = Vec::with_capacity(rec.materials.len());
+        for m in &rec.materials {
+            let m_about = format!("material {} ({}) of record {d}", m.name, m.digest);
+            let present = match self.store.check_object(&m.digest).await {
+                Ok(size) if size == m.size => true,
+                Ok(size) => {
+                    self.error(
+                        CheckKind::Material,
+                        m_about.clone(),
+                        format!("{size} bytes stored, the record says {}", m.size),
+                    );
+                    false
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    self.error(
+                        CheckKind::Material,
+                        m_about.clone(),
+                        "missing from the store",
+                    );
+                    false
+                }
+                Err(StoreError::Corrupt { actual, .. }) => {
+                    self.error(
+                        CheckKind::Material,
+                        m_about.clone(),
+                        format!("its bytes changed after it was stored (they hash to {actual})"),
+                    );
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            let m_retention = if present {
+                let r = self.read_retention(&m_about, &m.digest).await?;
+                self.check_retention(&m_about, rec.recorded_at, r.as_ref());
+                r
+            } else {
+                None
+            };
+            materials.push(MaterialEntry {
+                material: m.clone(),
+                present,
+                retention: m_retention,
+            });
+        }
+        let predicate = KEPT_PREDICATES
+            .contains(&statement.predicate_type.as_str())
+            .then(|| statement.predicate.clone());
+        Ok(Some(RecordEntry {
+            digest: d,
+            matched: false,
+            verified: signer.is_some(),
+            signer,
+            recorded_at: rec.recorded_at,
+            stage: rec.stage,
+            predicate_type: statement.predicate_type,
+            subject: statement.subject,
+            pipeline: rec.pipeline,
+            chain: rec.chain,
+            hipaa: rec.hipaa,
+            materials,
+            retention,
+            summary: rec.summary.map(trim_summary),
+            predicate,
+        }))
+    }
+
+    /// The lock as the store reports it; an unreadable one is a finding, not an error.
+    async fn read_retention(
+        &mut self,
+        about: &str,
+        d: &Digest,
+    ) -> Result<Option<Retention>, StoreError> {
+        match self.store.retention(d).await {
+            Ok(r) => Ok(r),
+            Err(StoreError::Invalid(msg)) => {
+                self.error(
+                    CheckKind::Retention,
+                    about.to_owned(),
+                    format!("the lock cannot be read ({msg}): treated as no lock"),
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_retention(&mut self, about: &str, recorded_at: Timestamp, r: Option<&Retention>) {
+        let years = self.opts.min_retention_years;
+        let Some(r) = r else {
+            self.error(
+                CheckKind::Retention,
+                about.to_owned(),
+                "no retention lock: nothing stops its deletion",
+            );
+            return;
+        };
+        let required = recorded_at
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(jiff::Span::new().years(years))
+            .map(|z| z.timestamp())
+            .ok()
+            .and_then(|t| t.checked_sub(RETENTION_SLACK).ok());
+        if let Some(required) = required
+            && r.retain_until < required
+        {
+            self.error(
+                CheckKind::Retention,
+                about.to_owned(),
+                format!(
+                    "locked until {}, shorter than the {years} years required (until at least {})",
+                    r.retain_until,
+                    required.strftime("%Y-%m-%d")
+                ),
+            );
+        }
+        if r.mode == LockMode::Governance {
+            self.finding(
+                Severity::Warning,
+                CheckKind::Retention,
+                about.to_owned(),
+                "GOVERNANCE mode: a privileged user can shorten or remove the lock; COMPLIANCE mode cannot be bypassed".into(),
+            );
+        }
+    }
+
+    fn check_index_time(&mut self, r: &RecordRef) {
+        let recorded = self
+            .loaded
+            .get(&r.digest)
+            .and_then(|l| l.entry.as_ref())
+            .map(|e| e.recorded_at);
+        if let Some(t) = recorded
+            && t != r.recorded_at
+        {
+            self.error(
+                CheckKind::Index,
+                format!("record {}", r.digest),
+                format!(
+                    "the index files it at {} but the record says {t}",
+                    r.recorded_at
+                ),
+            );
+        }
+    }
+
+    async fn read_chain(&mut self, id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
+        match self.store.chain(id).await {
+            Ok(entries) => Ok(entries),
+            // A chain entry that is not a digest: someone edited it.
+            Err(StoreError::Invalid(msg)) => {
+                self.error(
+                    CheckKind::Chain,
+                    format!("chain {id}"),
+                    format!("unreadable chain entry: {msg}"),
+                );
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_chains(&mut self) -> Vec<ChainEntry> {
+        let chains = self.chains.clone();
+        let mut out = Vec::with_capacity(chains.len());
+        for (id, entries) in &chains {
+            let about = format!("chain {id}");
+            let before = self.findings.len();
+            let by_seq: BTreeMap<u64, Digest> = entries.iter().copied().collect();
+            let length = by_seq.keys().next_back().map_or(0, |s| s + 1);
+            for seq in 0..length {
+                let Some(d) = by_seq.get(&seq) else {
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!("no entry #{seq}: a record was removed from the chain"),
+                    );
+                    continue;
+                };
+                let Some(entry) = self.loaded.get(d).and_then(|l| l.entry.clone()) else {
+                    // the record's own finding says why it could not be read
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!("entry #{seq} names {d}, which cannot be read"),
+                    );
+                    continue;
+                };
+                if entry.chain.id != *id || entry.chain.sequence != seq {
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!(
+                            "entry #{seq} names {d}, which says it is #{} of chain {}",
+                            entry.chain.sequence, entry.chain.id
+                        ),
+                    );
+                }
+                let expected = seq.checked_sub(1).and_then(|p| by_seq.get(&p)).copied();
+                if seq > 0 && expected.is_some() && entry.chain.previous != expected {
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!(
+                            "#{seq} ({d}) links to {}, but #{} is {}",
+                            entry
+                                .chain
+                                .previous
+                                .map_or_else(|| "nothing".to_owned(), |p| p.to_string()),
+                            seq - 1,
+                            expected.map_or_else(String::new, |p| p.to_string())
+                        ),
+                    );
+                }
+                if seq == 0 && entry.chain.previous.is_some() {
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!("#0 ({d}) links to a predecessor: the chain's start was removed"),
+                    );
+                }
+            }
+            // Records that claim a place in this chain the chain does not give them.
+            let claimants: Vec<(Digest, u64)> = self
+                .loaded
+                .iter()
+                .filter_map(|(d, l)| l.entry.as_ref().map(|e| (d, e)))
+                .filter(|(_, e)| e.chain.id == *id)
+                .map(|(d, e)| (*d, e.chain.sequence))
+                .collect();
+            for (d, seq) in claimants {
+                if by_seq.get(&seq) != Some(&d) {
+                    self.error(
+                        CheckKind::Chain,
+                        about.clone(),
+                        format!(
+                            "{d} says it is #{seq}, but the chain's #{seq} is {}: the record is not part of the chain",
+                            by_seq
+                                .get(&seq)
+                                .map_or_else(|| "missing".to_owned(), |x| x.to_string())
+                        ),
+                    );
+                }
+            }
+            out.push(ChainEntry {
+                id: id.clone(),
+                length,
+                head: by_seq.values().next_back().copied(),
+                intact: self.findings.len() == before,
+            });
+        }
+        out
+    }
+
+    fn check_pipelines(&mut self) -> Vec<PipelineEntry> {
+        #[derive(Default)]
+        struct Acc {
+            repository: Option<String>,
+            commit: Option<String>,
+            stages: BTreeSet<String>,
+        }
+        let mut by_key: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut unkeyed = Vec::new();
+        for (d, l) in &self.loaded {
+            let Some(e) = &l.entry else { continue };
+            match e.pipeline_key() {
+                Some(k) => {
+                    let slot = by_key.entry(k).or_default();
+                    if slot.repository.is_none() {
+                        slot.repository.clone_from(&e.pipeline.repository);
+                    }
+                    if slot.commit.is_none() {
+                        slot.commit.clone_from(&e.pipeline.commit);
+                    }
+                    // only verified records count towards completeness
+                    if e.verified {
+                        slot.stages.insert(e.stage.clone());
+                    }
+                }
+                None => unkeyed.push(*d),
+            }
+        }
+        for d in unkeyed {
+            self.finding(
+                Severity::Warning,
+                CheckKind::Stages,
+                format!("record {d}"),
+                "no pipeline context (platform, repository, run): its pipeline's stages cannot be checked".into(),
+            );
+        }
+        let mut out = Vec::with_capacity(by_key.len());
+        for (
+            key,
+            Acc {
+                repository,
+                commit,
+                stages,
+            },
+        ) in by_key
+        {
+            let missing: Vec<String> = self
+                .opts
+                .required_stages
+                .iter()
+                .filter(|s| !stages.contains(*s))
+                .cloned()
+                .collect();
+            for m in &missing {
+                self.error(
+                    CheckKind::Stages,
+                    format!("pipeline {key}"),
+                    format!(
+                        "no verified `{m}` record (required stages: {})",
+                        self.opts.required_stages.join(", ")
+                    ),
+                );
+            }
+            out.push(PipelineEntry {
+                key,
+                repository,
+                commit,
+                stages: stages.into_iter().collect(),
+                missing,
+            });
+        }
+        out
+    }
+
+    fn finish(mut self, chains: Vec<ChainEntry>, pipelines: Vec<PipelineEntry>) -> Collected {
+        self.findings.sort();
+        self.findings.dedup();
+        let mut records: Vec<RecordEntry> = self
+            .loaded
+            .values()
+            .filter_map(|l| l.entry.clone())
+            .collect();
+        records.sort_by_key(|r| (r.recorded_at, r.digest));
+        let errors = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        let totals = Totals {
+            records: self.loaded.len(),
+            matched: records.iter().filter(|r| r.matched).count(),
+            verified: records.iter().filter(|r| r.verified).count(),
+            materials: records.iter().map(|r| r.materials.len()).sum(),
+            chains: chains.len(),
+            pipelines: pipelines.len(),
+            errors,
+            warnings: self.findings.len() - errors,
+        };
+        let mut trusted_keys: Vec<Signer> = self
+            .opts
+            .keys
+            .keys()
+            .iter()
+            .map(|k| Signer {
+                label: k.label.clone(),
+                keyid: k.keyid(KeyIdScheme::Sslib),
+            })
+            .collect();
+        trusted_keys.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+        let audit = Audit {
+            schema: AUDIT_SCHEMA.to_owned(),
+            store: self
+                .opts
+                .store_label
+                .clone()
+                .unwrap_or_else(|| self.store.uri()),
+            verified_at: self.opts.verified_at,
+            required_stages: self.opts.required_stages.clone(),
+            min_retention_years: self.opts.min_retention_years,
+            trusted_keys,
+            ok: errors == 0 && totals.records > 0,
+            totals,
+            findings: self.findings,
+            records,
+            chains,
+            pipelines,
+        };
+        Collected {
+            audit,
+            loaded: self.loaded,
+            chains: self.chains,
+        }
+    }
+}
+
+/// How many critical and high findings of a scan the document keeps.
+const KEPT_FINDINGS: usize = 50;
+
+/// Keeps a scan summary's counts and its worst findings only: a scan can list tens of
+/// thousands, which belong in the material, not in the verification document.
+fn trim_summary(mut v: serde_json::Value) -> serde_json::Value {
+    if v.get("kind").and_then(|k| k.as_str()) == Some("scan")
+        && let Some(obj) = v.as_object_mut()
+        && let Some(serde_json::Value::Array(all)) = obj.remove("findings")
+    {
+        let total = all.len();
+        let worst: Vec<serde_json::Value> = all
+            .into_iter()
+            .filter(|f| {
+                matches!(
+                    f.get("severity").and_then(|s| s.as_str()),
+                    Some("critical" | "high")
+                )
+            })
+            .take(KEPT_FINDINGS)
+            .collect();
+        obj.insert("findingsOmitted".into(), (total - worst.len()).into());
+        obj.insert("findings".into(), serde_json::Value::Array(worst));
+    }
+    v
+}
