@@ -22,11 +22,22 @@ pub struct Args {
     /// Only policy-check: evaluation (criterion) and the whole process against regopy.
     #[arg(long)]
     policy: bool,
+    /// Run only the runner-guard benchmark (the whole local check as a process).
+    #[arg(long)]
+    guard_only: bool,
+    /// Runs per command in the runner-guard benchmark.
+    #[arg(long, default_value_t = 200)]
+    guard_runs: usize,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.policy {
         return policy();
+    }
+    util::run(cargo().args(["build", "--release", "--locked", "-p", "runner-guard"]))?;
+    guard(args.guard_runs)?;
+    if args.guard_only {
+        return Ok(());
     }
     util::run(cargo().args(["build", "--release", "--locked", "-p", "custody"]))?;
     hash(args.hash_mib)?;
@@ -49,6 +60,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// Where cargo puts binaries: `CARGO_TARGET_DIR` when set (helpers and CI use their own).
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), Into::into)
 }
 
 /// Writes `mib` MiB of pseudo-random bytes once (xorshift, so it is not all zeros).
@@ -107,13 +123,113 @@ fn measure(cmd: &[&str]) -> anyhow::Result<(f64, Option<u64>)> {
     Ok((best, rss))
 }
 
+/// Wall time of `runs` executions of each command, interleaved so both see the same machine
+/// load: (median, 95th percentile, min) in milliseconds. Any exit code counts: a verdict of
+/// "fail" or "untrusted" is as much work as a pass.
+fn wall_ms(cmds: &[Vec<String>], runs: usize) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+    let mut times = vec![Vec::with_capacity(runs); cmds.len()];
+    for _ in 0..runs {
+        for (cmd, t) in cmds.iter().zip(times.iter_mut()) {
+            let (prog, rest) = cmd.split_first().context("empty command")?;
+            let start = Instant::now();
+            let out = Command::new(prog)
+                .args(rest)
+                .env_clear()
+                .env("HOME", std::env::var("HOME").unwrap_or_default())
+                .output()
+                .with_context(|| format!("running {cmd:?}"))?;
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(
+                out.status.code().is_some_and(|c| [0, 1, 3].contains(&c)),
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+            (at(0.5), at(0.95), t[0])
+        })
+        .collect())
+}
+
+/// Peak RSS (KiB) of one run, from GNU time, if present.
+fn peak_rss(cmd: &[String]) -> Option<u64> {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .args(cmd)
+        .env_clear()
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+}
+
+/// The whole local check of runner-guard as a process, against `true` as the floor: load and
+/// validate the example tier model, read `/proc/self/status`, look for runtime sockets and
+/// credential files, probe the metadata endpoint (a closed port on loopback: no traffic leaves
+/// the machine), find no OIDC token (no CI variables), judge and print the JSON verdict.
+fn guard(runs: usize) -> anyhow::Result<()> {
+    let bin = std::fs::canonicalize(target_dir().join("release/runner-guard"))?;
+    let model = std::fs::canonicalize("crates/custody-guard/examples/tiers.yaml")?;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?
+    };
+    let guard = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            bin.display().to_string(),
+            "--tier-model".into(),
+            model.display().to_string(),
+            "--platform".into(),
+            "github".into(),
+            "--metadata-endpoint".into(),
+            closed.to_string(),
+            "--format".into(),
+            "json".into(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let rows = [
+        (
+            "`runner-guard --tier development` (pass)",
+            guard(&["--tier", "development"]),
+        ),
+        (
+            "`runner-guard --environment production` (untrusted: no token)",
+            guard(&["--environment", "production"]),
+        ),
+        ("`true` (process floor)", vec!["true".to_owned()]),
+    ];
+    let cmds: Vec<Vec<String>> = rows.iter().map(|(_, c)| c.clone()).collect();
+    // Warm the page cache before measuring.
+    wall_ms(&cmds, 3)?;
+    let stats = wall_ms(&cmds, runs)?;
+    println!(
+        "| command ({runs} runs, interleaved) | median wall | p95 wall | min wall | peak RSS |"
+    );
+    println!("|---|---|---|---|---|");
+    for ((name, cmd), (median, p95, min)) in rows.iter().zip(stats) {
+        let rss =
+            peak_rss(cmd).map_or_else(|| "-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        println!("| {name} | {median:.2} ms | {p95:.2} ms | {min:.2} ms | {rss} |");
+    }
+    Ok(())
+}
+
 fn hash(mib: u64) -> anyhow::Result<()> {
     let file = Path::new("target/bench/hash-input.bin");
     make_file(file, mib)?;
     let f = file.to_str().context("path")?;
     // read once so both tools start from a warm page cache
     measure(&["cat", f])?;
-    let custody = std::fs::canonicalize("target/release/custody")?;
+    let custody = std::fs::canonicalize(target_dir().join("release/custody"))?;
     let custody = custody.to_str().context("path")?;
     let (c_secs, c_rss) = measure(&[custody, "digest", f])?;
     let (o_secs, o_rss) = measure(&["openssl", "dgst", "-sha256", f])?;

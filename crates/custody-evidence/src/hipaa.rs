@@ -19,11 +19,12 @@ pub enum Control {
     RiskAnalysis,
     RiskManagement,
     AccessManagement,
+    AccessControl,
     Retention,
 }
 
 impl Control {
-    pub const ALL: [Control; 9] = [
+    pub const ALL: [Control; 10] = [
         Control::AuditControls,
         Control::Integrity,
         Control::IntegrityMechanism,
@@ -32,6 +33,7 @@ impl Control {
         Control::RiskAnalysis,
         Control::RiskManagement,
         Control::AccessManagement,
+        Control::AccessControl,
         Control::Retention,
     ];
 
@@ -46,6 +48,7 @@ impl Control {
             Self::RiskAnalysis => "164.308(a)(1)(ii)(A)",
             Self::RiskManagement => "164.308(a)(1)(ii)(B)",
             Self::AccessManagement => "164.308(a)(4)",
+            Self::AccessControl => "164.312(a)(1)",
             Self::Retention => "164.316(b)(2)(i)",
         }
     }
@@ -61,6 +64,7 @@ impl Control {
             Self::RiskAnalysis => "Risk analysis",
             Self::RiskManagement => "Risk management",
             Self::AccessManagement => "Information access management",
+            Self::AccessControl => "Access control",
             Self::Retention => "Documentation retention",
         }
     }
@@ -81,6 +85,9 @@ impl Control {
             Self::RiskManagement => "policy thresholds block releases above the accepted risk",
             Self::AccessManagement => {
                 "runner tiers and deploy authorization limit who and what reaches production"
+            }
+            Self::AccessControl => {
+                "jobs run only on runners isolated for their tier, so software of one tier cannot reach another tier's systems"
             }
             Self::Retention => "records are retention-locked for six years",
         }

@@ -12,14 +12,26 @@ pub enum TierModelError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}: not a valid tier model: {message}")]
-    Parse { file: String, message: String },
-    #[error("{file}: `{field}`: {problem}")]
+    #[error("{file}{}: not a valid tier model: {message}", at_line(*.line))]
+    Parse {
+        file: String,
+        /// 1-based line of the problem, when the parser knows it.
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{file}{}: `{field}`: {problem}", at_line(*.line))]
     Invalid {
         file: String,
+        /// 1-based line of the offending field, when it can be found in the text.
+        line: Option<usize>,
         field: String,
         problem: String,
     },
+}
+
+/// `:LINE` for messages in the `file:line: problem` form editors and CI logs link to.
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
 /// Why an OIDC token was not obtained or not accepted.

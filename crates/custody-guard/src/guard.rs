@@ -65,6 +65,9 @@ pub struct Request {
     /// The tier the job expects to run in. Used for jobs without an environment; for jobs with
     /// one it must agree with the environment's tier.
     pub tier: Option<String>,
+    /// Require verified signals whatever the tier says (`--require-verified`). It can only
+    /// make the guard stricter: a tier with `require_verified` stays strict without it.
+    pub require_verified: bool,
 }
 
 /// The OIDC token signal.
@@ -201,6 +204,7 @@ fn now_or_clock(now: Option<u64>) -> u64 {
 fn not_pinned(platform: Platform) -> TierModelError {
     TierModelError::Invalid {
         file: "tier model".into(),
+        line: None,
         field: format!("trust.{}", platform.as_str()),
         problem: format!(
             "the job runs on {} but the tier model pins no trust anchors for it: add this section",
@@ -502,7 +506,7 @@ pub fn evaluate(model: &TierModel, request: &Request, signals: &Signals) -> Repo
         environment.as_ref(),
         variable_env.as_deref(),
     );
-    j.strict = tier.is_none_or(|t| t.require_verified);
+    j.strict = request.require_verified || tier.is_none_or(|t| t.require_verified);
 
     token_check(&mut j);
     repository_check(&mut j);
@@ -532,7 +536,7 @@ pub fn evaluate(model: &TierModel, request: &Request, signals: &Signals) -> Repo
         platform: platform.as_str(),
         tier: tier.map(|t| t.name.clone()),
         environment: environment.map(|(e, _)| e),
-        require_verified: tier.is_none_or(|t| t.require_verified),
+        require_verified: j.strict,
         tier_model_digest: model.digest().to_owned(),
         outcome,
         exit_code: outcome.exit_code(),

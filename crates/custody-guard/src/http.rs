@@ -34,6 +34,7 @@ impl Http {
             .map(|p| {
                 ureq::Proxy::new(p).map_err(|e| TierModelError::Invalid {
                     file: "tier model".into(),
+                    line: None,
                     field: "trust.proxy".into(),
                     problem: format!("not a usable proxy URL: {e}"),
                 })

@@ -9,11 +9,14 @@
 //!   ambient credentials, metadata endpoint), read below a configurable root.
 //! - [`guard`]: collecting all signals ([`collect`]) and judging them ([`evaluate`]).
 //! - [`report`]: the verdict, its JSON wire form, markdown summary and exit codes.
+//! - [`audit`]: `custody runners audit`, every runner as the platform sees it, held against
+//!   the tier model (fetching needs feature `audit`: octocrab and the `gitlab` crate).
 //!
 //! In-job checks catch misconfiguration and leave evidence; a malicious job can skip them.
 //! Binding enforcement belongs to platform settings (runner groups restricted to repositories
 //! and workflows, protected environments) and to cloud trust policies conditioned on OIDC claims.
 
+pub mod audit;
 pub mod env;
 pub mod error;
 pub mod guard;

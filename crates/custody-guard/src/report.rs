@@ -41,7 +41,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// `pass`, `fail` or `warn`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
             Self::Fail => "fail",
@@ -65,7 +66,8 @@ pub enum Source {
 }
 
 impl Source {
-    fn as_str(self) -> &'static str {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::VerifiedToken => "verified-token",
             Self::PlatformApi => "platform-api",
@@ -224,6 +226,73 @@ impl Report {
             code(&self.tier_model_digest)
         ));
         out
+    }
+}
+
+impl Report {
+    /// A plain text table for a terminal or a CI log (`--format table`).
+    pub fn to_text(&self) -> String {
+        let verdict = match self.outcome {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Untrusted => "UNTRUSTED",
+        };
+        let mut out = format!(
+            "runner-guard: {verdict} (exit code {}) tier {} environment {} platform {} require_verified {}\n",
+            self.exit_code,
+            self.tier.as_deref().unwrap_or("none"),
+            self.environment.as_deref().unwrap_or("none"),
+            self.platform,
+            self.require_verified,
+        );
+        let status = |c: &Check| {
+            if c.untrusted {
+                "fail (untrusted)"
+            } else {
+                c.status.as_str()
+            }
+        };
+        let id_w = self
+            .checks
+            .iter()
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let st_w = self
+            .checks
+            .iter()
+            .map(|c| status(c).len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let src_w = self
+            .checks
+            .iter()
+            .map(|c| c.source.as_str().len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        out.push_str(&format!(
+            "{:<id_w$}  {:<st_w$}  {:<src_w$}  reason\n",
+            "check", "status", "source"
+        ));
+        for c in &self.checks {
+            out.push_str(&format!(
+                "{:<id_w$}  {:<st_w$}  {:<src_w$}  {}\n",
+                c.id,
+                status(c),
+                c.source.as_str(),
+                c.reason.replace(['\n', '\r'], " ")
+            ));
+        }
+        out.push_str(&format!("tier model {}\n", self.tier_model_digest));
+        out
+    }
+
+    /// The checks that failed, for annotations.
+    pub fn failed(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Fail)
     }
 }
 

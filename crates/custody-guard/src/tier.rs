@@ -342,6 +342,7 @@ impl TierModel {
         })?;
         let text = String::from_utf8(bytes).map_err(|_| TierModelError::Parse {
             file: file.clone(),
+            line: None,
             message: "the file is not UTF-8 text".into(),
         })?;
         Self::from_yaml(&text, &file)
@@ -351,13 +352,14 @@ impl TierModel {
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, TierModelError> {
         let raw: RawModel = serde_yaml_ng::from_str(text).map_err(|e| TierModelError::Parse {
             file: file.to_owned(),
+            line: e.location().map(|l| l.line()),
             message: e.to_string(),
         })?;
         let digest = Sha256::digest(text.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>();
-        Validator { file }.model(raw, digest)
+        Validator { file, text }.model(raw, digest)
     }
 
     /// File name the model was loaded from.
@@ -437,15 +439,50 @@ fn is_aws_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Why `url` may not be used as a pinned API or JWKS URL (`https://`, or plain `http://` on a
+/// loopback host only), or `None` when it may. Flags that override pinned URLs follow the same
+/// rule as the tier model.
+pub fn pinned_url_problem(url: &str) -> Option<String> {
+    url_problem(url, false)
+}
+
+fn url_problem(url: &str, allow_http: bool) -> Option<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some(format!("`{url}` is not an absolute URL"));
+    };
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host_port
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']').map(|(h, _)| h))
+        .unwrap_or_else(|| host_port.split(':').next().unwrap_or_default());
+    if host.is_empty() || host_port.contains('@') {
+        return Some(format!("`{url}` has no host, or carries credentials"));
+    }
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => None,
+        "http" if allow_http || loopback => None,
+        _ => Some(format!(
+            "`{url}` must use https (plain http is accepted for loopback hosts only)"
+        )),
+    }
+}
+
 struct Validator<'a> {
     file: &'a str,
+    text: &'a str,
 }
 
 impl Validator<'_> {
     fn err(&self, field: impl Into<String>, problem: impl Into<String>) -> TierModelError {
+        let field = field.into();
         TierModelError::Invalid {
             file: self.file.to_owned(),
-            field: field.into(),
+            line: locate(self.text, &field),
+            field,
             problem: problem.into(),
         }
     }
@@ -603,31 +640,9 @@ impl Validator<'_> {
     /// Pinned URLs must use https; plain http is accepted for loopback hosts only (tests, a
     /// local mirror). A proxy may use http (the TLS session to the pinned host goes through it).
     fn url(&self, field: &str, url: &str, allow_http: bool) -> Result<(), TierModelError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| self.err(field, format!("`{url}` is not an absolute URL")))?;
-        let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let host = host_port
-            .strip_prefix('[')
-            .and_then(|h| h.split_once(']').map(|(h, _)| h))
-            .unwrap_or_else(|| host_port.split(':').next().unwrap_or_default());
-        if host.is_empty() || host_port.contains('@') {
-            return Err(self.err(
-                field,
-                format!("`{url}` has no host, or carries credentials"),
-            ));
-        }
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match scheme {
-            "https" => Ok(()),
-            "http" if allow_http || loopback => Ok(()),
-            _ => Err(self.err(
-                field,
-                format!("`{url}` must use https (plain http is accepted for loopback hosts only)"),
-            )),
+        match url_problem(url, allow_http) {
+            Some(problem) => Err(self.err(field, problem)),
+            None => Ok(()),
         }
     }
 
@@ -805,6 +820,61 @@ impl Validator<'_> {
     }
 }
 
+/// The 1-based line of a dotted field path (`tiers.staging.runners.github.groups`) in YAML
+/// text, so an error can say `file:line`. A best effort over block and flow style: each
+/// segment is looked up among the direct children of the previous one (or on the previous
+/// one's line, for `github: { groups: [...] }`); when a segment cannot be found, the deepest
+/// line found so far is returned.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    fn content(line: &str) -> Option<(usize, &str)> {
+        let t = line.trim_start();
+        (!t.is_empty() && !t.starts_with('#')).then(|| (line.len() - t.len(), t))
+    }
+    let is_key = |t: &str, seg: &str| {
+        let t = t.strip_prefix("- ").unwrap_or(t);
+        [seg.to_owned(), format!("\"{seg}\""), format!("'{seg}'")]
+            .iter()
+            .any(|k| {
+                t.strip_prefix(k.as_str())
+                    .is_some_and(|r| r.starts_with(':'))
+            })
+    };
+    // (line index, indent) of the last segment found; `None` before the first.
+    let mut found: Option<(usize, usize)> = None;
+    for seg in field.split('.') {
+        if let Some((i, _)) = found {
+            let own = lines.get(i).copied().unwrap_or_default();
+            let rest = own.split_once(':').map(|(_, r)| r).unwrap_or_default();
+            if rest.contains(&format!("{seg}:")) {
+                continue;
+            }
+        }
+        let from = found.map_or(0, |(i, _)| i + 1);
+        let parent_indent = found.map(|(_, ind)| ind);
+        let mut child_indent = None;
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(from) {
+            let Some((indent, t)) = content(line) else {
+                continue;
+            };
+            if parent_indent.is_some_and(|p| indent <= p) {
+                break;
+            }
+            let level = *child_indent.get_or_insert(indent);
+            if indent == level && is_key(t, seg) {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        match hit {
+            Some(h) => found = Some(h),
+            None => break,
+        }
+    }
+    found.map(|(i, _)| i + 1)
+}
+
 fn default_leeway() -> u64 {
     DEFAULT_LEEWAY_SECONDS
 }
@@ -891,6 +961,50 @@ tiers:
         assert_eq!(tier("review/feature-1").as_deref(), Some("dev"));
         assert_eq!(tier("review/hotfix-2").as_deref(), Some("production"));
         assert_eq!(tier("productionx"), None);
+    }
+
+    #[test]
+    fn fields_are_located_in_block_and_flow_style() {
+        let at = |field: &str| locate(BASE, field);
+        let line_of = |needle: &str| BASE.lines().position(|l| l.contains(needle)).map(|i| i + 1);
+        let exact = |l: &str| BASE.lines().position(|x| x == l).map(|i| i + 1);
+        assert_eq!(at("tiers.production"), exact("  production:"));
+        assert_eq!(
+            at("tiers.production.runners.github"),
+            line_of("github: { groups: [prod]")
+        );
+        assert_eq!(
+            at("tiers.production.runners.github.labels"),
+            line_of("github: { groups: [prod]")
+        );
+        assert_eq!(
+            at("trust.github.repository_id"),
+            line_of("repository_id: 42")
+        );
+        assert_eq!(at("environments.review/*"), line_of("review/*: dev"));
+        assert_eq!(at("default_tier"), line_of("default_tier: dev"));
+        // `production` under `environments` is not the tier of that name.
+        assert_ne!(at("tiers.production"), line_of("production: production"));
+        // An unknown segment stops at the deepest known line.
+        assert_eq!(at("tiers.dev.nothing"), exact("  dev:"));
+        assert_eq!(at("nothing"), None);
+    }
+
+    #[test]
+    fn validation_errors_name_the_line() {
+        let text = BASE.replace("repository_id: 42", "repository_id: abc");
+        let err = load(&text).unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.contains("repository_id"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("tiers.yaml:{line}: `trust.github.repository_id`")),
+            "{err}"
+        );
+        let err = load("version: 1\ntrust: [\n").unwrap_err().to_string();
+        assert!(err.starts_with("tiers.yaml:"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub const CUSTODY_S3_LOCK_MODE: &str = "CUSTODY_S3_LOCK_MODE";
 pub const CUSTODY_S3_LEGAL_HOLD: &str = "CUSTODY_S3_LEGAL_HOLD";
 /// S3 stores: `true` allows a bucket without Object Lock (demos and tests only).
 pub const CUSTODY_S3_ALLOW_UNLOCKED: &str = "CUSTODY_S3_ALLOW_UNLOCKED";
+/// runner-guard and `custody runners audit`: path of the tier model (default
+/// `.custody/tiers.yaml`). The variables the guard reads about the job itself (OIDC request,
+/// job token, runner and credential variables) are declared in `custody_guard::env`, which
+/// works from one snapshot of the environment.
+pub const CUSTODY_TIER_MODEL: &str = "CUSTODY_TIER_MODEL";
+/// `custody runners audit`: a GitHub token with `admin:org` (or the fine-grained organization
+/// permission "Self-hosted runners: read"). Never printed.
+pub const CUSTODY_GITHUB_ADMIN_TOKEN: &str = "CUSTODY_GITHUB_ADMIN_TOKEN";
+/// `custody runners audit`: a GitLab administrator's (or auditor's) token for
+/// `GET /runners/all`. Never printed.
+pub const CUSTODY_GITLAB_ADMIN_TOKEN: &str = "CUSTODY_GITLAB_ADMIN_TOKEN";
 /// Where evidence is kept when the store cannot be reached.
 pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
 /// The job's workspace on GitHub and GitLab: evidence files must be inside it.

@@ -45,6 +45,8 @@ pub enum Command {
     /// Policy tools: run Rego unit tests (`custody policy test`).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Self-hosted runners held against the tier model (`custody runners audit`).
+    Runners(crate::commands::runners::RunnersArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +356,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Export(a) => crate::commands::export::run(a).await,
             Command::VerifyBundle(a) => crate::commands::verify_bundle::run(a).await,
             Command::Retention(a) => crate::commands::retention::run(a).await,
+            Command::Runners(a) => crate::commands::runners::run(a).await,
         }
     })
 }

@@ -11,7 +11,8 @@ use custody_store::StoreError;
 pub enum Exit {
     /// Success.
     Ok = 0,
-    /// Verification failed: tampered, untrusted, replayed or broken evidence.
+    /// Verification failed: tampered, untrusted, replayed or broken evidence; or
+    /// `runners audit` found a runner that fails the tier model.
     Verify = 1,
     /// Bad input or usage: a malformed argument, file or key (clap also exits 2).
     Usage = 2,
@@ -19,6 +20,8 @@ pub enum Exit {
     Store = 3,
     /// A query found nothing.
     NotFound = 4,
+    /// A platform API (GitHub, GitLab) could not be reached or refused the request.
+    Platform = 5,
 }
 
 impl From<Exit> for ExitCode {

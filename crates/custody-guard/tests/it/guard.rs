@@ -102,6 +102,7 @@ impl World {
                 platform: Platform::GitHub,
                 environment: request_env.map(str::to_owned),
                 tier: None,
+                require_verified: false,
             },
             env,
             root: self.root.path().to_owned(),
@@ -396,6 +397,7 @@ fn reachable_metadata_endpoint_fails_production() {
             platform: Platform::GitHub,
             environment: None,
             tier: None,
+            require_verified: false,
         },
         env: Environment::from_map([
             ("ACTIONS_ID_TOKEN_REQUEST_URL", tokens.url("/idtoken")),
@@ -465,6 +467,7 @@ fn run_gitlab(claims: &Value, job: &str) -> (Report, Server, String) {
             platform: Platform::GitLab,
             environment: None,
             tier: None,
+            require_verified: false,
         },
         env,
         root: root.path().to_owned(),

@@ -58,8 +58,16 @@ fn example_model_loads() {
 fn runner_in_two_tiers_is_an_error() {
     let text = example().replace("groups: [staging-runners]", "groups: [production-runners]");
     let err = error_of(&text);
+    // The line of the staging tier's `groups:`, the first of the two in the file.
+    let line = text
+        .lines()
+        .position(|l| l.contains("groups: [production-runners]"))
+        .unwrap()
+        + 1;
     assert!(
-        err.starts_with("ci/tiers.yaml: `tiers.staging.runners.github.groups`"),
+        err.starts_with(&format!(
+            "ci/tiers.yaml:{line}: `tiers.staging.runners.github.groups`"
+        )),
         "{err}"
     );
     assert!(
@@ -108,7 +116,7 @@ fn unknown_tier_in_environments_is_an_error() {
 fn bad_yaml_is_an_error_naming_the_file_and_place() {
     let err = error_of("version: 1\ntrust: [unclosed\n");
     assert!(
-        err.starts_with("ci/tiers.yaml: not a valid tier model:"),
+        err.starts_with("ci/tiers.yaml:2: not a valid tier model:"),
         "{err}"
     );
     assert!(err.contains("line"), "{err}");

@@ -8,5 +8,6 @@ pub mod policy;
 pub mod push;
 pub mod query;
 pub mod retention;
+pub mod runners;
 pub mod verify;
 pub mod verify_bundle;

@@ -13,6 +13,7 @@
 )]
 
 mod audit;
+mod runners;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
