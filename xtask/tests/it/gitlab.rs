@@ -3,8 +3,13 @@
 //! lives in a copy of this repository, so `component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/
 //! <name>@$CI_COMMIT_SHA` resolves to the rendered `templates/` locally (a remote form
 //! would call `git ls-remote`). Binaries come from a loopback mirror (`mirror-url`),
-//! checked against the `sha256-*` inputs. Neither runner mints id_tokens: tests inject
-//! CI variables in their place.
+//! checked against the `sha256-*` / `checksums` inputs. Neither runner mints id_tokens:
+//! tests inject CI variables in their place.
+//!
+//! Project-level CI/CD variables are emulated by `.gitlab-ci-local-variables.yml` (a value
+//! naming an existing file becomes a File-type variable, as GitLab's would), because
+//! gitlab-ci-local hands `--variable` values to the parent pipeline only, not to child
+//! pipelines, while GitLab gives project variables to both.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,7 +31,8 @@ impl Project {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("project");
         let assets = tmp.path().join("assets");
-        support::published_copy(&dir);
+        // only what a pipeline of this project reads: the rendered catalog
+        copy_dir(&support::root().join("templates"), &dir.join("templates"));
         let sums = support::release_assets(&assets);
         let server = FileServer::start(&assets);
         let key = support::keygen(tmp.path());
@@ -78,7 +84,7 @@ impl Project {
         let home = self.path("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(gcl);
-        cmd.args(["--force-shell-executor", "--color=false", "--home"])
+        cmd.args(["--force-shell-executor", "--shell-isolation", "--color=false", "--home"])
             .arg(&home)
             .arg("--variable")
             .arg(format!("CUSTODY_SIGNING_KEY={}", self.key.display()))
@@ -94,6 +100,19 @@ impl Project {
             cmd.arg("--variable").arg(format!("{k}={v}"));
         }
         support::run(&mut cmd)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
     }
 }
 
@@ -150,6 +169,7 @@ include:
             ),
             ("trivy.json", &fixture("xtask/data/trivy-alpine-310.json")),
         ],
+        &[],
         &[],
     );
     assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
@@ -218,6 +238,7 @@ fn evidence_upload_component_refuses_a_binary_with_another_checksum() {
         &gcl,
         &yaml,
         &[("trivy.json", &fixture("xtask/data/trivy-alpine-310.json"))],
+        &[],
         &[],
     );
     assert!(!out.status.success(), "gitlab-ci-local passed:\n{log}");
