@@ -14,6 +14,7 @@
 //!      (empty while the manifest says `"sha256": null`);
 //!    - `default: "<name>=<hex> …" # release: checksums` — every released asset of
 //!      every manifest, for components that run several binaries.
+//!
 //!    The rewritten source is written back to `components/` too.
 //! 2. **The shared obtain script** — a script item written exactly `- "#custody:obtain"`
 //!    is replaced by `actions/lib/obtain.sh` (the function the Actions source), because
@@ -49,31 +50,38 @@ struct Release {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let release = read_manifests(Path::new("actions"))?;
-    let obtain = std::fs::read_to_string(OBTAIN_SCRIPT)
+    render_all(Path::new("."), args.check)
+}
+
+/// Renders (or with `check`, compares) every component of the repository at `root`.
+fn render_all(root: &Path, check: bool) -> anyhow::Result<()> {
+    let release = read_manifests(&root.join("actions"))?;
+    let obtain = std::fs::read_to_string(root.join(OBTAIN_SCRIPT))
         .with_context(|| format!("reading {OBTAIN_SCRIPT}"))?;
     let mut drift = Vec::new();
     let mut rendered_names = Vec::new();
-    for name in component_names(Path::new("components"))? {
-        let source_path = Path::new("components").join(&name).join("template.yml");
+    for name in component_names(&root.join("components"))? {
+        let source_path = root.join("components").join(&name).join("template.yml");
         let source = std::fs::read_to_string(&source_path)
             .with_context(|| format!("reading {}", source_path.display()))?;
         let synced = sync_release_lines(&source, &release)
             .with_context(|| format!("in {}", source_path.display()))?;
         let rendered = render(&name, &synced, &obtain)
             .with_context(|| format!("rendering {}", source_path.display()))?;
-        let out_path = Path::new("templates").join(&name).join("template.yml");
+        let out_path = root.join("templates").join(&name).join("template.yml");
         if synced != source {
             drift.push(source_path.clone());
-            if !args.check {
+            if !check {
                 std::fs::write(&source_path, &synced)
                     .with_context(|| format!("writing {}", source_path.display()))?;
             }
         }
         if std::fs::read_to_string(&out_path).ok().as_deref() != Some(rendered.as_str()) {
             drift.push(out_path.clone());
-            if !args.check {
-                std::fs::create_dir_all(out_path.parent().unwrap_or(Path::new("templates")))?;
+            if !check {
+                if let Some(dir) = out_path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
                 std::fs::write(&out_path, &rendered)
                     .with_context(|| format!("writing {}", out_path.display()))?;
             }
@@ -81,13 +89,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rendered_names.push(name);
     }
     // a template whose source was removed must go too
-    if let Ok(entries) = std::fs::read_dir("templates") {
+    if let Ok(entries) = std::fs::read_dir(root.join("templates")) {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !rendered_names.contains(&name) {
                 drift.push(entry.path());
-                if !args.check {
+                if !check {
                     let path = entry.path();
                     if path.is_dir() {
                         std::fs::remove_dir_all(&path)?;
@@ -98,7 +106,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
     }
-    if args.check {
+    if check {
         if !drift.is_empty() {
             let list: Vec<String> = drift.iter().map(|p| p.display().to_string()).collect();
             bail!(
@@ -342,6 +350,65 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("no manifest asset"));
         let err = sync_release_lines("  name: x # release: version\n", &release());
         assert!(err.unwrap_err().to_string().contains("`default:` line"));
+    }
+
+    #[test]
+    fn check_fails_on_drift_and_render_repairs_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("actions/lib")).unwrap();
+        std::fs::create_dir_all(root.join("actions/runner-guard")).unwrap();
+        std::fs::create_dir_all(root.join("components/runner-guard")).unwrap();
+        std::fs::write(root.join(OBTAIN_SCRIPT), "custody_obtain() (\n  :\n)\n").unwrap();
+        let manifest = serde_json::json!({
+            "version": "0.2.0", "released": true, "repository": "acme/custody",
+            "assets": {
+                TARGETS[0]: {"name": "runner-guard-x86_64-unknown-linux-musl", "sha256": "ab".repeat(32)},
+                TARGETS[1]: {"name": "runner-guard-aarch64-unknown-linux-musl", "sha256": null},
+            }
+        });
+        std::fs::write(
+            root.join("actions/runner-guard/manifest.json"),
+            manifest.to_string(),
+        )
+        .unwrap();
+        let source = root.join("components/runner-guard/template.yml");
+        std::fs::write(
+            &source,
+            "spec:\n  inputs:\n    version:\n      default: \"0.1.0\" # release: version\n---\njob:\n  script:\n    - \"#custody:obtain\"\n",
+        )
+        .unwrap();
+        // nothing rendered yet, and a stale release line
+        let err = render_all(root, true).unwrap_err().to_string();
+        assert!(err.contains("templates/runner-guard/template.yml"), "{err}");
+        assert!(
+            err.contains("components/runner-guard/template.yml"),
+            "{err}"
+        );
+        render_all(root, false).unwrap();
+        render_all(root, true).unwrap();
+        let rendered =
+            std::fs::read_to_string(root.join("templates/runner-guard/template.yml")).unwrap();
+        assert!(rendered.contains("default: \"0.2.0\" # release: version"));
+        assert!(rendered.contains("custody_obtain() ("));
+        // an edit of the rendered copy is drift
+        std::fs::write(
+            root.join("templates/runner-guard/template.yml"),
+            rendered.replace("0.2.0", "9.9.9"),
+        )
+        .unwrap();
+        assert!(render_all(root, true).is_err());
+        // so is a template without a source
+        render_all(root, false).unwrap();
+        std::fs::create_dir_all(root.join("templates/gone")).unwrap();
+        assert!(
+            render_all(root, true)
+                .unwrap_err()
+                .to_string()
+                .contains("gone")
+        );
+        render_all(root, false).unwrap();
+        assert!(!root.join("templates/gone").exists());
     }
 
     #[test]

@@ -66,13 +66,15 @@ impl Project {
         )
     }
 
-    /// Writes the pipeline (and files), commits, and runs gitlab-ci-local.
+    /// Writes the pipeline (and files), commits, and runs gitlab-ci-local with the
+    /// project variables given (plus the signing key) and `extra` arguments.
     pub fn run(
         &self,
         gcl: &Path,
         yaml: &str,
         files: &[(&str, &Path)],
         variables: &[(&str, &str)],
+        extra: &[&str],
     ) -> (Output, String) {
         std::fs::write(self.dir.join(".gitlab-ci.yml"), yaml).unwrap();
         for (name, from) in files {
@@ -80,25 +82,40 @@ impl Project {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(from, to).unwrap();
         }
+        // project variables; GITLAB_CI as on GitLab (gitlab-ci-local says `false` so
+        // scripts can tell)
+        let mut vars = format!(
+            "CUSTODY_SIGNING_KEY: {:?}\nGITLAB_CI: \"true\"\n",
+            self.key.display().to_string()
+        );
+        for (k, v) in variables {
+            vars.push_str(&format!("{k}: {v:?}\n"));
+        }
+        std::fs::write(self.dir.join(".gitlab-ci-local-variables.yml"), vars).unwrap();
+        std::fs::write(
+            self.dir.join(".gitignore"),
+            ".gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n",
+        )
+        .unwrap();
         support::git_repo(&self.dir);
+        // the binaries' cache (~/.cache/custody) stays in this test's directory
         let home = self.path("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(gcl);
-        cmd.args(["--force-shell-executor", "--shell-isolation", "--color=false", "--home"])
-            .arg(&home)
-            .arg("--variable")
-            .arg(format!("CUSTODY_SIGNING_KEY={}", self.key.display()))
-            .arg("--variable")
-            .arg(format!(
-                "CUSTODY_CACHE_DIR={}",
-                self.path("cache").display()
-            ))
-            .env("HOME", &home)
-            .env("NO_COLOR", "1")
-            .current_dir(&self.dir);
-        for (k, v) in variables {
-            cmd.arg("--variable").arg(format!("{k}={v}"));
-        }
+        cmd.args([
+            "--force-shell-executor",
+            "--shell-isolation",
+            "--color=false",
+            "--home",
+        ])
+        .arg(&home)
+        // for a job with an `image` (run by the shell executor here) gitlab-ci-local
+        // names a /builds path that does not exist: the steps use the job's directory
+        .args(["--unset-variable", "CI_PROJECT_DIR"])
+        .args(extra)
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .current_dir(&self.dir);
         support::run(&mut cmd)
     }
 }

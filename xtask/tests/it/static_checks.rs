@@ -86,12 +86,41 @@ fn a_broken_action_fails_the_schema_check() {
     );
 }
 
-/// A component template is two YAML documents: the `spec:` header and the jobs.
+/// A component template is two YAML documents: the `spec:` header and the jobs. The
+/// body is checked as GitLab sees it: every `$[[ inputs.x ]]` interpolated, with the
+/// input's default or, for a required input, a sample value.
 fn split_template(path: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     let text = std::fs::read_to_string(path).unwrap();
     let (head, body) = text
         .split_once("\n---\n")
         .unwrap_or_else(|| panic!("{}: no `---` after the spec header", path.display()));
+    let spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(head).unwrap();
+    let inputs = spec["spec"]["inputs"].as_mapping().unwrap();
+    let mut body = body.to_string();
+    for (name, input) in inputs {
+        let name = name.as_str().unwrap();
+        let value = match input.get("default") {
+            Some(serde_yaml_ng::Value::String(s)) => s.clone(),
+            Some(serde_yaml_ng::Value::Sequence(items)) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|i| serde_json::to_string(i.as_str().unwrap()).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(serde_yaml_ng::Value::Number(n)) => n.to_string(),
+            Some(serde_yaml_ng::Value::Bool(b)) => b.to_string(),
+            None => format!("sample@sha256:{}", "0".repeat(64)),
+            Some(other) => panic!("{}: input {name} has default {other:?}", path.display()),
+        };
+        body = body.replace(&format!("$[[ inputs.{name} ]]"), &value);
+    }
+    assert!(
+        !body.contains("$[["),
+        "{}: an interpolation names no input",
+        path.display()
+    );
     let name = path
         .parent()
         .unwrap()
