@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::guard::{self, Trust};
 use crate::support::{self, FileServer};
 
 pub const SUBJECT: &str =
@@ -61,8 +62,8 @@ impl Setup {
         support::git_repo(&self.ws);
     }
 
-    /// `act push` on the user's repository.
-    pub fn act(&self, act: &Path) -> (Output, String) {
+    /// `act push` on the user's repository, with `extra` arguments.
+    pub fn act(&self, act: &Path, extra: &[String]) -> (Output, String) {
         let pem = std::fs::read_to_string(&self.key).unwrap();
         support::run(
             Command::new(act)
@@ -75,6 +76,7 @@ impl Setup {
                 .arg("--local-repository")
                 .arg(format!("acme/custody@v1={}", self.published.display()))
                 .args(["-s", "CUSTODY_KEY"])
+                .args(extra)
                 .env("CUSTODY_KEY", pem)
                 .env("HOME", self.path("home"))
                 .env("NO_COLOR", "1")
@@ -150,7 +152,7 @@ jobs:
             ("trivy.json", &fixture("xtask/data/trivy-alpine-310.json")),
         ],
     );
-    let (out, log) = s.act(&act);
+    let (out, log) = s.act(&act, &[]);
     assert!(out.status.success(), "act failed:\n{log}");
 
     // the promised outputs
@@ -255,7 +257,7 @@ jobs:
         &yaml,
         &[("trivy.json", &fixture("xtask/data/trivy-alpine-310.json"))],
     );
-    let (out, log) = s.act(&act);
+    let (out, log) = s.act(&act, &[]);
     assert!(
         !out.status.success(),
         "act passed with a corrupted checksum:\n{log}"
@@ -268,4 +270,117 @@ jobs:
         "the binary ran despite the checksum mismatch"
     );
     assert!(!log.contains("Custody evidence: stage"), "{log}");
+}
+
+/// A workflow running runner-guard with the loopback trust anchors.
+fn guard_workflow(s: &Setup, store: &str, outputs: &Path) -> String {
+    format!(
+        r#"name: guard
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+      id-token: write
+      actions: read
+    steps:
+      - uses: actions/checkout@v4
+      - id: guard
+        uses: acme/custody/actions/runner-guard@v1
+        with:
+          require-verified: true
+          store: {store}
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+      - name: Keep the outputs
+        if: always()
+        env:
+          TIER: ${{{{ steps.guard.outputs.tier }}}}
+          OUTCOME: ${{{{ steps.guard.outputs.outcome }}}}
+          RECORD: ${{{{ steps.guard.outputs.record }}}}
+        run: printf '%s\n' "$TIER" "$OUTCOME" "$RECORD" > {outputs}
+"#,
+        base = s.server.base,
+        outputs = outputs.display(),
+    )
+}
+
+#[test]
+fn runner_guard_action_verifies_the_runner_and_records_the_verdict() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("runner-guard") {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let trust = Trust::start();
+    trust.write_tier_model(&s.ws);
+    let store = support::file_url(&s.path("store"));
+    let outputs = s.path("outputs.txt");
+    s.workflow(&guard_workflow(&s, &store, &outputs), &[]);
+    let commit = support::head_commit(&s.ws);
+    let url = trust.github_token_url(&commit, false);
+    let (out, log) = s.act(
+        &act,
+        &[
+            "--env".into(),
+            format!("ACTIONS_ID_TOKEN_REQUEST_URL={url}"),
+            "--env".into(),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token".into(),
+            "-s".into(),
+            "GITHUB_TOKEN=api-token".into(),
+        ],
+    );
+    assert!(out.status.success(), "act failed:\n{log}");
+    let text = std::fs::read_to_string(&outputs).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "development", "{text}\n{log}");
+    assert_eq!(lines[1], "pass", "{text}\n{log}");
+    assert!(lines[2].starts_with("sha256:"), "{text}\n{log}");
+    // the guard asked the loopback issuer and API, nothing else
+    let asked = trust.api.requests();
+    assert!(asked.iter().any(|p| p == "/idtoken"), "{asked:?}");
+    assert!(asked.iter().any(|p| p == "/.well-known/jwks"), "{asked:?}");
+    support::verify_record(&store, lines[2], &s.key.with_extension("key.pub"));
+    assert!(log.contains("runner-guard"), "{log}");
+}
+
+#[test]
+fn runner_guard_action_fails_a_job_whose_token_is_forged() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("runner-guard") {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let trust = Trust::start();
+    trust.write_tier_model(&s.ws);
+    let store = support::file_url(&s.path("store"));
+    let outputs = s.path("outputs.txt");
+    s.workflow(&guard_workflow(&s, &store, &outputs), &[]);
+    let commit = support::head_commit(&s.ws);
+    // signed by another key than the issuer's
+    let url = trust.github_token_url(&commit, true);
+    let (out, log) = s.act(
+        &act,
+        &[
+            "--env".into(),
+            format!("ACTIONS_ID_TOKEN_REQUEST_URL={url}"),
+            "--env".into(),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token".into(),
+            "-s".into(),
+            "GITHUB_TOKEN=api-token".into(),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "act passed with a forged token:\n{log}"
+    );
+    let text = std::fs::read_to_string(&outputs).unwrap();
+    assert_ne!(text.lines().nth(1), Some("pass"), "{text}\n{log}");
 }

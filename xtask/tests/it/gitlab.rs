@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::act::SUBJECT;
+use crate::guard::{self, Trust};
 use crate::support::{self, FileServer};
 
 pub struct Project {
@@ -117,6 +118,35 @@ impl Project {
         .env("NO_COLOR", "1")
         .current_dir(&self.dir);
         support::run(&mut cmd)
+    }
+}
+
+impl Project {
+    /// Like `run`, with an id_token for the job's commit in `CUSTODY_ID_TOKEN` (as the
+    /// `id_tokens:` of the components declare it) and a job token: the pipeline is
+    /// committed first, then the token is minted for that commit.
+    pub fn run_with_token(
+        &self,
+        gcl: &Path,
+        yaml: &str,
+        trust: &Trust,
+        extra: &[&str],
+    ) -> (Output, String) {
+        std::fs::write(self.dir.join(".gitlab-ci.yml"), yaml).unwrap();
+        std::fs::write(
+            self.dir.join(".gitignore"),
+            ".gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n",
+        )
+        .unwrap();
+        support::git_repo(&self.dir);
+        let token = trust.gitlab_token(&support::head_commit(&self.dir));
+        self.run(
+            gcl,
+            yaml,
+            &[],
+            &[("CUSTODY_ID_TOKEN", &token), ("CI_JOB_TOKEN", "job-token")],
+            extra,
+        )
     }
 }
 
@@ -264,4 +294,231 @@ fn evidence_upload_component_refuses_a_binary_with_another_checksum() {
         !store_dir.exists(),
         "the binary ran despite the checksum mismatch"
     );
+}
+
+#[test]
+fn runner_guard_component_verifies_the_id_token_and_records_the_verdict() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("runner-guard") {
+        return;
+    }
+    let p = Project::new();
+    let trust = Trust::start();
+    trust.write_tier_model(&p.dir);
+    let store = support::file_url(&p.path("store"));
+    let outputs = p.path("outputs.txt");
+    let bin = p.binary_inputs(p.sum("runner-guard"));
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/runner-guard@$CI_COMMIT_SHA
+    inputs:
+      require-verified: true
+      store: "{store}"
+{bin}report:
+  stage: test
+  needs: [custody-runner-guard]
+  script:
+    - env | grep -E '^(CUSTODY_|RUNNER_GUARD)' | sort > {outputs}
+"#,
+        outputs = outputs.display(),
+    );
+    // the token names the commit gitlab-ci-local will report: commit first, then mint
+    let (out, log) = p.run_with_token(&gcl, &yaml, &trust, &[]);
+    assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
+    assert!(
+        trust
+            .api
+            .requests()
+            .iter()
+            .any(|r| r == "/.well-known/jwks"),
+        "{:?}",
+        trust.api.requests()
+    );
+    let commit = support::head_commit(&p.dir);
+    let found = support::query_commit(&store, &commit);
+    let guard: Vec<&serde_json::Value> = found
+        .iter()
+        .filter(|r| r.get("stage").and_then(|v| v.as_str()) == Some("runner-guard"))
+        .collect();
+    assert_eq!(guard.len(), 1, "{found:?}\n{log}");
+    let record = guard[0].get("record").and_then(|v| v.as_str()).unwrap();
+    support::verify_record(&store, record, &p.key.with_extension("key.pub"));
+    let reported = std::fs::read_to_string(&outputs).unwrap_or_default();
+    assert!(
+        reported.contains(record),
+        "dotenv report: {reported}\n{log}"
+    );
+}
+
+#[test]
+fn runner_guard_component_fails_without_a_verifiable_id_token() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("runner-guard") {
+        return;
+    }
+    let p = Project::new();
+    let trust = Trust::start();
+    trust.write_tier_model(&p.dir);
+    let bin = p.binary_inputs(p.sum("runner-guard"));
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/runner-guard@$CI_COMMIT_SHA
+    inputs:
+      require-verified: true
+{bin}"#
+    );
+    // a token signed by another key than the issuer's
+    let forged = guard::sign(&guard::gitlab_claims("0".repeat(40).as_str()), true);
+    let (out, log) = p.run(
+        &gcl,
+        &yaml,
+        &[],
+        &[("CUSTODY_ID_TOKEN", &forged), ("CI_JOB_TOKEN", "job-token")],
+        &[],
+    );
+    assert!(
+        !out.status.success(),
+        "gitlab-ci-local passed with a forged token:\n{log}"
+    );
+}
+
+/// The parent pipeline: runner-guard, one child pipeline per service (the child
+/// includes service-pipeline: runner-guard, then build, test and scan evidence after
+/// the service's own jobs), the verified release record, and policy-check before the
+/// approval — which denies here (no signature, no approvals), so the manual deploy to
+/// the protected environment never starts: the gate bites before a human is asked.
+#[test]
+fn compliance_pipeline_runs_children_aggregates_evidence_and_gates_the_deploy() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none()
+        || !guard::is_built("runner-guard")
+        || !guard::is_built("policy-check")
+    {
+        return;
+    }
+    let p = Project::new();
+    let trust = Trust::start();
+    trust.write_tier_model(&p.dir);
+    std::fs::create_dir_all(p.dir.join(".custody/keys")).unwrap();
+    std::fs::copy(
+        p.key.with_extension("key.pub"),
+        p.dir.join(".custody/keys/ci.pub"),
+    )
+    .unwrap();
+    let store = support::file_url(&p.path("store"));
+    let checksums: Vec<String> = p
+        .sums
+        .iter()
+        .map(|(step, sha)| format!("{step}-{}={sha}", support::host_target()))
+        .collect();
+    let checksums = checksums.join(" ");
+    let mirror = &p.server.base;
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/compliance-pipeline@$CI_COMMIT_SHA
+    inputs:
+      services: [api]
+      subject: "{SUBJECT}"
+      store: "{store}"
+      mirror-url: {mirror}
+      checksums: "{checksums}"
+custody-deploy:
+  script:
+    - echo "deploying $CUSTODY_INPUT_SUBJECT"
+"#
+    );
+    let child = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/service-pipeline@$CI_COMMIT_SHA
+    inputs:
+      mirror-url: {mirror}
+      checksums: "{checksums}"
+      test-results: junit.xml
+build:
+  stage: build
+  script: [cp fixtures/bom.cdx.json bom.cdx.json]
+  artifacts: {{paths: [bom.cdx.json]}}
+test:
+  stage: test
+  script: [cp fixtures/junit.xml junit.xml]
+  artifacts: {{paths: [junit.xml]}}
+scan:
+  stage: test
+  script: [cp fixtures/trivy.json trivy.json]
+  artifacts: {{paths: [trivy.json]}}
+"#
+    );
+    std::fs::create_dir_all(p.dir.join(".gitlab")).unwrap();
+    std::fs::write(p.dir.join(".gitlab/custody-service.yml"), child).unwrap();
+    let files = [
+        (
+            "fixtures/bom.cdx.json",
+            fixture("../shared/fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"),
+        ),
+        (
+            "fixtures/junit.xml",
+            fixture("../shared/fixtures/tests-junit/cargo-nextest-basic.xml"),
+        ),
+        (
+            "fixtures/trivy.json",
+            fixture("xtask/data/trivy-alpine-310.json"),
+        ),
+    ];
+    for (name, from) in &files {
+        let to = p.dir.join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+    let (out, log) = p.run_with_token(&gcl, &yaml, &trust, &["--manual", "custody-deploy"]);
+    // the pre-approval gate denies: the pipeline fails there
+    assert!(
+        !out.status.success(),
+        "the pipeline passed its policy gate:\n{log}"
+    );
+    for passed in [
+        "PASS  custody-runner-guard",
+        "-> custody-runner-guard",
+        "-> custody-build-evidence",
+        "-> custody-test-evidence",
+        "-> custody-scan-evidence",
+        "PASS  custody-release-evidence",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(passed) && l.contains("PASS")),
+            "no `{passed}` passed:\n{log}"
+        );
+    }
+    assert!(log.contains("FAIL  custody-pre-approval"), "{log}");
+    assert!(!log.contains("deploying ghcr.io"), "the deploy ran:\n{log}");
+
+    let commit = support::head_commit(&p.dir);
+    let found = support::query_commit(&store, &commit);
+    let stage_count = |stage: &str| {
+        found
+            .iter()
+            .filter(|r| r.get("stage").and_then(|v| v.as_str()) == Some(stage))
+            .count()
+    };
+    // parent and child runner-guard, the child's evidence, one release record, the
+    // denying decision; no deploy record
+    assert_eq!(stage_count("runner-guard"), 2, "{found:?}");
+    assert!(stage_count("build") >= 1 && stage_count("test") >= 1 && stage_count("scan") >= 1);
+    assert_eq!(stage_count("release"), 1, "{found:?}");
+    assert_eq!(stage_count("policy"), 1, "{found:?}");
+    assert_eq!(stage_count("deploy"), 0, "{found:?}");
+    let public = p.key.with_extension("key.pub");
+    for r in &found {
+        support::verify_record(
+            &store,
+            r.get("record").and_then(|v| v.as_str()).unwrap(),
+            &public,
+        );
+    }
 }

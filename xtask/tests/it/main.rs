@@ -12,5 +12,6 @@
 
 mod act;
 mod gitlab;
+mod guard;
 mod static_checks;
 mod support;

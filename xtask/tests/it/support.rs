@@ -227,34 +227,45 @@ pub fn write_manifest(copy: &Path, step: &str, released: bool, sha256: Option<&s
     std::fs::write(path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
 }
 
-/// `git init` with one commit and an `origin` remote (gitlab-ci-local wants both).
+/// `git init` with an `origin` remote (gitlab-ci-local wants both), then a commit of
+/// whatever changed; running it again on the same directory adds a commit only when
+/// something changed.
 pub fn git_repo(dir: &Path) {
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &[
-            "remote",
-            "add",
-            "origin",
-            "https://gitlab.example.com/acme/app.git",
-        ],
-        &["add", "-A"],
-        &[
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+    };
+    if !dir.join(".git").exists() {
+        assert!(git(&["init", "-q", "-b", "main"]).success());
+        assert!(
+            git(&[
+                "remote",
+                "add",
+                "origin",
+                "https://gitlab.example.com/acme/app.git"
+            ])
+            .success()
+        );
+    }
+    assert!(git(&["add", "-A"]).success());
+    let has_head = git(&["rev-parse", "-q", "--verify", "HEAD"]).success();
+    let staged = !git(&["diff", "--cached", "--quiet"]).success();
+    if staged || !has_head {
+        let st = git(&[
             "-c",
             "user.name=Custody Test",
             "-c",
             "user.email=test@custody.invalid",
             "commit",
             "-q",
+            "--allow-empty",
             "-m",
             "test pipeline",
-        ],
-    ] {
-        let st = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "git {args:?} failed in {}", dir.display());
+        ]);
+        assert!(st.success(), "git commit failed in {}", dir.display());
     }
 }
 
