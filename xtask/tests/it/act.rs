@@ -384,3 +384,90 @@ fn runner_guard_action_fails_a_job_whose_token_is_forged() {
     let text = std::fs::read_to_string(&outputs).unwrap();
     assert_ne!(text.lines().nth(1), Some("pass"), "{text}\n{log}");
 }
+
+/// A stand-in for the action's source tree: a cargo workspace whose `evidence-upload`
+/// prints what it was called with. Building the real step in release mode takes many
+/// minutes; this exercises the same path (manifest says unreleased, `cargo build
+/// --release --locked -p evidence-upload` in the action's own checkout, the built
+/// binary run with the mapped flags) in seconds, without network.
+fn tiny_source(dir: &Path) {
+    let pkg = dir.join("crates/evidence-upload");
+    std::fs::create_dir_all(pkg.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"crates/evidence-upload\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("Cargo.toml"),
+        "[package]\nname = \"evidence-upload\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("src/main.rs"),
+        "fn main() { let a: Vec<String> = std::env::args().skip(1).collect(); println!(\"built from source: {}\", a.join(\" \")); }\n",
+    )
+    .unwrap();
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cargo generate-lockfile failed");
+}
+
+#[test]
+fn an_unreleased_manifest_builds_the_binary_from_the_actions_own_source() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    // the published copy becomes the stand-in source, with the manifest as committed
+    // before a release: "released": false, no checksums
+    std::fs::remove_dir_all(s.published.join("crates")).unwrap();
+    std::fs::remove_dir_all(s.published.join("xtask")).unwrap();
+    tiny_source(&s.published);
+    support::write_manifest(&s.published, "evidence-upload", false, None);
+    let yaml = format!(
+        r#"name: evidence
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: build
+          subject: {SUBJECT}
+          files: |
+            bom.cdx.json
+            second file.json
+          environment: staging
+          download-url: {base}
+"#,
+        base = s.server.base,
+    );
+    s.workflow(&yaml, &[]);
+    let (out, log) = s.act(&act, &[]);
+    assert!(out.status.success(), "act failed:\n{log}");
+    assert!(
+        log.contains(
+            "building evidence-upload from source: version 0.1.0 has no released binaries"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "built from source: --stage build --subject {SUBJECT} --file bom.cdx.json --file second file.json --environment staging"
+        )),
+        "{log}"
+    );
+    // nothing was downloaded
+    assert!(s.server.hits().is_empty(), "{:?}", s.server.hits());
+}
