@@ -390,7 +390,7 @@ fn runner_guard_action_fails_a_job_whose_token_is_forged() {
 /// minutes; this exercises the same path (manifest says unreleased, `cargo build
 /// --release --locked -p evidence-upload` in the action's own checkout, the built
 /// binary run with the mapped flags) in seconds, without network.
-fn tiny_source(dir: &Path) {
+pub fn tiny_source(dir: &Path) {
     let pkg = dir.join("crates/evidence-upload");
     std::fs::create_dir_all(pkg.join("src")).unwrap();
     std::fs::write(

@@ -522,3 +522,55 @@ scan:
         );
     }
 }
+
+#[test]
+fn evidence_upload_component_builds_from_a_source_repository_when_asked() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    let p = Project::new();
+    // the stand-in source (see act::tiny_source), tagged as the release the inputs name
+    let src = p.path("custody-src");
+    crate::act::tiny_source(&src);
+    support::git_repo(&src);
+    let st = Command::new("git")
+        .args(["tag", "v0.1.0"])
+        .current_dir(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/evidence-upload@$CI_COMMIT_SHA
+    inputs:
+      stage: scan
+      subject: "{SUBJECT}"
+      files: "trivy.json"
+      build-from-source: true
+      source-url: "file://{src}"
+      mirror-url: {mirror}
+"#,
+        src = src.display(),
+        mirror = p.server.base,
+    );
+    let (out, log) = p.run(&gcl, &yaml, &[], &[], &[]);
+    assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
+    assert!(
+        log.contains("building evidence-upload from source (build-from-source is set)"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("cloning file://{} at v0.1.0", src.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "built from source: --stage scan --subject {SUBJECT} --file trivy.json"
+        )),
+        "{log}"
+    );
+    assert!(p.server.hits().is_empty(), "{:?}", p.server.hits());
+}
