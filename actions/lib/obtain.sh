@@ -16,7 +16,10 @@
 #                              binaries, the checksum of each asset by name (used when the
 #                              per-arch variable is empty)
 #   CUSTODY_DOWNLOAD_URL       base URL the asset name is appended to (a mirror, such as
-#                              a GitLab generic package); default: the GitHub release
+#                              a GitLab generic package), from the action/component input
+#   CUSTODY_MIRROR_URL         the same, from the environment (a runner's, an instance
+#                              CI/CD variable, a workflow's env:) when the input is empty;
+#                              default: the GitHub release
 #   CUSTODY_BUILD_FROM_SOURCE  "true" builds with cargo instead of downloading
 #   CUSTODY_SOURCE_DIR         the workspace to build (the action's own checkout), or
 #   CUSTODY_SOURCE_URL, CUSTODY_SOURCE_REF
@@ -106,6 +109,8 @@ custody_obtain() (
     fi
     if [ -n "${CUSTODY_DOWNLOAD_URL:-}" ]; then
       base="${CUSTODY_DOWNLOAD_URL%/}"
+    elif [ -n "${CUSTODY_MIRROR_URL:-}" ]; then
+      base="${CUSTODY_MIRROR_URL%/}"
     else
       repository="${CUSTODY_REPOSITORY:-}"
       case "$repository" in

@@ -471,3 +471,110 @@ jobs:
     // nothing was downloaded
     assert!(s.server.hits().is_empty(), "{:?}", s.server.hits());
 }
+
+/// The published reusable workflows in their `uses:` form: act resolves
+/// `custody-dev/custody/...@v0.1.0` — the workflows and the actions they call — to the
+/// published copy.
+fn act_reusable(s: &Setup, act: &Path, trust: &Trust) -> (Output, String) {
+    let commit = support::head_commit(&s.ws);
+    let url = trust.github_token_url(&commit, false);
+    s.act(
+        act,
+        &[
+            "--local-repository".into(),
+            format!("custody-dev/custody@v0.1.0={}", s.published.display()),
+            "--env".into(),
+            format!("ACTIONS_ID_TOKEN_REQUEST_URL={url}"),
+            "--env".into(),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token".into(),
+            "-s".into(),
+            "GITHUB_TOKEN=api-token".into(),
+            // the reusable workflows call the actions without download-url: the
+            // environment's mirror decides, as a runner or workflow env would
+            "--env".into(),
+            format!("CUSTODY_MIRROR_URL={}", s.server.base),
+        ],
+    )
+}
+
+/// A caller of the per-service child workflow.
+fn service_caller(store: &str) -> String {
+    format!(
+        r#"name: custody
+on: push
+permissions:
+  contents: read
+jobs:
+  api:
+    permissions:
+      contents: read
+      id-token: write
+      actions: read
+    uses: custody-dev/custody/.github/workflows/custody-service.yml@v0.1.0
+    with:
+      service: api
+      subject: {SUBJECT}
+      store: {store}
+      build-command: cp fixtures/bom.cdx.json bom.cdx.json
+      test-command: cp fixtures/junit.xml junit.xml
+      scan-command: cp fixtures/trivy.json trivy.json
+      sign-command: printf 'signature of %s' "$CUSTODY_SUBJECT" > artifact.sig
+      signing-key-id: cosign.pub
+    secrets:
+      custody-signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+"#
+    )
+}
+
+#[test]
+fn custody_service_workflow_guards_every_job_and_records_each_stage() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("runner-guard") {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let trust = Trust::start();
+    trust.write_tier_model(&s.ws);
+    let store = support::file_url(&s.path("store"));
+    s.workflow(
+        &service_caller(&store),
+        &[
+            (
+                "fixtures/bom.cdx.json",
+                &fixture("../shared/fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"),
+            ),
+            (
+                "fixtures/junit.xml",
+                &fixture("../shared/fixtures/tests-junit/cargo-nextest-basic.xml"),
+            ),
+            (
+                "fixtures/trivy.json",
+                &fixture("xtask/data/trivy-alpine-310.json"),
+            ),
+        ],
+    );
+    let (out, log) = act_reusable(&s, &act, &trust);
+    assert!(out.status.success(), "act failed:\n{log}");
+    let commit = support::head_commit(&s.ws);
+    let found = support::query_commit(&store, &commit);
+    let count = |stage: &str| {
+        found
+            .iter()
+            .filter(|r| r.get("stage").and_then(|v| v.as_str()) == Some(stage))
+            .count()
+    };
+    assert_eq!(count("runner-guard"), 4, "one verdict per job: {found:?}");
+    for stage in ["build", "test", "scan", "sign"] {
+        assert!(count(stage) >= 1, "no {stage} evidence: {found:?}\n{log}");
+    }
+    let public = s.key.with_extension("key.pub");
+    for r in &found {
+        support::verify_record(
+            &store,
+            r.get("record").and_then(|v| v.as_str()).unwrap(),
+            &public,
+        );
+    }
+}
