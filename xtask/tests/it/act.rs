@@ -578,3 +578,86 @@ fn custody_service_workflow_guards_every_job_and_records_each_stage() {
         );
     }
 }
+
+/// policy-check before the approval, on a build and scan with no signature: the gate
+/// denies, fails the step, and still leaves its signed decision, outputs and summary.
+#[test]
+fn policy_check_action_denies_without_a_signature_and_records_the_decision() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("policy-check") {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let store = support::file_url(&s.path("store"));
+    let outputs = s.path("outputs.txt");
+    std::fs::create_dir_all(s.ws.join(".custody/keys")).unwrap();
+    std::fs::copy(
+        s.key.with_extension("key.pub"),
+        s.ws.join(".custody/keys/ci.pub"),
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"name: policy
+on: push
+permissions:
+  contents: read
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: scan
+          subject: {SUBJECT}
+          files: trivy.json
+          store: {store}
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+      - id: policy
+        uses: acme/custody/actions/policy-check@v1
+        with:
+          gate: pre-approval
+          subject: {SUBJECT}
+          environment: production
+          store: {store}
+          platform: none
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+      - name: Keep the outputs
+        if: always()
+        env:
+          DECISION: ${{{{ steps.policy.outputs.decision }}}}
+          GATE: ${{{{ steps.policy.outputs.gate }}}}
+          RECORD: ${{{{ steps.policy.outputs.record }}}}
+        run: printf '%s\n' "$DECISION" "$GATE" "$RECORD" > {outputs}
+"#,
+        base = s.server.base,
+        outputs = outputs.display(),
+    );
+    s.workflow(
+        &yaml,
+        &[("trivy.json", &fixture("xtask/data/trivy-alpine-310.json"))],
+    );
+    let (out, log) = s.act(&act, &[]);
+    assert!(
+        !out.status.success(),
+        "the gate allowed without a signature:\n{log}"
+    );
+    let text = std::fs::read_to_string(&outputs).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "deny", "{text}\n{log}");
+    assert_eq!(lines[1], "pre-approval", "{text}\n{log}");
+    assert!(lines[2].starts_with("sha256:"), "{text}\n{log}");
+    support::verify_record(&store, lines[2], &s.key.with_extension("key.pub"));
+    let commit = support::head_commit(&s.ws);
+    let found = support::query_commit(&store, &commit);
+    assert!(
+        found
+            .iter()
+            .any(|r| r.get("stage").and_then(|v| v.as_str()) == Some("policy")),
+        "{found:?}"
+    );
+}

@@ -84,9 +84,14 @@ impl Project {
             std::fs::copy(from, to).unwrap();
         }
         // project variables; GITLAB_CI as on GitLab (gitlab-ci-local says `false` so
-        // scripts can tell)
+        // scripts can tell); the API of "this GitLab" on a closed loopback port, so no
+        // step reaches for the host the origin remote names
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let mut vars = format!(
-            "CUSTODY_SIGNING_KEY: {:?}\nGITLAB_CI: \"true\"\n",
+            "CUSTODY_SIGNING_KEY: {:?}\nGITLAB_CI: \"true\"\nCI_API_V4_URL: \"http://{closed}/api/v4\"\n",
             self.key.display().to_string()
         );
         for (k, v) in variables {
@@ -426,6 +431,7 @@ fn compliance_pipeline_runs_children_aggregates_evidence_and_gates_the_deploy() 
       services: [api]
       subject: "{SUBJECT}"
       store: "{store}"
+      policy-platform: none
       mirror-url: {mirror}
       checksums: "{checksums}"
 custody-deploy:
@@ -573,4 +579,54 @@ fn evidence_upload_component_builds_from_a_source_repository_when_asked() {
         "{log}"
     );
     assert!(p.server.hits().is_empty(), "{:?}", p.server.hits());
+}
+
+#[test]
+fn policy_check_component_denies_without_a_signature_and_reports_the_decision() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none() || !guard::is_built("policy-check") {
+        return;
+    }
+    let p = Project::new();
+    std::fs::create_dir_all(p.dir.join(".custody/keys")).unwrap();
+    std::fs::copy(
+        p.key.with_extension("key.pub"),
+        p.dir.join(".custody/keys/ci.pub"),
+    )
+    .unwrap();
+    let store = support::file_url(&p.path("store"));
+    let outputs = p.path("outputs.txt");
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/policy-check@$CI_COMMIT_SHA
+    inputs:
+      gate: pre-approval
+      subject: "{SUBJECT}"
+      environment: production
+      store: "{store}"
+      platform: none
+{bin}report:
+  stage: deploy
+  needs: [custody-policy-check]
+  when: always
+  script:
+    - printf '%s\n' "$CUSTODY_POLICY_DECISION" "$CUSTODY_POLICY_RECORD" > {outputs}
+"#,
+        bin = p.binary_inputs(p.sum("policy-check")),
+        outputs = outputs.display(),
+    );
+    let (out, log) = p.run(&gcl, &yaml, &[], &[], &[]);
+    assert!(
+        !out.status.success(),
+        "the gate allowed without evidence:\n{log}"
+    );
+    assert!(log.contains("FAIL  custody-policy-check"), "{log}");
+    let text = std::fs::read_to_string(&outputs).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"deny"), "{text}\n{log}");
+    let record = lines.get(1).copied().unwrap_or_default();
+    assert!(record.starts_with("sha256:"), "{text}\n{log}");
+    support::verify_record(&store, record, &p.key.with_extension("key.pub"));
 }
