@@ -661,3 +661,97 @@ jobs:
         "{found:?}"
     );
 }
+
+/// The governance parent in its published `uses:` form: runner-guard, the per-service
+/// child workflow (a matrix of one), the verified release record, and policy-check
+/// before the approval, which denies (no signature, no approvals): the protected
+/// deploy job never starts.
+#[test]
+fn custody_parent_workflow_aggregates_the_services_evidence_and_gates_the_deploy() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none()
+        || !guard::is_built("runner-guard")
+        || !guard::is_built("policy-check")
+    {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let trust = Trust::start();
+    trust.write_tier_model(&s.ws);
+    std::fs::create_dir_all(s.ws.join(".custody/keys")).unwrap();
+    std::fs::copy(
+        s.key.with_extension("key.pub"),
+        s.ws.join(".custody/keys/ci.pub"),
+    )
+    .unwrap();
+    let store = support::file_url(&s.path("store"));
+    let deployed = s.path("deployed");
+    let yaml = format!(
+        r#"name: custody
+on: push
+permissions:
+  contents: read
+jobs:
+  release:
+    permissions:
+      contents: read
+      id-token: write
+      actions: read
+    uses: custody-dev/custody/.github/workflows/custody-parent.yml@v0.1.0
+    with:
+      services: '["api"]'
+      subject: {SUBJECT}
+      store: {store}
+      policy-platform: none
+      build-command: cp fixtures/bom.cdx.json bom.cdx.json
+      test-command: cp fixtures/junit.xml junit.xml
+      scan-command: cp fixtures/trivy.json trivy.json
+      sign-command: printf 'signature' > artifact.sig
+      deploy-command: touch {deployed}
+    secrets:
+      custody-signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+"#,
+        deployed = deployed.display(),
+    );
+    s.workflow(
+        &yaml,
+        &[
+            (
+                "fixtures/bom.cdx.json",
+                &fixture("../shared/fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"),
+            ),
+            (
+                "fixtures/junit.xml",
+                &fixture("../shared/fixtures/tests-junit/cargo-nextest-basic.xml"),
+            ),
+            (
+                "fixtures/trivy.json",
+                &fixture("xtask/data/trivy-alpine-310.json"),
+            ),
+        ],
+    );
+    let (out, log) = act_reusable(&s, &act, &trust);
+    assert!(
+        !out.status.success(),
+        "the parent passed its policy gate:\n{log}"
+    );
+    assert!(!deployed.exists(), "the deploy command ran:\n{log}");
+    let commit = support::head_commit(&s.ws);
+    let found = support::query_commit(&store, &commit);
+    let count = |stage: &str| {
+        found
+            .iter()
+            .filter(|r| r.get("stage").and_then(|v| v.as_str()) == Some(stage))
+            .count()
+    };
+    // guard (parent), four service jobs, release evidence and the pre-approval job
+    assert_eq!(count("runner-guard"), 7, "{found:?}\n{log}");
+    for stage in ["build", "test", "scan", "sign"] {
+        assert!(count(stage) >= 1, "no {stage} evidence: {found:?}");
+    }
+    assert_eq!(count("release"), 1, "{found:?}\n{log}");
+    assert_eq!(count("policy"), 1, "{found:?}\n{log}");
+    assert_eq!(count("deploy"), 0, "{found:?}");
+}
