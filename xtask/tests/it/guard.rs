@@ -44,7 +44,9 @@ pub fn is_built(step: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !built {
-        eprintln!("{step} is the unbuilt placeholder in CUSTODY_STEP_BINARIES: test not run");
+        eprintln!(
+            "{step} in CUSTODY_STEP_BINARIES is missing or the unbuilt placeholder: test not run"
+        );
     }
     built
 }
