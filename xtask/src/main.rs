@@ -6,6 +6,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod bench;
+mod components;
 mod demo;
 mod registry;
 mod sbom;
@@ -29,6 +30,8 @@ enum Cmd {
     Demo(demo::Args),
     /// Side-by-side benchmarks; prints the tables BENCHMARKS.md records.
     Bench(bench::Args),
+    /// Render the GitLab catalog layout (top-level templates/) from components/; --check for drift.
+    Components(components::Args),
     /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
     Sbom {
         /// Output file.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test(a) => test::run(&a),
         Cmd::Demo(a) => demo::run(&a),
         Cmd::Bench(a) => bench::run(&a),
+        Cmd::Components(a) => components::run(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
             println!("{} ({n} components)", out.display());

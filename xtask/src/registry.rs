@@ -4,7 +4,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,29 +29,6 @@ impl Drop for Registry {
     }
 }
 
-/// Installs `docker-registry` when missing (apt, waiting for the dpkg lock).
-fn install() -> anyhow::Result<()> {
-    if Path::new(BINARY).exists() {
-        return Ok(());
-    }
-    let apt = |args: &[&str]| {
-        util::run(
-            Command::new("apt-get")
-                .args(["-o", "DPkg::Lock::Timeout=600"])
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    if apt(&["install", "-y", "-qq", "docker-registry"]).is_err() {
-        apt(&["update", "-qq"])?;
-        apt(&["install", "-y", "-qq", "docker-registry"])?;
-    }
-    if !Path::new(BINARY).exists() {
-        bail!("apt-get installed docker-registry but {BINARY} is missing");
-    }
-    Ok(())
-}
-
 fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -72,7 +49,7 @@ fn answers(addr: &str) -> bool {
 
 /// Installs and starts the registry on a free loopback port.
 pub fn start() -> anyhow::Result<Registry> {
-    install()?;
+    util::debian_package("docker-registry", BINARY)?;
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(format!("custody-registry-{}-{port}", std::process::id()));

