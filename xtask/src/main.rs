@@ -7,6 +7,7 @@
 
 mod bench;
 mod demo;
+mod dist;
 mod sbom;
 mod test;
 mod util;
@@ -28,6 +29,10 @@ enum Cmd {
     Demo(demo::Args),
     /// Side-by-side benchmarks; prints the tables BENCHMARKS.md records.
     Bench(bench::Args),
+    /// Static musl release binaries (x86_64, aarch64), size budgets, SHA256SUMS, signed provenance.
+    Dist(dist::Args),
+    /// Where the release binaries' bytes go, per crate (cargo-bloat).
+    Bloat(dist::BloatArgs),
     /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
     Sbom {
         /// Output file.
@@ -43,6 +48,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test(a) => test::run(&a),
         Cmd::Demo(a) => demo::run(&a),
         Cmd::Bench(a) => bench::run(&a),
+        Cmd::Dist(a) => dist::run(&a),
+        Cmd::Bloat(a) => dist::bloat(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
             println!("{} ({n} components)", out.display());

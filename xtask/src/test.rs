@@ -53,18 +53,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Creates or refreshes `.venv` and returns its Python.
 pub fn venv() -> anyhow::Result<String> {
-    let req = Path::new("tests/requirements.txt");
+    venv_at(Path::new(".venv"), Path::new("tests/requirements.txt"))
+}
+
+/// Creates or refreshes the venv `dir` from the pinned `requirements` and returns its
+/// Python. Packages are reinstalled only when the requirements file changes.
+pub fn venv_at(dir: &Path, requirements: &Path) -> anyhow::Result<String> {
     let wanted = hex(&Sha256::digest(
-        std::fs::read(req).context("reading tests/requirements.txt")?,
+        std::fs::read(requirements)
+            .with_context(|| format!("reading {}", requirements.display()))?,
     ));
-    let python = Path::new(".venv/bin/python");
-    let stamp = Path::new(".venv/custody-requirements.sha256");
+    let python = dir.join("bin/python");
+    let stamp = dir.join("custody-requirements.sha256");
     if !python.exists() {
-        util::run(Command::new("python3").args(["-m", "venv", ".venv"]))?;
+        util::run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
     }
-    if std::fs::read_to_string(stamp).ok().as_deref() != Some(wanted.as_str()) {
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         util::run(
-            Command::new(python)
+            Command::new(&python)
                 .args([
                     "-m",
                     "pip",
@@ -73,9 +79,9 @@ pub fn venv() -> anyhow::Result<String> {
                     "--disable-pip-version-check",
                     "-r",
                 ])
-                .arg(req),
+                .arg(requirements),
         )?;
-        std::fs::write(stamp, &wanted)?;
+        std::fs::write(&stamp, &wanted)?;
     }
     // absolute, but not canonical: resolving the venv's symlink would yield the base
     // interpreter, which does not see the venv's packages
