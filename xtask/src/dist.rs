@@ -6,8 +6,8 @@
 //! Reproducible: the same source gives the same bytes. The build is `--locked` with the
 //! pinned toolchain (rust-toolchain.toml) and zig (xtask/dist-requirements.txt);
 //! the workspace, cargo home, rustup home and target directory are remapped
-//! (`--remap-path-prefix`) so no local path reaches a binary; the linker writes no build
-//! id; `SOURCE_DATE_EPOCH` is the commit time; the caller's `RUSTFLAGS`, `CFLAGS`,
+//! (`--remap-path-prefix`) so no local path reaches a binary; zig's linker writes no
+//! build id; `SOURCE_DATE_EPOCH` is the commit time; the caller's `RUSTFLAGS`, `CFLAGS`,
 //! `CARGO_PROFILE_*` and friends are removed from the build's environment.
 //! `--verify-reproducible` (or `CUSTODY_REPRO=1 cargo xtask test`) proves it: two
 //! clean builds, one of them from a copy of the source at another path, compared byte
@@ -357,9 +357,9 @@ fn build(
     target: Target,
     epoch: i64,
 ) -> anyhow::Result<()> {
-    let mut rustflags = remap_flags(root, target_dir)?;
-    // no GNU build id: it hashes the inputs' paths on some linkers
-    rustflags.push("-Clink-arg=-Wl,--build-id=none".to_owned());
+    // zig's linker writes no build id unless asked (`readelf -n` shows no note), so
+    // nothing derived from the link inputs' paths lands in the binary that way.
+    let rustflags = remap_flags(root, target_dir)?;
     let mut cmd = Command::new(&tools.zigbuild);
     cmd.current_dir(root);
     for (var, _) in std::env::vars_os() {
@@ -499,7 +499,7 @@ fn report(artifacts: &[Artifact]) -> anyhow::Result<()> {
 
 /// Two clean builds, compared byte for byte; then the provenance of the first checked
 /// with the built `custody` and with securesystemslib.
-fn verify_reproducible(targets: &[Target], out: &Path) -> anyhow::Result<()> {
+pub fn verify_reproducible(targets: &[Target], out: &Path) -> anyhow::Result<()> {
     let root = util::root()?;
     let base = target_dir(&root).join("repro");
     if base.exists() {

@@ -7,6 +7,10 @@
 //!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
 //!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
 //!    metadata address).
+//! 3. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
+//!    (`cargo xtask dist --verify-reproducible` for both targets): two clean release
+//!    builds compared byte for byte and the provenance verified by `custody` and
+//!    securesystemslib. Opt-in: it is two full cross builds (tens of minutes).
 
 use std::path::Path;
 use std::process::Command;
@@ -48,6 +52,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env("CUSTODY_MOTO", moto_server()?)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
+    if std::env::var("CUSTODY_REPRO").is_ok_and(|v| v == "1") {
+        crate::dist::verify_reproducible(&crate::dist::Target::ALL, Path::new("target/dist"))?;
+    } else {
+        eprintln!(
+            "CUSTODY_REPRO is not 1: the reproducible-build check was not run (it takes two full release builds)"
+        );
+    }
     Ok(())
 }
 
