@@ -43,9 +43,11 @@ pub const BINARIES: [&str; 4] = ["custody", "evidence-upload", "policy-check", "
 /// (BENCHMARKS.md "Release binaries"): the measured size of the larger target plus
 /// headroom, and never above the 10 MB goal for a step binary. A build over budget fails:
 /// trim features or dependencies, or raise the budget in the same commit that says why.
+/// `policy-check` and `runner-guard` are placeholders on main: their budget is the goal
+/// until the real binaries are measured.
 const BUDGETS: [(&str, u64); 4] = [
-    ("custody", 10_000_000),
-    ("evidence-upload", 10_000_000),
+    ("custody", 9_500_000),
+    ("evidence-upload", 9_500_000),
     ("policy-check", 10_000_000),
     ("runner-guard", 10_000_000),
 ];

@@ -74,3 +74,28 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.truncate(out.trim_end().len());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing::level_filters::LevelFilter;
+
+    use super::targets;
+
+    #[test]
+    fn log_filter_takes_levels_and_per_target_directives() {
+        assert_eq!(
+            targets("debug", "warn").default_level(),
+            Some(LevelFilter::DEBUG)
+        );
+        let t = targets("custody_store=trace,info", "warn");
+        assert!(t.would_enable("custody_store::s3", &Level::TRACE));
+        assert!(t.would_enable("hyper", &Level::INFO));
+        assert!(!t.would_enable("hyper", &Level::DEBUG));
+        // a filter that does not parse falls back to the default, it does not fail
+        assert_eq!(
+            targets("a=b=c", "info").default_level(),
+            Some(LevelFilter::INFO)
+        );
+    }
+}

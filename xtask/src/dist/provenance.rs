@@ -46,12 +46,15 @@ pub struct BuildFacts<'a> {
 
 /// `SHA256SUMS`: one `HEX  NAME` line per artifact, sorted by name.
 pub fn sha256sums(artifacts: &[Artifact]) -> String {
-    let mut lines: Vec<String> = artifacts
+    let mut named: Vec<(String, String)> = artifacts
         .iter()
-        .map(|a| format!("{}  {}\n", a.sha256.hex(), a.file_name()))
+        .map(|a| (a.file_name(), a.sha256.hex()))
         .collect();
-    lines.sort();
-    lines.concat()
+    named.sort();
+    named
+        .iter()
+        .map(|(name, hex)| format!("{hex}  {name}\n"))
+        .collect()
 }
 
 /// The SLSA provenance v1 statement for the artifacts.
@@ -259,9 +262,11 @@ mod tests {
         let sums = sha256sums(&artifacts());
         let lines: Vec<&str> = sums.lines().collect();
         assert_eq!(lines.len(), 8);
-        let mut sorted = lines.clone();
+        let names: Vec<&str> = lines.iter().map(|l| &l[66..]).collect();
+        let mut sorted = names.clone();
         sorted.sort_unstable();
-        assert_eq!(lines, sorted);
+        assert_eq!(names, sorted, "sorted by file name");
+        assert_eq!(names[0], "custody-aarch64-unknown-linux-musl");
         let want = Digest::of(b"custody for x86_64-unknown-linux-musl").hex();
         assert!(
             lines.contains(&format!("{want}  custody-x86_64-unknown-linux-musl").as_str()),
