@@ -8,6 +8,7 @@
 mod bench;
 mod components;
 mod demo;
+mod dist;
 mod registry;
 mod sbom;
 mod test;
@@ -32,6 +33,10 @@ enum Cmd {
     Bench(bench::Args),
     /// Render the GitLab catalog layout (top-level templates/) from components/; --check for drift.
     Components(components::Args),
+    /// Static musl release binaries (x86_64, aarch64), size budgets, SHA256SUMS, signed provenance.
+    Dist(dist::Args),
+    /// Where the release binaries' bytes go, per crate (cargo-bloat).
+    Bloat(dist::BloatArgs),
     /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
     Sbom {
         /// Output file.
@@ -48,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo(a) => demo::run(&a),
         Cmd::Bench(a) => bench::run(&a),
         Cmd::Components(a) => components::run(&a),
+        Cmd::Dist(a) => dist::run(&a),
+        Cmd::Bloat(a) => dist::bloat(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
             println!("{} ({n} components)", out.display());

@@ -21,6 +21,10 @@
 //!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
 //!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
 //!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
+//! 6. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
+//!    (`cargo xtask dist --verify-reproducible` for both targets): two clean release
+//!    builds compared byte for byte and the provenance verified by `custody` and
+//!    securesystemslib. Opt-in: it is two full cross builds (tens of minutes).
 
 use std::path::Path;
 use std::process::Command;
@@ -78,6 +82,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env("CUSTODY_STEP_BINARIES", binaries)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
+    if std::env::var("CUSTODY_REPRO").is_ok_and(|v| v == "1") {
+        crate::dist::verify_reproducible(&crate::dist::Target::ALL, Path::new("target/dist"))?;
+    } else {
+        eprintln!(
+            "CUSTODY_REPRO is not 1: the reproducible-build check was not run (it takes two full release builds)"
+        );
+    }
     Ok(())
 }
 
@@ -135,18 +146,24 @@ fn step_binaries(rest: &[String]) -> anyhow::Result<std::path::PathBuf> {
 
 /// Creates or refreshes `.venv` and returns its Python.
 pub fn venv() -> anyhow::Result<String> {
-    let req = Path::new("tests/requirements.txt");
+    venv_at(Path::new(".venv"), Path::new("tests/requirements.txt"))
+}
+
+/// Creates or refreshes the venv `dir` from the pinned `requirements` and returns its
+/// Python. Packages are reinstalled only when the requirements file changes.
+pub fn venv_at(dir: &Path, requirements: &Path) -> anyhow::Result<String> {
     let wanted = hex(&Sha256::digest(
-        std::fs::read(req).context("reading tests/requirements.txt")?,
+        std::fs::read(requirements)
+            .with_context(|| format!("reading {}", requirements.display()))?,
     ));
-    let python = Path::new(".venv/bin/python");
-    let stamp = Path::new(".venv/custody-requirements.sha256");
+    let python = dir.join("bin/python");
+    let stamp = dir.join("custody-requirements.sha256");
     if !python.exists() {
-        util::run(Command::new("python3").args(["-m", "venv", ".venv"]))?;
+        util::run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
     }
-    if std::fs::read_to_string(stamp).ok().as_deref() != Some(wanted.as_str()) {
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         util::run(
-            Command::new(python)
+            Command::new(&python)
                 .args([
                     "-m",
                     "pip",
@@ -155,9 +172,9 @@ pub fn venv() -> anyhow::Result<String> {
                     "--disable-pip-version-check",
                     "-r",
                 ])
-                .arg(req),
+                .arg(requirements),
         )?;
-        std::fs::write(stamp, &wanted)?;
+        std::fs::write(&stamp, &wanted)?;
     }
     // absolute, but not canonical: resolving the venv's symlink would yield the base
     // interpreter, which does not see the venv's packages

@@ -20,6 +20,9 @@ use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::{ci, detect_context, env_vars, keyfiles};
 use custody_store::Retention;
 use evidence_upload::{Config, Outcome, Stage, UploadError, run};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Turn a stage's output into signed, retention-locked evidence.
 #[derive(Debug, Parser)]
@@ -114,14 +117,20 @@ fn load_key(env: &dyn Env, args: &Args) -> Result<SigningKey, UploadError> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            env.var(env_vars::CUSTODY_LOG)
-                .unwrap_or_else(|| "warn".into()),
-        ))
-        .with_writer(std::io::stderr)
-        .with_ansi(env.var(env_vars::NO_COLOR).is_none())
-        .without_time()
+    // `Targets` rather than `EnvFilter`: the same `level` / `target=level` syntax
+    // without a regex engine in the step binary; an unparsable filter means `warn`.
+    let filter: Targets = env
+        .var(env_vars::CUSTODY_LOG)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(env.var(env_vars::NO_COLOR).is_none())
+                .without_time(),
+        )
+        .with(filter)
         .try_init();
 
     let key = match load_key(&env, &args) {
