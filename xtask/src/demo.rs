@@ -1,18 +1,32 @@
-//! `cargo xtask demo`: the main job of the README quick start. Builds the binaries
-//! and runs a pipeline on the embedded local store with no network, then tells what
-//! happened. Each run starts from a fresh directory, so running it twice works.
+//! `cargo xtask demo`: the main job of the README quick start. Builds the binaries and
+//! runs a complete compliant pipeline on the embedded local store with no network,
+//! then tells what happened. Each run starts from a fresh directory, so running it
+//! twice works.
 //!
-//! What it covers grows with the product: today keys, `evidence-upload` of an SBOM of
-//! this workspace (with SLSA provenance) at build, a real Trivy report at scan, a
-//! deployment, the chain, a query by commit, the auditor's verification of the commit
-//! (signatures, materials, chains, stages, locks), a tampered copy that verification
-//! rejects, and an audit bundle verified offline with its HTML report.
+//! The pipeline plays one GitHub Actions run on this machine (the `GITHUB_*` variables
+//! a runner sets, nothing else; no OIDC token, no API, so runner-guard says what it
+//! could not verify): runner-guard first in each job against a demo tier model
+//! (`xtask/data/demo/tiers.yaml`); build (a CycloneDX SBOM of this workspace naming the
+//! artifact's digest, with SLSA provenance); test (custody-evidence's unit tests as JUnit
+//! from libtest, with line coverage from `-C instrument-coverage` and Debian's
+//! `llvm-22`); scan (a real Trivy report, re-dated and pointed at the artifact); the
+//! pre-approval gate, which denies because the artifact is not signed yet; sign (a
+//! `cosign sign-blob`-style ECDSA signature); the gate again; an approval by an
+//! authorized approver; the pre-deploy gate; the deploy record; then the auditor's
+//! query, verification, an offline-verified export bundle and its HTML report.
+//!
+//! `--tamper` runs the same pipeline with two faults, so a newcomer sees the guards
+//! bite: one byte of the stored scan report is changed after upload, and the approval
+//! comes from the commit's author. The pre-deploy gate denies (evidence integrity,
+//! separation of duties, an unauthorized approver), nothing is deployed, and the
+//! auditor's verification fails naming the altered file. The demo fails if either
+//! guard does not bite.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use anyhow::{Context as _, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::util::{self, cargo, output};
 
@@ -24,16 +38,70 @@ pub struct Args {
     /// Build with the release profile.
     #[arg(long)]
     release: bool,
+    /// Use the step binaries and `custody` in DIR instead of building them (the test
+    /// suite passes its own build).
+    #[arg(long, value_name = "DIR", conflicts_with = "release")]
+    bins: Option<PathBuf>,
+    /// Alter a stored scan report and let the commit's author approve: the gate must
+    /// deny and the audit must fail.
+    #[arg(long)]
+    tamper: bool,
 }
 
+const REPOSITORY: &str = "custody-dev/custody-demo";
+const RUN_ID: &str = "1";
+const ENVIRONMENT: &str = "staging";
+/// Who pushed the commit (and started the run): never an approver of it.
+const AUTHOR: &str = "dev";
+/// An approver the policy data names for `staging`.
+const APPROVER: &str = "alice";
+
 struct Demo {
-    bin: PathBuf,
+    bins: PathBuf,
     dir: PathBuf,
+    commit: String,
+    subject: String,
 }
 
 impl Demo {
+    /// A step binary as a GitHub Actions job `job` would run it: only the variables a
+    /// runner sets, none of this shell's CI, store or key variables.
+    fn step(&self, bin: &str, job: &str) -> Command {
+        let mut c = Command::new(self.bins.join(bin));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if [
+                "GITHUB_", "GITLAB_", "CI_", "CUSTODY_", "ACTIONS_", "RUNNER_",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+                || k == "CI"
+            {
+                c.env_remove(k);
+            }
+        }
+        c.current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", REPOSITORY)
+            .env("GITHUB_RUN_ID", RUN_ID)
+            .env("GITHUB_RUN_ATTEMPT", "1")
+            .env("GITHUB_SHA", &self.commit)
+            .env("GITHUB_REF", "refs/heads/main")
+            .env("GITHUB_JOB", job)
+            .env("GITHUB_ACTOR", AUTHOR)
+            .env("GITHUB_TRIGGERING_ACTOR", AUTHOR)
+            .env("RUNNER_NAME", "custody-demo")
+            .env("RUNNER_ENVIRONMENT", "self-hosted")
+            .env("GITHUB_STEP_SUMMARY", self.dir.join("summary.md"))
+            .env("GITHUB_OUTPUT", self.dir.join(format!("outputs-{job}")));
+        c
+    }
+
+    /// The auditor's `custody`, outside any pipeline.
     fn custody(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
+        let mut c = Command::new(self.bins.join("custody"));
         c.args(args)
             .current_dir(&self.dir)
             .env("NO_COLOR", "1")
@@ -42,94 +110,45 @@ impl Demo {
             .env_remove("GITLAB_CI");
         c
     }
+
     fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
         Ok(serde_json::from_str(&output(&mut self.custody(args))?)?)
     }
-}
 
-fn step(n: usize, title: &str, text: &str) {
-    println!("{n:>2}. {title:<9} {text}");
-}
-
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--locked",
-        "-p",
-        "custody",
-        "-p",
-        "evidence-upload",
-    ]);
-    if args.release {
-        build.arg("--release");
-    }
-    util::run(&mut build)?;
-    let profile = if args.release { "release" } else { "debug" };
-    let target = util::target_dir();
-    let bin = std::fs::canonicalize(target.join(profile).join("custody"))?;
-    let upload = std::fs::canonicalize(target.join(profile).join("evidence-upload"))?;
-    if args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir)
-            .with_context(|| format!("clearing {}", args.dir.display()))?;
-    }
-    std::fs::create_dir_all(&args.dir)?;
-    let dir = std::fs::canonicalize(&args.dir)?;
-    let d = Demo {
-        bin: bin.clone(),
-        dir: dir.clone(),
-    };
-    let commit = output(Command::new("git").args(["rev-parse", "HEAD"]))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "0000000000000000000000000000000000000000".into());
-
-    println!(
-        "Custody demo: one pipeline run, evidence on the embedded store at {}",
-        dir.join("store").display()
-    );
-    println!();
-    output(&mut d.custody(&["keygen", "--out", "pipeline.key"]))?;
-    step(
-        1,
-        "keys",
-        "generated the pipeline's P-256 signing key (pipeline.key, mode 0600; pipeline.key.pub to verify)",
-    );
-
-    // the artifact: this workspace's custody binary, named like an image by digest
-    let digest_line = output(&mut d.custody(&["digest", bin.to_str().context("path")?]))?;
-    let digest = digest_line
-        .split_whitespace()
-        .next()
-        .context("custody digest output")?
-        .to_owned();
-    let subject = format!("localhost/custody@{digest}");
-    let n = crate::sbom::write(&dir.join("custody.cdx.json"))?;
-    std::fs::copy("xtask/data/trivy-alpine-310.json", dir.join("trivy.json"))
-        .context("the demo attests a real Trivy report kept in xtask/data")?;
-    let stage = |stage: &str, files: &[&str], extra: &[&str]| -> anyhow::Result<Value> {
-        let mut c = Command::new(&upload);
-        c.current_dir(&dir)
-            .env("NO_COLOR", "1")
-            .env_remove("CUSTODY_STORE")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITLAB_CI")
+    /// runner-guard, the first step of `job`, judged for `tier` or `environment`.
+    fn guard(&self, job: &str, target: (&str, &str)) -> anyhow::Result<Value> {
+        let out = self
+            .step("runner-guard", job)
+            .args(["--tier-model", "tiers.yaml", target.0, target.1])
             .args([
-                "--stage",
-                stage,
-                "--subject",
-                &subject,
+                "--store",
+                "store",
+                "--key",
+                "pipeline.key",
+                "--format",
+                "json",
+            ])
+            .output()?;
+        let v = parse(&out, "runner-guard")?;
+        if !out.status.success() {
+            bail!(
+                "runner-guard failed the {job} job (exit {}): {}",
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(v)
+    }
+
+    /// evidence-upload of `files` at `stage`, in job `stage`.
+    fn upload(&self, stage: &str, files: &[&str], extra: &[&str]) -> anyhow::Result<Value> {
+        let mut c = self.step("evidence-upload", stage);
+        c.args(["--stage", stage, "--subject", &self.subject])
+            .args([
                 "--key",
                 "pipeline.key",
                 "--store",
                 "store",
-            ])
-            .args([
-                "--commit",
-                &commit,
-                "--pipeline",
-                "1",
-                "--job",
-                "release",
                 "--format",
                 "json",
             ])
@@ -138,38 +157,297 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             c.args(["--file", f]);
         }
         Ok(serde_json::from_str(&output(&mut c)?)?)
+    }
+
+    /// policy-check at `gate` in job `job`; returns the decision and the exit code.
+    fn gate(&self, gate: &str, job: &str, approvals: Option<&str>) -> anyhow::Result<Value> {
+        let mut c = self.step("policy-check", job);
+        c.args(["--gate", gate, "--subject", &self.subject])
+            .args(["--environment", ENVIRONMENT, "--store", "store"])
+            .args(["--trusted-key", "pipeline.key.pub", "--data", "policy.yaml"])
+            .args(["--platform", "none", "--signing-key", "pipeline.key"]);
+        if let Some(a) = approvals {
+            c.args(["--approvals", a]);
+        }
+        let out = c.output()?;
+        let v = parse(&out, "policy-check")?;
+        match out.status.code() {
+            Some(0 | 1) => Ok(v),
+            code => bail!(
+                "policy-check --gate {gate} failed with exit {code:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+}
+
+fn parse(out: &Output, what: &str) -> anyhow::Result<Value> {
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "{what} printed no JSON (exit {:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// One line of the story, numbered in order.
+fn step(title: &str, text: &str) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    println!("{n:>2}. {title:<10} {text}");
+}
+
+fn more(text: &str) {
+    println!("    {:<10} {text}", "");
+}
+
+fn short(v: &Value) -> String {
+    v.as_str()
+        .map_or_else(|| "-".into(), |s| s.chars().take(19).collect())
+}
+
+/// The rules of a decision with `status`, as `id: message` lines.
+fn rules(decision: &Value, status: &str) -> Vec<String> {
+    decision["rules"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["status"] == status)
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r["id"].as_str().unwrap_or("?"),
+                        r["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn count(decision: &Value, status: &str) -> usize {
+    decision["rules"]
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|r| r["status"] == status).count())
+}
+
+fn guard_line(v: &Value) -> String {
+    let report = &v["report"];
+    let checks = report["checks"].as_array().map_or(&[][..], Vec::as_slice);
+    let warn = checks.iter().filter(|c| c["status"] == "warn").count();
+    format!(
+        "tier {}: {} ({} checks, {} warnings: no OIDC token or API here, running as {}); verdict stored as record {}",
+        report["tier"].as_str().unwrap_or("?"),
+        report["outcome"].as_str().unwrap_or("?"),
+        checks.len(),
+        warn,
+        if checks
+            .iter()
+            .any(|c| c["id"] == "no-root" && c["status"] != "pass")
+        {
+            "root"
+        } else {
+            "a user"
+        },
+        short(&v["evidence"]["record"])
+    )
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let bins = match &args.bins {
+        Some(dir) => std::fs::canonicalize(dir)
+            .with_context(|| format!("--bins {}: no such directory", dir.display()))?,
+        None => {
+            let mut build = cargo();
+            build.args(["build", "--locked"]);
+            for p in ["custody", "evidence-upload", "policy-check", "runner-guard"] {
+                build.args(["-p", p]);
+            }
+            if args.release {
+                build.arg("--release");
+            }
+            util::run(&mut build)?;
+            let profile = if args.release { "release" } else { "debug" };
+            std::fs::canonicalize(util::target_dir().join(profile))?
+        }
     };
-    let b = stage("build", &["custody.cdx.json"], &[])?;
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)
+            .with_context(|| format!("clearing {}", args.dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let commit = output(Command::new("git").args(["rev-parse", "HEAD"]))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "0000000000000000000000000000000000000000".into());
+
+    // the artifact: this workspace's custody binary, named like an image by digest
+    let artifact = bins.join("custody");
+    let digest_line = output(Command::new(&artifact).arg("digest").arg(&artifact))?;
+    let digest = digest_line
+        .split_whitespace()
+        .next()
+        .context("custody digest output")?
+        .to_owned();
+    let d = Demo {
+        bins: bins.clone(),
+        dir: dir.clone(),
+        commit: commit.clone(),
+        subject: format!("localhost/custody@{digest}"),
+    };
+    // the test stage's report and coverage come first: they build an instrumented copy
+    // of custody-evidence, which takes a while on a fresh machine
+    let tests = coverage(&dir)?;
+
+    println!(
+        "Custody demo{}: one pipeline run of {REPOSITORY} (commit {}), evidence on the embedded store at {}",
+        if args.tamper { " --tamper" } else { "" },
+        &commit[..12.min(commit.len())],
+        dir.join("store").display()
+    );
+    println!();
+    for f in ["tiers.yaml", "policy.yaml"] {
+        std::fs::copy(Path::new("xtask/data/demo").join(f), dir.join(f))
+            .with_context(|| format!("copying xtask/data/demo/{f}"))?;
+    }
+    output(&mut d.custody(&["keygen", "--out", "pipeline.key"]))?;
+    output(&mut d.custody(&["keygen", "--out", "artifact.key"]))?;
     step(
-        2,
+        "keys",
+        "pipeline.key signs evidence, artifact.key signs the artifact (P-256, mode 0600; .pub files to verify)",
+    );
+
+    let g = d.guard("build", ("--tier", "development"))?;
+    step("guard", &format!("build job: {}", guard_line(&g)));
+
+    let sbom = dir.join("custody.cdx.json");
+    let n = crate::sbom::write(&sbom)?;
+    let mut bom: Value = serde_json::from_slice(&std::fs::read(&sbom)?)?;
+    bom["metadata"]["component"]["purl"] = json!(format!(
+        "pkg:oci/custody@{digest}?repository_url=localhost/custody"
+    ));
+    std::fs::write(&sbom, serde_json::to_vec_pretty(&bom)?)?;
+    let b = d.upload("build", &["custody.cdx.json"], &[])?;
+    step(
         "build",
         &format!(
-            "SBOM of this workspace ({n} components) and SLSA provenance for {}: records {} and {}",
-            &subject[..subject.len().min(40)],
+            "SBOM of this workspace ({n} components, naming {}) and SLSA provenance: records {} and {}",
+            &d.subject[..d.subject.len().min(40)],
             short(&b["records"][0]["record"]),
             short(&b["records"][1]["record"])
         ),
     );
-    let s = stage("scan", &["trivy.json"], &[])?;
+
+    let t = d.upload("test", &["junit.xml", "lcov.info"], &[])?;
+    step(
+        "test",
+        &format!(
+            "custody-evidence's {} unit tests, {} failed (libtest JUnit), line coverage {:.1}% (llvm-cov lcov): record {}",
+            tests.tests,
+            tests.failures,
+            tests.line_rate * 100.0,
+            short(&t["records"][0]["record"])
+        ),
+    );
+
+    std::fs::write(dir.join("trivy.json"), trivy(&d.subject)?)?;
+    let s = d.upload("scan", &["trivy.json"], &["--environment", ENVIRONMENT])?;
     let counts = &s["records"][0]["summary"]["counts"];
     step(
-        3,
         "scan",
         &format!(
-            "Trivy report stored byte for byte and summarized ({} critical, {} high, {} medium): record {} (chain position {})",
+            "a real Trivy report ({} critical, {} high, {} medium), re-dated and aimed at the artifact: record {}",
             counts["critical"],
             counts["high"],
             counts["medium"],
-            short(&s["records"][0]["record"]),
-            s["records"][0]["chain"]["sequence"]
+            short(&s["records"][0]["record"])
         ),
     );
-    let dep = stage("deploy", &[], &["--environment", "demo"])?;
+
+    let g = d.guard("approve", ("--environment", ENVIRONMENT))?;
+    step("guard", &format!("approval job: {}", guard_line(&g)));
+    let early = d.gate("pre-approval", "approve", None)?;
     step(
-        4,
+        "gate",
+        &format!(
+            "policy-check --gate pre-approval: {} — before anyone is asked, it shows what would block:",
+            early["decision"].as_str().unwrap_or("?")
+        ),
+    );
+    for r in rules(&early, "fail") {
+        more(&format!("✗ {r}"));
+    }
+
+    // cosign sign-blob's format: base64 of an ASN.1 ECDSA P-256 SHA-256 signature
+    let key = custody_evidence::SigningKey::from_pem(
+        &std::fs::read_to_string(dir.join("artifact.key")).context("reading artifact.key")?,
+    )?;
+    let sig = key.sign_der(&std::fs::read(&artifact)?);
+    std::fs::write(dir.join("custody.sig"), base64(&sig))?;
+    let sg = d.upload(
+        "sign",
+        &["custody.sig"],
+        &["--signing-key-id", "artifact.key.pub"],
+    )?;
+    step(
+        "sign",
+        &format!(
+            "the artifact signed with artifact.key (cosign sign-blob format): record {}",
+            short(&sg["records"][0]["record"])
+        ),
+    );
+    let again = d.gate("pre-approval", "approve", None)?;
+    step(
+        "gate",
+        &format!(
+            "policy-check --gate pre-approval again: {} ({} rules pass, {} left for the pre-deploy gate): a human may be asked",
+            again["decision"].as_str().unwrap_or("?"),
+            count(&again, "pass"),
+            count(&again, "skip")
+        ),
+    );
+    if again["decision"] != "allow" {
+        for r in rules(&again, "fail") {
+            more(&format!("✗ {r}"));
+        }
+        bail!("the signed artifact should pass the pre-approval gate");
+    }
+
+    if args.tamper {
+        return tampered(&d, s["records"][0]["record"].as_str().unwrap_or_default());
+    }
+
+    write_approvals(&dir, APPROVER)?;
+    step(
+        "approve",
+        &format!(
+            "{APPROVER}, an approver of `{ENVIRONMENT}` in policy.yaml, approves the run of {AUTHOR}'s commit (approvals.json: a platform would supply this)"
+        ),
+    );
+    let g = d.guard("deploy", ("--environment", ENVIRONMENT))?;
+    step("guard", &format!("deploy job: {}", guard_line(&g)));
+    let fin = d.gate("pre-deploy", "deploy", Some("approvals.json"))?;
+    step(
+        "gate",
+        &format!(
+            "policy-check --gate pre-deploy: {} ({} rules pass): decision record {}",
+            fin["decision"].as_str().unwrap_or("?"),
+            count(&fin, "pass"),
+            short(&fin["record"])
+        ),
+    );
+    if fin["decision"] != "allow" {
+        for r in rules(&fin, "fail") {
+            more(&format!("✗ {r}"));
+        }
+        bail!("the compliant pipeline was denied at the pre-deploy gate");
+    }
+    let dep = d.upload("deploy", &[], &["--environment", ENVIRONMENT])?;
+    step(
         "deploy",
         &format!(
-            "deployment to `demo` recorded: record {}",
+            "deployed to `{ENVIRONMENT}` and recorded: record {}",
             short(&dep["records"][0]["record"])
         ),
     );
@@ -177,17 +455,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let rows = d.json(&[
         "query", "--store", "store", "--commit", &commit, "--format", "json",
     ])?;
-    let count = rows.as_array().map_or(0, Vec::len);
     step(
-        5,
         "query",
         &format!(
-            "commit {}: {count} record(s), found by prefix listing, not a scan",
-            &commit[..12.min(commit.len())]
+            "commit {}: {} record(s), found by prefix listing, not a scan",
+            &commit[..12.min(commit.len())],
+            rows.as_array().map_or(0, Vec::len)
         ),
     );
-
-    // the auditor's check: signatures, materials, chains, stages and locks in one go
     let audit = d.json(&[
         "verify",
         "--store",
@@ -195,60 +470,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "--commit",
         &commit,
         "--require-stages",
-        "build,scan,deploy",
+        "build,test,scan,sign,deploy",
         "--key",
         "pipeline.key.pub",
         "--format",
         "json",
     ])?;
     step(
-        6,
         "verify",
         &format!(
-            "all {} signatures verify against pipeline.key.pub; materials match their digests; {} chain(s) intact; build, scan and deploy present; every object locked for 6 years",
+            "all {} signatures verify against pipeline.key.pub; materials match their digests; {} chain(s) intact; build, test, scan, sign and deploy present; every object locked for 6 years",
             audit["totals"]["verified"], audit["totals"]["chains"]
         ),
     );
-
-    let rec = s["records"][0]["record"].as_str().unwrap_or_default();
-    let hex = rec.trim_start_matches("sha256:");
-    let stored = dir
-        .join("store/objects/sha256")
-        .join(&hex[..2])
-        .join(&hex[2..]);
-    let mut env: Value = serde_json::from_slice(&std::fs::read(&stored)?)?;
-    // change one base64 character in the middle of the signed payload
-    let mut payload: Vec<u8> = env["payload"]
-        .as_str()
-        .unwrap_or_default()
-        .bytes()
-        .collect();
-    let mid = payload.len() / 2;
-    payload[mid] = if payload[mid] == b'A' { b'B' } else { b'A' };
-    env["payload"] = Value::String(String::from_utf8(payload)?);
-    let forged = dir.join("forged-scan.json");
-    std::fs::write(&forged, serde_json::to_vec(&env)?)?;
-    let out = d
-        .custody(&[
-            "verify",
-            forged.to_str().unwrap_or_default(),
-            "--key",
-            "pipeline.key.pub",
-        ])
-        .output()?;
-    if out.status.success() {
-        bail!("a tampered envelope verified: the demo's guard did not bite");
-    }
-    let reason = String::from_utf8_lossy(&out.stderr);
-    step(
-        7,
-        "tamper",
-        &format!(
-            "an altered copy of the scan record is rejected (exit {}): {}",
-            out.status.code().unwrap_or(-1),
-            reason.trim().trim_start_matches("error: ")
-        ),
-    );
+    forged_copy(&d, s["records"][0]["record"].as_str().unwrap_or_default())?;
 
     let bundle = dir.join("audit.tar.gz");
     output(&mut d.custody(&[
@@ -258,7 +493,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "--commit",
         &commit,
         "--require-stages",
-        "build,scan,deploy",
+        "build,test,scan,sign,deploy",
         "--key",
         "pipeline.key.pub",
         "--out",
@@ -266,11 +501,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     ]))?;
     output(&mut d.custody(&["verify-bundle", "audit.tar.gz", "--key", "pipeline.key.pub"]))?;
     let report = dir.join("report");
-    let _ = std::fs::remove_dir_all(&report);
     std::fs::create_dir_all(&report)?;
-    util_untar(&bundle, &report)?;
+    output(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(&report),
+    )?;
     step(
-        8,
         "export",
         &format!(
             "audit bundle {} verified offline (evidence, keys, verification, report)",
@@ -282,30 +521,297 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "The auditor's report: {}",
         report.join("custody-bundle/report.html").display()
     );
+    println!(
+        "The gates' step summary: {}",
+        dir.join("summary.md").display()
+    );
     println!();
     println!("Ask the store yourself:");
     println!(
         "  {} query --store {} --commit {}",
-        bin.display(),
+        bins.join("custody").display(),
         dir.join("store").display(),
         commit
+    );
+    println!("And watch the guards bite: cargo xtask demo --tamper");
+    Ok(())
+}
+
+/// A copy of the scan record with one base64 character of its payload changed is
+/// rejected by `custody verify`.
+fn forged_copy(d: &Demo, record: &str) -> anyhow::Result<()> {
+    let stored = object_path(&d.dir, record);
+    let mut env: Value = serde_json::from_slice(&std::fs::read(&stored)?)?;
+    let mut payload: Vec<u8> = env["payload"]
+        .as_str()
+        .unwrap_or_default()
+        .bytes()
+        .collect();
+    let mid = payload.len() / 2;
+    payload[mid] = if payload[mid] == b'A' { b'B' } else { b'A' };
+    env["payload"] = Value::String(String::from_utf8(payload)?);
+    let forged = d.dir.join("forged-scan.json");
+    std::fs::write(&forged, serde_json::to_vec(&env)?)?;
+    let out = d
+        .custody(&["verify", "forged-scan.json", "--key", "pipeline.key.pub"])
+        .output()?;
+    if out.status.success() {
+        bail!("a tampered envelope verified: the demo's guard did not bite");
+    }
+    let reason = String::from_utf8_lossy(&out.stderr);
+    step(
+        "forgery",
+        &format!(
+            "a copy of the scan record with one changed byte is rejected (exit {}): {}",
+            out.status.code().unwrap_or(-1),
+            reason.trim().trim_start_matches("error: ")
+        ),
     );
     Ok(())
 }
 
-fn short(v: &Value) -> String {
-    v.as_str()
-        .map_or_else(|| "-".into(), |s| s.chars().take(19).collect())
+/// `--tamper`: the stored scan report loses a byte's honesty and the author approves
+/// their own change. Both guards must bite.
+fn tampered(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
+    // the scan report the record names, as stored
+    let env: Value = serde_json::from_slice(&std::fs::read(object_path(&d.dir, scan_record))?)?;
+    let payload = base64_decode(env["payload"].as_str().unwrap_or_default())?;
+    let statement: Value = serde_json::from_slice(&payload)?;
+    let material = statement["custodyRecord"]["materials"][0]["digest"]
+        .as_str()
+        .context("the scan record names no material")?;
+    let stored = object_path(&d.dir, material);
+    let mut bytes = std::fs::read(&stored)
+        .with_context(|| format!("reading the stored scan report {}", stored.display()))?;
+    // "CRITICAL" counts are what an insider would lower; any byte will do
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    make_writable(&stored)?;
+    std::fs::write(&stored, &bytes)?;
+    step(
+        "TAMPER",
+        &format!(
+            "one byte of the stored Trivy report changed after upload ({})",
+            stored.strip_prefix(&d.dir).unwrap_or(&stored).display()
+        ),
+    );
+    write_approvals(&d.dir, AUTHOR)?;
+    step(
+        "TAMPER",
+        &format!("{AUTHOR}, the commit's author, approves their own change"),
+    );
+    let g = d.guard("deploy", ("--environment", ENVIRONMENT))?;
+    step("guard", &format!("deploy job: {}", guard_line(&g)));
+    let fin = d.gate("pre-deploy", "deploy", Some("approvals.json"))?;
+    let failed = rules(&fin, "fail");
+    step(
+        "gate",
+        &format!(
+            "policy-check --gate pre-deploy: {} — nothing is deployed:",
+            fin["decision"].as_str().unwrap_or("?")
+        ),
+    );
+    for r in &failed {
+        more(&format!("✗ {r}"));
+    }
+    for id in [
+        "evidence-integrity",
+        "separation-of-duties",
+        "approvers-authorized",
+    ] {
+        if fin["decision"] != "deny" || !failed.iter().any(|r| r.starts_with(id)) {
+            bail!("the pre-deploy gate did not deny on {id}: the guard did not bite");
+        }
+    }
+    let out = d
+        .custody(&[
+            "verify",
+            "--store",
+            "store",
+            "--commit",
+            &d.commit,
+            "--key",
+            "pipeline.key.pub",
+            "--format",
+            "json",
+        ])
+        .output()?;
+    let audit = parse(&out, "custody verify")?;
+    if out.status.success() || audit["ok"] != false {
+        bail!("custody verify accepted a store with an altered scan report");
+    }
+    step(
+        "verify",
+        &format!(
+            "custody verify fails (exit {}), {} error(s):",
+            out.status.code().unwrap_or(-1),
+            audit["totals"]["errors"]
+        ),
+    );
+    for f in audit["findings"].as_array().into_iter().flatten() {
+        if f["severity"] == "error" {
+            more(&format!(
+                "✗ {} {}: {}",
+                f["check"].as_str().unwrap_or("?"),
+                f["about"].as_str().unwrap_or(""),
+                f["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    println!();
+    println!("Both guards bit: the gate refused the deploy and the audit names the altered file.");
+    println!(
+        "The gates' step summary: {}",
+        d.dir.join("summary.md").display()
+    );
+    Ok(())
 }
 
-/// Unpacks a bundle with the system's tar (for the reader to open the report).
-fn util_untar(bundle: &std::path::Path, into: &std::path::Path) -> anyhow::Result<()> {
-    output(
-        Command::new("tar")
-            .arg("xzf")
-            .arg(bundle)
-            .arg("-C")
-            .arg(into),
-    )?;
+fn object_path(dir: &Path, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    dir.join("store/objects/sha256")
+        .join(hex.get(..2).unwrap_or_default())
+        .join(hex.get(2..).unwrap_or_default())
+}
+
+/// Stored objects are read-only (write-once); the insider has the filesystem.
+fn make_writable(p: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))?;
     Ok(())
+}
+
+fn write_approvals(dir: &Path, approver: &str) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now().to_string();
+    let doc = json!({
+        "approvals": [{"login": approver, "state": "approved", "at": now}],
+        "people": {
+            "prAuthors": [{"login": AUTHOR}],
+            "commitAuthors": [{"login": AUTHOR}],
+            "committers": [{"login": AUTHOR}],
+            "triggeringActors": [{"login": AUTHOR}]
+        }
+    });
+    std::fs::write(dir.join("approvals.json"), serde_json::to_vec_pretty(&doc)?)?;
+    Ok(())
+}
+
+/// The Trivy report the demo attests (xtask/data, a byte-exact upstream file), scanned
+/// now and of the artifact: `CreatedAt` and `Metadata.RepoDigests` rewritten.
+fn trivy(subject: &str) -> anyhow::Result<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(
+        &std::fs::read("xtask/data/trivy-alpine-310.json")
+            .context("the demo attests a real Trivy report kept in xtask/data")?,
+    )?;
+    v["CreatedAt"] = json!(jiff::Timestamp::now().to_string());
+    v["Metadata"]["RepoDigests"] = json!([subject]);
+    Ok(serde_json::to_vec_pretty(&v)?)
+}
+
+struct TestRun {
+    tests: u64,
+    failures: u64,
+    line_rate: f64,
+}
+
+/// custody-evidence's unit tests, built with `-C instrument-coverage` (in their own
+/// target directory, reused by the next run): libtest's JUnit report (`--format junit`,
+/// an unstable libtest option that `RUSTC_BOOTSTRAP=1` unlocks on the pinned stable
+/// toolchain) and line coverage as lcov from Debian's `llvm-22` (the toolchain's LLVM
+/// major version; installed with apt-get when missing).
+fn coverage(dir: &Path) -> anyhow::Result<TestRun> {
+    util::debian_package("llvm-22", "/usr/bin/llvm-cov-22")
+        .context("the demo's coverage needs llvm-profdata-22 and llvm-cov-22")?;
+    let target = util::target_dir().join("demo-coverage");
+    eprintln!(
+        "building custody-evidence's unit tests with coverage instrumentation in {} (slow the first time)",
+        target.display()
+    );
+    let built = output(
+        cargo()
+            .args(["test", "--locked", "-p", "custody-evidence", "--lib"])
+            .args(["--no-run", "--message-format", "json"])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTFLAGS", "-C instrument-coverage"),
+    )?;
+    let exe = built
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .context("cargo built no custody-evidence test executable")?;
+    let raw = dir.join("coverage");
+    std::fs::create_dir_all(&raw)?;
+    let out = Command::new(&exe)
+        .args(["-Z", "unstable-options", "--format", "junit"])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("LLVM_PROFILE_FILE", raw.join("evidence-%p.profraw"))
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let junit = String::from_utf8(out.stdout)?;
+    if !junit.contains("<testsuites>") {
+        bail!(
+            "the unit tests printed no JUnit report (exit {:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(dir.join("junit.xml"), &junit)?;
+    let profdata = raw.join("evidence.profdata");
+    let mut merge = Command::new("/usr/bin/llvm-profdata-22");
+    merge.args(["merge", "-sparse", "-o"]).arg(&profdata);
+    for e in std::fs::read_dir(&raw)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "profraw") {
+            merge.arg(p);
+        }
+    }
+    output(&mut merge)?;
+    let root = util::root()?;
+    let lcov = output(
+        Command::new("/usr/bin/llvm-cov-22")
+            .args(["export", "--format=lcov", "--instr-profile"])
+            .arg(&profdata)
+            .arg(&exe)
+            .arg("--ignore-filename-regex=(/\\.cargo/|/rustc/|/registry/)"),
+    )?;
+    // paths relative to the repository, as coverage tools usually report them
+    let lcov = lcov.replace(&format!("SF:{}/", root.display()), "SF:");
+    std::fs::write(dir.join("lcov.info"), &lcov)?;
+    let (mut found, mut hit) = (0u64, 0u64);
+    for l in lcov.lines() {
+        if let Some(n) = l.strip_prefix("LF:") {
+            found += n.parse::<u64>().unwrap_or(0);
+        } else if let Some(n) = l.strip_prefix("LH:") {
+            hit += n.parse::<u64>().unwrap_or(0);
+        }
+    }
+    let attr = |name: &str| -> u64 {
+        junit
+            .split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(TestRun {
+        tests: attr("tests"),
+        failures: attr("failures") + attr("errors"),
+        line_rate: if found == 0 {
+            0.0
+        } else {
+            hit as f64 / found as f64
+        },
+    })
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_decode(s: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
 }

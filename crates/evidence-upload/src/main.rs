@@ -87,7 +87,7 @@ struct Args {
 
 fn fail(env: &dyn Env, err: &UploadError) -> ExitCode {
     if let Some(line) = ci::error_annotation(env, err.file().as_deref(), &err.to_string()) {
-        out!("{line}");
+        eprintln!("{line}");
     }
     eprintln!("error: {err}");
     ExitCode::from(err.exit_code())
@@ -100,7 +100,8 @@ fn usage(env: &dyn Env, message: String) -> ExitCode {
 fn load_key(env: &dyn Env, args: &Args) -> Result<SigningKey, UploadError> {
     if let Some(pem) = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM) {
         for line in ci::add_mask(env, &pem) {
-            out!("{line}");
+            // on stderr like every workflow command: stdout carries data only
+            eprintln!("{line}");
         }
         return SigningKey::from_pem(&pem).map_err(|e| {
             UploadError::Usage(format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM))

@@ -161,7 +161,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let message = format!("{err:#}");
             if let Some(line) = ci::error_annotation(&env, None, &message) {
-                out!("{line}");
+                eprintln!("{line}");
             }
             eprintln!("policy-check: error: {message}");
             ExitCode::from(EXIT_ERROR)
@@ -300,7 +300,8 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
 fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
     if let Some(pem) = env.var(v::CUSTODY_SIGNING_KEY_PEM) {
         for line in ci::add_mask(env, &pem) {
-            out!("{line}");
+            // on stderr like every workflow command: stdout carries data only
+            eprintln!("{line}");
         }
         return SigningKey::from_pem(&pem)
             .map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
@@ -410,7 +411,9 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
                 r.id, r.control, r.message
             ),
         ) {
-            out!("{line}");
+            // workflow commands on stderr (GitHub reads both streams): stdout is the
+            // decision document and nothing else
+            eprintln!("{line}");
         }
     }
     if let Err(e) = ci::github_summary(env, &decision.to_markdown()) {

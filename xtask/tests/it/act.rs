@@ -57,7 +57,10 @@ impl Setup {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("custody.yml"), yaml).unwrap();
         for (name, from) in files {
-            std::fs::copy(from, self.ws.join(name)).unwrap();
+            let to = self.ws.join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(from, &to)
+                .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
         }
         support::git_repo(&self.ws);
     }

@@ -11,6 +11,7 @@
 )]
 
 mod act;
+mod demo;
 mod gitlab;
 mod guard;
 mod static_checks;

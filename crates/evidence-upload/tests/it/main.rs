@@ -552,16 +552,18 @@ fn github_outputs_summary_annotations_and_masks() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
     let body_line = pem.lines().nth(1).unwrap();
     assert!(
-        stdout.contains(&format!("::add-mask::{body_line}")),
+        stderr.contains(&format!("::add-mask::{body_line}")),
         "the key is masked before anything else"
     );
     assert_eq!(
-        stdout.matches(body_line).count(),
+        stderr.matches(body_line).count(),
         1,
         "and never printed otherwise"
     );
+    assert!(!stdout.contains(body_line), "{stdout}");
     let outputs = std::fs::read_to_string(&out_file).unwrap();
     assert!(
         outputs.lines().any(|l| l.starts_with("record=sha256:")),
@@ -583,10 +585,12 @@ fn github_outputs_summary_annotations_and_masks() {
         .env("GITHUB_ACTIONS", "true")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    // the workflow command goes to stderr: stdout carries data only
+    assert!(o.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stdout.starts_with("::error file=fixtures/tests-junit/jest-junit.xml::"),
-        "{stdout}"
+        stderr.starts_with("::error file=fixtures/tests-junit/jest-junit.xml::"),
+        "{stderr}"
     );
 }
 

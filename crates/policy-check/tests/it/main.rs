@@ -128,12 +128,15 @@ fn deny_exits_1_with_annotations_and_a_dotenv_report() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let (annotations, doc): (Vec<&str>, Vec<&str>) =
-        stdout.lines().partition(|l| l.starts_with("::error"));
-    assert_eq!(annotations.len(), 1, "{stdout}");
+    // annotations on stderr; stdout is the decision document alone
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let annotations: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
+    assert_eq!(annotations.len(), 1, "{stderr}");
     assert!(annotations[0].contains("policy scan-fresh failed (HIPAA §164.308(a)(1)(ii)(A))"));
-    let d: Value = serde_json::from_str(&doc.join("\n")).unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["decision"], "deny");
     let env = std::fs::read_to_string(dir.path().join("policy.env")).unwrap();
     assert!(env.contains("CUSTODY_POLICY_DECISION=deny\n"), "{env}");
