@@ -13,5 +13,6 @@
 mod act;
 mod gitlab;
 mod guard;
+mod release;
 mod static_checks;
 mod support;
