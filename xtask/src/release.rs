@@ -147,6 +147,8 @@ struct Plan {
     root: PathBuf,
     version: semver::Version,
     tag: String,
+    /// OWNER/NAME for the manifests; `None`: keep theirs.
+    repo: Option<String>,
     workspace_version: semver::Version,
     stage: Stage,
     /// `None`: built by `cargo xtask dist` in the prepare step.
@@ -349,18 +351,23 @@ fn validate(args: &Args) -> anyhow::Result<Plan> {
     {
         check_manifests(&root, a)?;
     }
+    // the repository the manifests name (where the Actions download binaries from),
+    // also without --no-github
+    let repo = match &args.github_repo {
+        Some(r) => Some(r.clone()),
+        None => repository
+            .strip_prefix("https://github.com/")
+            .map(|r| r.trim_end_matches(".git").trim_end_matches('/').to_owned()),
+    };
+    if let Some(r) = &repo {
+        github::split_repo(r)?;
+    }
     let github = if args.no_github {
         None
     } else {
-        let repo = match &args.github_repo {
-            Some(r) => r.clone(),
-            None => repository
-                .strip_prefix("https://github.com/")
-                .map(|r| r.trim_end_matches(".git").trim_end_matches('/').to_owned())
-                .with_context(|| {
-                    format!("the workspace repository {repository} is not on github.com: pass --github-repo OWNER/NAME")
-                })?,
-        };
+        let repo = repo.clone().with_context(|| {
+            format!("the workspace repository {repository} is not on github.com: pass --github-repo OWNER/NAME")
+        })?;
         let token = token(GITHUB_TOKEN_VAR);
         if token.is_none() && !args.dry_run {
             bail!(
@@ -400,6 +407,7 @@ fn validate(args: &Args) -> anyhow::Result<Plan> {
         root,
         version,
         tag,
+        repo,
         workspace_version,
         stage,
         assets,
@@ -668,10 +676,10 @@ fn prepare_files(plan: &Plan, args: &Args) -> anyhow::Result<Vec<Asset>> {
     )?;
     eprintln!("  Cargo.toml, Cargo.lock and CHANGELOG.md at {v}");
     let assets = build_assets(plan, args)?;
-    let repo = plan
-        .github
-        .as_ref()
-        .map_or_else(|| read_manifest_repo(root), |g| Ok(g.repo.clone()))?;
+    let repo = match &plan.repo {
+        Some(r) => r.clone(),
+        None => read_manifest_repo(root)?,
+    };
     let written = write_manifests(plan, &repo, &assets)?;
     eprintln!("  {} manifests carry the checksums", written.len());
     crate::components::render_all(root, false)?;

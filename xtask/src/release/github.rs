@@ -42,7 +42,7 @@ const DEFAULT_API: &str = "https://api.github.com";
 const TIMEOUT_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
 const TIMEOUT_READ: std::time::Duration = std::time::Duration::from_secs(300);
 
-fn split_repo(repo: &str) -> anyhow::Result<(&str, &str)> {
+pub fn split_repo(repo: &str) -> anyhow::Result<(&str, &str)> {
     match repo.split_once('/') {
         Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => Ok((o, n)),
         _ => bail!("--github-repo {repo}: expected OWNER/NAME"),

@@ -617,6 +617,7 @@ fn gitlab(state: &Mutex<GlState>, req: &Request) -> Reply {
 struct Setup {
     _tmp: tempfile::TempDir,
     repo: PathBuf,
+    remote: PathBuf,
     assets: PathBuf,
     github: GitHub,
     gitlab: GitLab,
@@ -653,6 +654,16 @@ fn setup() -> Setup {
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "before the release"]);
+    // where `--push origin` goes
+    let remote = tmp.path().join("remote.git");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    git(
+        &repo,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
     let assets = tmp.path().join("dist");
     std::fs::create_dir_all(&assets).unwrap();
     let mut sums = Vec::new();
@@ -681,6 +692,7 @@ fn setup() -> Setup {
     Setup {
         _tmp: tmp,
         repo,
+        remote,
         assets,
         github: GitHub::start(),
         gitlab: GitLab::start(),
@@ -954,9 +966,17 @@ fn release_dry_run_prints_the_plan_and_changes_nothing() {
 #[test]
 fn release_full_run_publishes_on_both_forges() {
     let s = setup();
-    let (out, stdout, stderr) = s.release(&[]);
+    let (out, stdout, stderr) = s.release(&["--push", "origin"]);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_released(&s);
+    // the branch and the annotated tag reached the remote
+    let head = git(&s.repo, &["rev-parse", "HEAD"]);
+    assert_eq!(git(&s.remote, &["rev-parse", "refs/heads/main"]), head);
+    assert_eq!(
+        git(&s.remote, &["rev-parse", &format!("{TAG}^{{commit}}")]),
+        head
+    );
+    assert_eq!(git(&s.remote, &["cat-file", "-t", TAG]), "tag");
     assert!(
         stdout.contains(&format!("released {VERSION}: tag {TAG}")),
         "{stdout}"
@@ -977,7 +997,7 @@ fn release_full_run_publishes_on_both_forges() {
     }
     // a rerun of a finished release changes and uploads nothing
     let gh_before = s.github.requests().len();
-    let (out, stdout, stderr) = s.release(&[]);
+    let (out, stdout, stderr) = s.release(&["--push", "origin"]);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("0 uploaded, 0 replaced, 11 already there; was already published"),
@@ -1139,4 +1159,76 @@ fn release_tokens_never_reach_the_output() {
         seen.iter().all(|h| *h == format!("Bearer {GITHUB_TOKEN}")),
         "{seen:?}"
     );
+}
+
+#[test]
+fn release_tags_a_release_commit_left_untagged() {
+    let s = setup();
+    // a run that stopped between the commit and the tag
+    let (out, stdout, stderr) = s.release(&["--no-github", "--no-gitlab"]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(s.github.requests().is_empty() && s.gitlab.requests().is_empty());
+    git(&s.repo, &["tag", "-d", TAG]);
+    let head = git(&s.repo, &["rev-parse", "HEAD"]);
+    let (out, stdout, stderr) = s.release(&[]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("HEAD is the release commit, tagging"),
+        "{stderr}"
+    );
+    assert_eq!(
+        git(&s.repo, &["rev-parse", "HEAD"]),
+        head,
+        "no second commit"
+    );
+    assert_released(&s);
+}
+
+#[test]
+fn release_refuses_bad_versions_and_restores_a_failed_prepare() {
+    let s = setup();
+    let before = s.snapshot();
+    for (version, why) in [
+        ("v0.2.0", "without the `v`"),
+        ("0.2", "not a semantic version"),
+        ("0.1.0", "not above the workspace version 0.1.0"),
+        ("0.0.9", "not above the workspace version 0.1.0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["release", version, "--no-github", "--no-gitlab", "--root"])
+            .arg(&s.repo)
+            .arg("--assets")
+            .arg(&s.assets)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{version} accepted");
+        assert!(stderr.contains(why), "{version}: {stderr}");
+    }
+    // uncommitted changes are refused (the release commit must describe the source)
+    std::fs::write(s.repo.join("stray.txt"), "x").unwrap();
+    let (out, _, stderr) = s.release(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("uncommitted changes") && stderr.contains("stray.txt"),
+        "{stderr}"
+    );
+    std::fs::remove_file(s.repo.join("stray.txt")).unwrap();
+    // a manifest names a binary the assets lack: prepare fails and puts every file back
+    let sums = std::fs::read_to_string(s.assets.join("SHA256SUMS")).unwrap();
+    let kept: String = sums
+        .lines()
+        .filter(|l| !l.ends_with("runner-guard-x86_64-unknown-linux-musl"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(s.assets.join("SHA256SUMS"), kept).unwrap();
+    let (out, _, stderr) = s.release(&[]);
+    assert!(!out.status.success());
+    assert!(stderr.contains("the prepare step failed"), "{stderr}");
+    assert!(
+        stderr.contains("runner-guard-x86_64-unknown-linux-musl") && stderr.contains("restored"),
+        "{stderr}"
+    );
+    assert_eq!(s.snapshot(), before, "the working tree is as it was");
+    assert!(s.github.requests().is_empty() && s.gitlab.requests().is_empty());
 }
