@@ -651,6 +651,18 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     support::published_copy(&repo);
+    pin_workspace_version(&repo, "0.1.0");
+    // an entry to release even when this checkout's Unreleased section is empty
+    let changelog = std::fs::read_to_string(repo.join("CHANGELOG.md")).unwrap();
+    std::fs::write(
+        repo.join("CHANGELOG.md"),
+        changelog.replacen(
+            "## [Unreleased]\n",
+            "## [Unreleased]\n\n### Added\n- What this test release adds.\n",
+            1,
+        ),
+    )
+    .unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "before the release"]);
@@ -697,6 +709,37 @@ fn setup() -> Setup {
         github: GitHub::start(),
         gitlab: GitLab::start(),
     }
+}
+
+/// Sets the copy's workspace version to `to` (in Cargo.toml and the members' Cargo.lock
+/// entries), so the tests release 0.2.0 whatever version this checkout is at.
+fn pin_workspace_version(repo: &Path, to: &str) {
+    let toml = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
+    let needle = "[workspace.package]\nversion = \"";
+    let at = toml.find(needle).unwrap() + needle.len();
+    let end = at + toml[at..].find('"').unwrap();
+    let from = toml[at..end].to_owned();
+    if from == to {
+        return;
+    }
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        format!("{}{to}{}", &toml[..at], &toml[end..]),
+    )
+    .unwrap();
+    let mut lock = std::fs::read_to_string(repo.join("Cargo.lock")).unwrap();
+    let mut members: Vec<String> = std::fs::read_dir(repo.join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    members.push("xtask".into());
+    for m in members {
+        lock = lock.replace(
+            &format!("name = \"{m}\"\nversion = \"{from}\"\n"),
+            &format!("name = \"{m}\"\nversion = \"{to}\"\n"),
+        );
+    }
+    std::fs::write(repo.join("Cargo.lock"), lock).unwrap();
 }
 
 /// Asset names in the order the release publishes them.
@@ -806,6 +849,22 @@ fn assert_released(s: &Setup) {
     assert!(lock.contains(&format!(
         "name = \"custody-evidence\"\nversion = \"{VERSION}\""
     )));
+    // only the workspace members' versions changed in Cargo.lock, no dependency
+    let before = git(&s.repo, &["show", "HEAD~1:Cargo.lock"]);
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(lock.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(before.lines().count(), lock.lines().count());
+    assert!(!changed.is_empty());
+    let bumped = format!("version = \"{VERSION}\"");
+    assert!(
+        changed
+            .iter()
+            .all(|(a, b)| *a == "version = \"0.1.0\"" && *b == bumped),
+        "{changed:?}"
+    );
     let changelog = std::fs::read_to_string(s.repo.join("CHANGELOG.md")).unwrap();
     let heading = format!("## [Unreleased]\n\n## [{VERSION}] - ");
     let at = changelog
