@@ -199,6 +199,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 commit: &commit,
                 name: &name,
                 body: &notes,
+                prerelease: !plan.version.pre.is_empty(),
             };
             let o = block_on(github::publish(&t, &assets)).with_context(|| resumes("github"))?;
             let _ = writeln!(
@@ -863,6 +864,7 @@ fn describe(plan: &Plan, args: &Args) -> anyhow::Result<String> {
                 commit: &commit,
                 name: &name,
                 body: "",
+                prerelease: !plan.version.pre.is_empty(),
             };
             for call in github::plan(&t, assets)? {
                 let _ = writeln!(s, "   - {call}");

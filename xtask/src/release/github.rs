@@ -25,6 +25,8 @@ pub struct Target<'a> {
     pub commit: &'a str,
     pub name: &'a str,
     pub body: &'a str,
+    /// A semver pre-release (`1.0.0-rc.1`) is marked as a GitHub pre-release.
+    pub prerelease: bool,
 }
 
 /// What happened, for the summary.
@@ -139,6 +141,7 @@ pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome
                 .target_commitish(t.commit)
                 .name(t.name)
                 .body(t.body)
+                .prerelease(t.prerelease)
                 .draft(true)
                 .send()
                 .await
