@@ -347,10 +347,12 @@ fn validate(args: &Args) -> anyhow::Result<Plan> {
             None
         }
     };
-    if stage != Stage::Fresh
-        && let Some(a) = &assets
-    {
-        check_manifests(&root, a)?;
+    if let Some(a) = &assets {
+        if stage == Stage::Fresh {
+            check_manifest_names(&root, a)?;
+        } else {
+            check_manifests(&root, a)?;
+        }
     }
     // the repository the manifests name (where the Actions download binaries from),
     // also without --no-github
@@ -591,6 +593,22 @@ fn check_manifests(root: &Path, assets: &[Asset]) -> anyhow::Result<()> {
                     a.name,
                     path.display()
                 ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Before preparing: every binary a manifest names is among the assets.
+fn check_manifest_names(root: &Path, assets: &[Asset]) -> anyhow::Result<()> {
+    for path in manifest_paths(root)? {
+        for a in read_manifest(&path)?.assets.values() {
+            if !assets.iter().any(|x| x.name == a.name) {
+                bail!(
+                    "asset {}: named by {} but not among the assets (SHA256SUMS): build every target",
+                    a.name,
+                    path.display()
+                );
             }
         }
     }

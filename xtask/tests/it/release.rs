@@ -1273,19 +1273,40 @@ fn release_refuses_bad_versions_and_restores_a_failed_prepare() {
         "{stderr}"
     );
     std::fs::remove_file(s.repo.join("stray.txt")).unwrap();
-    // a manifest names a binary the assets lack: prepare fails and puts every file back
-    let sums = std::fs::read_to_string(s.assets.join("SHA256SUMS")).unwrap();
+    // a manifest names a binary the assets lack: refused before anything changes
+    let sums_path = s.assets.join("SHA256SUMS");
+    let sums = std::fs::read_to_string(&sums_path).unwrap();
     let kept: String = sums
         .lines()
         .filter(|l| !l.ends_with("runner-guard-x86_64-unknown-linux-musl"))
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(s.assets.join("SHA256SUMS"), kept).unwrap();
+    std::fs::write(&sums_path, kept).unwrap();
+    let (out, _, stderr) = s.release(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("asset runner-guard-x86_64-unknown-linux-musl: named by")
+            && !stderr.contains("prepare step"),
+        "{stderr}"
+    );
+    assert_eq!(s.snapshot(), before);
+    std::fs::write(&sums_path, sums).unwrap();
+    // a failure inside prepare (a component with an unknown release marker, found
+    // while rendering, after the version and CHANGELOG were changed) puts every file back
+    let component = s.repo.join("components/runner-guard/template.yml");
+    let text = std::fs::read_to_string(&component).unwrap();
+    std::fs::write(
+        &component,
+        text.replacen("# release: version", "# release: bogus", 1),
+    )
+    .unwrap();
+    git(&s.repo, &["commit", "-q", "-am", "a bad marker"]);
+    let before = s.snapshot();
     let (out, _, stderr) = s.release(&[]);
     assert!(!out.status.success());
     assert!(stderr.contains("the prepare step failed"), "{stderr}");
     assert!(
-        stderr.contains("runner-guard-x86_64-unknown-linux-musl") && stderr.contains("restored"),
+        stderr.contains("unknown release marker") && stderr.contains("restored"),
         "{stderr}"
     );
     assert_eq!(s.snapshot(), before, "the working tree is as it was");
