@@ -54,7 +54,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Renders (or with `check`, compares) every component of the repository at `root`.
-fn render_all(root: &Path, check: bool) -> anyhow::Result<()> {
+pub fn render_all(root: &Path, check: bool) -> anyhow::Result<()> {
     let release = read_manifests(&root.join("actions"))?;
     let obtain = std::fs::read_to_string(root.join(OBTAIN_SCRIPT))
         .with_context(|| format!("reading {OBTAIN_SCRIPT}"))?;

@@ -10,6 +10,7 @@ mod components;
 mod demo;
 mod dist;
 mod registry;
+mod release;
 mod sbom;
 mod test;
 mod util;
@@ -35,6 +36,8 @@ enum Cmd {
     Components(components::Args),
     /// Static musl release binaries (x86_64, aarch64), size budgets, SHA256SUMS, signed provenance.
     Dist(dist::Args),
+    /// Cut a release: versions, CHANGELOG, manifests, templates, tag; GitHub and GitLab releases.
+    Release(release::Args),
     /// Where the release binaries' bytes go, per crate (cargo-bloat).
     Bloat(dist::BloatArgs),
     /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Components(a) => components::run(&a),
         Cmd::Dist(a) => dist::run(&a),
         Cmd::Bloat(a) => dist::bloat(&a),
+        Cmd::Release(a) => release::run(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
             println!("{} ({n} components)", out.display());

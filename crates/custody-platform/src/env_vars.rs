@@ -36,6 +36,12 @@ pub const CUSTODY_GITHUB_ADMIN_TOKEN: &str = "CUSTODY_GITHUB_ADMIN_TOKEN";
 /// `custody runners audit`: a GitLab administrator's (or auditor's) token for
 /// `GET /runners/all`. Never printed.
 pub const CUSTODY_GITLAB_ADMIN_TOKEN: &str = "CUSTODY_GITLAB_ADMIN_TOKEN";
+/// `cargo xtask release` (maintainers): a GitHub token with `contents: write` on the
+/// repository, for the release and its assets. Never printed.
+pub const CUSTODY_RELEASE_GITHUB_TOKEN: &str = "CUSTODY_RELEASE_GITHUB_TOKEN";
+/// `cargo xtask release` (maintainers): a GitLab token with the `api` scope (Developer or
+/// more) for the generic package and the release. Never printed.
+pub const CUSTODY_RELEASE_GITLAB_TOKEN: &str = "CUSTODY_RELEASE_GITLAB_TOKEN";
 /// Where evidence is kept when the store cannot be reached.
 pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
 /// The job's workspace on GitHub and GitLab: evidence files must be inside it.

@@ -14,5 +14,6 @@ mod act;
 mod demo;
 mod gitlab;
 mod guard;
+mod release;
 mod static_checks;
 mod support;
