@@ -19,9 +19,18 @@ scan := lib.latest_scan if {
 	lib.latest_scan
 } else := lib.scans_of_digest[0]
 
+counted_severities := {"critical", "high"}
+
+# The findings of a counted severity, in one pass over the scan (tens of thousands of
+# findings; the passes per severity below then see only these).
+severe := [f |
+	some f in scan.findings
+	f.severity in counted_severities
+]
+
 # Ids of the findings of a severity that count (no valid exception covers them).
 counted_ids(severity) := [f.id |
-	some f in scan.findings
+	some f in severe
 	f.severity == severity
 	not cve_exceptions.covered(f)
 ]

@@ -26,7 +26,7 @@ pub mod schema;
 pub mod testing;
 
 pub use decision::{Decision, RuleResult, Status, Verdict};
-pub use engine::{Evaluation, Module, PolicySet};
+pub use engine::{Evaluation, Evaluator, Module, PolicySet};
 pub use error::PolicyError;
 pub use gate::Gate;
 pub use input::PolicyInput;

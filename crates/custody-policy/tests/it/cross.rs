@@ -23,7 +23,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use custody_policy::{PolicySet, schema};
+use custody_policy::{Evaluator, PolicySet, schema};
 use serde_json::{Value, json};
 
 use crate::support::data;
@@ -256,4 +256,22 @@ fn regopy_agrees_with_regorus_on_every_case() {
         }
     }
     assert_eq!(failed_somewhere.len(), 19, "{failed_somewhere:?}");
+}
+
+/// regorus's bytecode VM (what policy-check uses) and its tree-walking interpreter give
+/// the same decision, statuses and messages on every case, and the built-in set
+/// compiles for the VM.
+#[test]
+fn the_vm_and_the_interpreter_agree_on_every_case() {
+    let policies = PolicySet::load(&[], &[data("cross-config.yaml")], false).unwrap();
+    assert_eq!(policies.evaluator(), Evaluator::Vm);
+    for (name, input) in cases() {
+        let vm = policies.evaluate_with(Evaluator::Vm, input.clone());
+        let interpreted = policies.evaluate_with(Evaluator::Interpreter, input);
+        match (vm, interpreted) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{name}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name}"),
+            (a, b) => panic!("{name}: the VM gave {a:?}, the interpreter {b:?}"),
+        }
+    }
 }
