@@ -40,16 +40,22 @@ use crate::util::{self, output};
 pub const BINARIES: [&str; 4] = ["custody", "evidence-upload", "policy-check", "runner-guard"];
 
 /// Size budget per binary, in bytes, for either target. Set from measurement
-/// (BENCHMARKS.md "Release binaries"): the measured size of the larger target plus
-/// headroom, and never above the 10 MB goal for a step binary. A build over budget fails:
-/// trim features or dependencies, or raise the budget in the same commit that says why.
-/// `policy-check` and `runner-guard` are placeholders on main: their budget is the goal
-/// until the real binaries are measured.
+/// (BENCHMARKS.md "Release binaries"): the measured size of the larger target (x86_64)
+/// plus about 5% headroom. A build over budget fails: trim features or dependencies, or
+/// raise the budget in the same commit that says why.
+///
+/// The goal is every step binary under 10 MB. `policy-check` misses it on x86_64
+/// (11.5 MB; 10.1 MB on aarch64): it carries the whole store (AWS SDK, GitLab), regorus
+/// with its VM, octocrab, and aws-lc, which the `gitlab` crate's `reqwest/rustls`
+/// feature links into every binary that talks to GitLab (BENCHMARKS.md "Trimming"
+/// says where the bytes go and what comes next). Its budget holds today's size so it
+/// cannot grow unnoticed. `custody` is the auditors' CLI, not a job step, and carries
+/// all of it plus the audit and report code.
 const BUDGETS: [(&str, u64); 4] = [
-    ("custody", 9_500_000),
-    ("evidence-upload", 9_500_000),
-    ("policy-check", 10_000_000),
-    ("runner-guard", 10_000_000),
+    ("custody", 12_000_000),
+    ("evidence-upload", 9_100_000),
+    ("policy-check", 12_100_000),
+    ("runner-guard", 9_250_000),
 ];
 
 /// A release target.
@@ -282,6 +288,12 @@ pub fn dist(opts: &Options) -> anyhow::Result<Dist> {
     })
 }
 
+/// Code generation flags on top of the release profile. No unwind tables: with
+/// `panic = "abort"` and stripped symbols nothing reads them (no unwinding, no
+/// symbolised backtraces), and they were 0.9 MB of policy-check (`.eh_frame` and its
+/// header). The Rust standard library is prebuilt and keeps its own.
+pub const CODEGEN_FLAGS: [&str; 1] = ["-Cforce-unwind-tables=no"];
+
 /// Where the build paths are remapped to, in the order of [`remap_flags`].
 const REMAPPED_TO: [&str; 4] = ["/cargo", "/rustup", "/custody", "/target"];
 
@@ -361,7 +373,8 @@ fn build(
 ) -> anyhow::Result<()> {
     // zig's linker writes no build id unless asked (`readelf -n` shows no note), so
     // nothing derived from the link inputs' paths lands in the binary that way.
-    let rustflags = remap_flags(root, target_dir)?;
+    let mut rustflags = remap_flags(root, target_dir)?;
+    rustflags.extend(CODEGEN_FLAGS.map(String::from));
     let mut cmd = Command::new(&tools.zigbuild);
     cmd.current_dir(root);
     for (var, _) in std::env::vars_os() {

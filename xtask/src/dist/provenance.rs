@@ -82,6 +82,7 @@ pub fn statement(artifacts: &[Artifact], facts: &BuildFacts<'_>) -> Statement {
                 "sourceDateEpoch": facts.source.epoch,
                 "sourceDirty": facts.source.dirty,
                 "remapPathPrefixes": facts.remapped_to,
+                "rustflags": super::CODEGEN_FLAGS,
             },
             "resolvedDependencies": [
                 {
