@@ -275,3 +275,39 @@ fn the_vm_and_the_interpreter_agree_on_every_case() {
         }
     }
 }
+
+/// A user policy the VM compiler refuses (`with` in a rule body) leaves the decision to
+/// the interpreter, and its rule takes part in it.
+#[test]
+fn a_set_the_vm_refuses_is_decided_by_the_interpreter() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("with-keyword.rego"),
+        r#"package custody.rules.with_keyword
+
+import rego.v1
+
+meta := {"id": "with-keyword", "control": "164.312(b)", "gates": ["pre-approval", "pre-deploy"]}
+
+gate := input.gate
+
+deny contains "the gate could not be overridden" if {
+	not gate == "overridden" with input.gate as "overridden"
+}
+"#,
+    )
+    .unwrap();
+    let policies = PolicySet::load(
+        &[dir.path().to_path_buf()],
+        &[data("cross-config.yaml")],
+        false,
+    )
+    .unwrap();
+    assert_eq!(policies.evaluator(), Evaluator::Interpreter);
+    let input: Value =
+        serde_json::from_slice(&std::fs::read(data("input-ok.json")).unwrap()).unwrap();
+    let e = policies.evaluate_value(input).unwrap();
+    let rule = e.rules.iter().find(|r| r.id == "with-keyword").unwrap();
+    assert_eq!(rule.status, custody_policy::Status::Pass, "{rule:?}");
+    assert_eq!(e.rules.len(), 20);
+}
