@@ -65,6 +65,11 @@ pub struct Request {
     /// The tier the job expects to run in. Used for jobs without an environment; for jobs with
     /// one it must agree with the environment's tier.
     pub tier: Option<String>,
+    /// The environment the job gates without deploying to it (`--for-environment`), such as a
+    /// policy gate that runs before the deployment's approval: a job without an environment is
+    /// judged against the tier this environment belongs to. The job's own environment still
+    /// comes from the token (or variables), and one that differs from this fails.
+    pub for_environment: Option<String>,
     /// Require verified signals whatever the tier says (`--require-verified`). It can only
     /// make the guard stricter: a tier with `require_verified` stays strict without it.
     pub require_verified: bool,
@@ -511,7 +516,12 @@ pub fn evaluate(model: &TierModel, request: &Request, signals: &Signals) -> Repo
     token_check(&mut j);
     repository_check(&mut j);
     if let Some(tier) = tier {
-        tier_checks(&mut j, tier, environment.as_ref());
+        tier_checks(
+            &mut j,
+            tier,
+            environment.as_ref(),
+            request.for_environment.as_deref(),
+        );
     }
     local_checks(&mut j, tier);
 
@@ -580,13 +590,30 @@ fn resolve_tier<'m>(
         ));
         return None;
     }
+    // A gate job that turns out to deploy somewhere else is judged by neither environment.
+    if let Some(gated) = request.for_environment.as_deref()
+        && let Some((own, source)) = environment
+        && own != gated
+    {
+        let says = if *source == Source::VerifiedToken {
+            "its verified token says"
+        } else {
+            "its CI variables say"
+        };
+        j.checks.push(Check::fail(
+            id,
+            *source,
+            format!("the job gates environment `{gated}` but {says} `{own}`"),
+        ));
+        return None;
+    }
     let none_source = if j.claims.is_some() {
         Source::VerifiedToken
     } else {
         Source::UnverifiedVariable
     };
-    let (tier, source, why) = match environment {
-        Some((env, source)) => match model.tier_for_environment(env) {
+    let (tier, source, why) = match (environment, request.for_environment.as_deref()) {
+        (Some((env, source)), _) => match model.tier_for_environment(env) {
             Some(t) => (
                 t,
                 *source,
@@ -601,7 +628,25 @@ fn resolve_tier<'m>(
                 return None;
             }
         },
-        None => {
+        (None, Some(gated)) => match model.tier_for_environment(gated) {
+            Some(t) => (
+                t,
+                none_source,
+                format!(
+                    "the job has no environment; gating environment `{gated}`, which belongs to tier `{}`",
+                    t.name
+                ),
+            ),
+            None => {
+                j.checks.push(Check::fail(
+                    id,
+                    none_source,
+                    format!("the gated environment `{gated}` is not in the tier model: map it to a tier under `environments`"),
+                ));
+                return None;
+            }
+        },
+        (None, None) => {
             let name = request.tier.as_deref().or(model.default_tier.as_deref());
             match name.and_then(|n| model.tier(n)) {
                 Some(t) => (
@@ -697,7 +742,12 @@ fn repository_check(j: &mut Judge<'_>) {
     }
 }
 
-fn tier_checks(j: &mut Judge<'_>, tier: &Tier, environment: Option<&(String, Source)>) {
+fn tier_checks(
+    j: &mut Judge<'_>,
+    tier: &Tier,
+    environment: Option<&(String, Source)>,
+    gated: Option<&str>,
+) {
     if tier.require_protected_ref {
         let f = fact(
             j.claim_bool("ref_protected"),
@@ -711,7 +761,19 @@ fn tier_checks(j: &mut Judge<'_>, tier: &Tier, environment: Option<&(String, Sou
         );
     }
     if tier.require_protected_environment {
-        protected_environment(j, environment);
+        match (environment, gated) {
+            // a gate job before the deployment has no environment of its own (naming it
+            // would ask for the approval it gates): the deploy job's runner-guard and
+            // policy-check's environment-protected rule check the gated one's protection
+            (None, Some(gated)) => j.checks.push(Check::warn(
+                "protected-environment",
+                Source::LocalKernel,
+                format!(
+                    "the job gates environment `{gated}` without deploying to it: the deploy job's runner-guard checks that `{gated}` is protected"
+                ),
+            )),
+            _ => protected_environment(j, environment),
+        }
     }
     let runner_env = fact(
         j.claim("runner_environment"),

@@ -49,6 +49,11 @@ struct Args {
     /// The tier this job expects (for jobs without an environment; must agree otherwise).
     #[arg(long)]
     tier: Option<String>,
+    /// The environment this job gates without deploying to it (a policy gate before the
+    /// deployment's approval): judge it against the tier ENV belongs to in the tier model. A
+    /// verified token naming another environment fails the job.
+    #[arg(long, value_name = "ENV", conflicts_with_all = ["environment", "tier"])]
+    for_environment: Option<String>,
     /// Fail every check that rests only on a CI variable, whatever the tier says.
     /// Production tiers (and tiers with `require_verified`) always do.
     #[arg(long)]
@@ -143,6 +148,7 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, GuardError> {
             platform,
             environment: args.environment.clone(),
             tier: args.tier.clone(),
+            for_environment: args.for_environment.clone(),
             require_verified: args.require_verified,
         },
         root: args.root.clone(),

@@ -73,6 +73,23 @@ impl World {
         extra: &[(&str, &str)],
         request_env: Option<&str>,
     ) -> Report {
+        let request = Request {
+            platform: Platform::GitHub,
+            environment: request_env.map(str::to_owned),
+            tier: None,
+            for_environment: None,
+            require_verified: false,
+        };
+        self.run_github_request(token, extra, request)
+    }
+
+    /// [`World::run_github`] with the whole request.
+    fn run_github_request(
+        &self,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        request: Request,
+    ) -> Report {
         let tokens =
             token.map(|t| Server::start(&[("/idtoken", 200, json!({"value": t}).to_string())]));
         let mut vars: Vec<(String, String)> = vec![
@@ -98,12 +115,7 @@ impl World {
         let env = Environment::from_map(vars);
         assert_eq!(Platform::detect(&env), Some(Platform::GitHub));
         let opts = GuardOptions {
-            request: Request {
-                platform: Platform::GitHub,
-                environment: request_env.map(str::to_owned),
-                tier: None,
-                require_verified: false,
-            },
+            request,
             env,
             root: self.root.path().to_owned(),
             metadata_endpoint: Some(closed_port()),
@@ -342,6 +354,141 @@ fn job_claiming_another_environment_than_its_token_fails() {
     assert_eq!(report.outcome, Outcome::Fail);
 }
 
+/// A request for a job that gates `environment` without deploying to it.
+fn gating(environment: &str) -> Request {
+    Request {
+        platform: Platform::GitHub,
+        environment: None,
+        tier: None,
+        for_environment: Some(environment.to_owned()),
+        require_verified: false,
+    }
+}
+
+/// Claims of a job without an environment (a policy gate before the approval).
+fn claims_without_environment() -> Value {
+    let mut claims = github_claims(ISSUER);
+    let object = claims.as_object_mut().unwrap();
+    object.remove("environment");
+    object.insert(
+        "sub".into(),
+        json!("repo:acme-health/claims-service:ref:refs/heads/main"),
+    );
+    claims
+}
+
+#[test]
+fn job_gating_an_environment_is_judged_by_that_environments_tier() {
+    let world = World::github(&read_data("github-job.json"));
+    let token = world.token(&claims_without_environment());
+    let report = world.run_github_request(Some(&token), &[], gating("production"));
+    assert_eq!(report.tier.as_deref(), Some("production"));
+    // The job's own environment stays none: it gates production, it does not deploy there.
+    assert_eq!(report.environment, None);
+    assert!(report.require_verified);
+    let tier = check(&report, "tier");
+    assert_eq!(
+        (tier.status, tier.source),
+        (Status::Pass, Source::VerifiedToken)
+    );
+    assert!(
+        tier.reason
+            .contains("gating environment `production`, which belongs to tier `production`"),
+        "{}",
+        tier.reason
+    );
+    assert_eq!(check(&report, "runner").status, Status::Pass);
+    // A gate before the deployment has no environment of its own: the tier's protected
+    // environment is the deploy job's to check, so this is a warning naming it, where
+    // `--tier production` (a job claiming that tier for itself) fails.
+    let protected = check(&report, "protected-environment");
+    assert_eq!(protected.status, Status::Warn, "{}", protected.reason);
+    assert!(
+        protected
+            .reason
+            .contains("gates environment `production` without deploying to it"),
+        "{}",
+        protected.reason
+    );
+    assert_eq!(report.outcome, Outcome::Pass, "{}", report.to_markdown());
+    assert_no_secrets(&report, &token);
+
+    // Every other check is judged exactly as `--tier production` judges the same job (reasons
+    // aside: each run probes its own closed metadata port).
+    let by_tier = world.run_github_request(
+        Some(&token),
+        &[],
+        Request {
+            for_environment: None,
+            tier: Some("production".into()),
+            ..gating("production")
+        },
+    );
+    assert_eq!(
+        check(&by_tier, "protected-environment").status,
+        Status::Fail
+    );
+    let verdicts = |r: &Report| -> Vec<_> {
+        r.checks
+            .iter()
+            .filter(|c| c.id != "tier" && c.id != "protected-environment")
+            .map(|c| (c.id.clone(), c.status, c.source, c.untrusted))
+            .collect()
+    };
+    assert_eq!(verdicts(&report), verdicts(&by_tier));
+
+    // Twin: gating staging on a production runner is judged as staging, and fails.
+    let report = world.run_github_request(Some(&token), &[], gating("staging"));
+    assert_eq!(report.tier.as_deref(), Some("staging"));
+    assert_eq!(check(&report, "tier").status, Status::Pass);
+    let runner = check(&report, "runner");
+    assert_eq!(runner.status, Status::Fail, "{}", runner.reason);
+    assert_eq!(report.outcome, Outcome::Fail);
+}
+
+#[test]
+fn job_gating_an_environment_outside_the_model_fails() {
+    let world = World::github(&read_data("github-job.json"));
+    let token = world.token(&claims_without_environment());
+    let report = world.run_github_request(Some(&token), &[], gating("qa"));
+    let tier = check(&report, "tier");
+    assert_eq!(
+        (tier.status, tier.source),
+        (Status::Fail, Source::VerifiedToken)
+    );
+    assert!(
+        tier.reason.contains(
+            "the gated environment `qa` is not in the tier model: map it to a tier under `environments`"
+        ),
+        "{}",
+        tier.reason
+    );
+    assert_eq!(report.tier, None);
+    assert_eq!(report.outcome, Outcome::Fail);
+}
+
+#[test]
+fn job_gating_an_environment_whose_token_names_another_fails() {
+    let world = World::github(&read_data("github-job.json"));
+    // The token says the job deploys to production: it is no gate for staging.
+    let token = world.token(&github_claims(ISSUER));
+    let report = world.run_github_request(Some(&token), &[], gating("staging"));
+    let tier = check(&report, "tier");
+    assert_eq!(
+        (tier.status, tier.source),
+        (Status::Fail, Source::VerifiedToken)
+    );
+    assert!(
+        tier.reason.contains(
+            "the job gates environment `staging` but its verified token says `production`"
+        ),
+        "{}",
+        tier.reason
+    );
+    assert_eq!(report.tier, None);
+    assert_eq!(report.outcome, Outcome::Fail);
+}
+
 #[test]
 fn unsafe_local_facts_fail_production() {
     let mut world = World::github(&read_data("github-job.json"));
@@ -397,6 +544,7 @@ fn reachable_metadata_endpoint_fails_production() {
             platform: Platform::GitHub,
             environment: None,
             tier: None,
+            for_environment: None,
             require_verified: false,
         },
         env: Environment::from_map([
@@ -467,6 +615,7 @@ fn run_gitlab(claims: &Value, job: &str) -> (Report, Server, String) {
             platform: Platform::GitLab,
             environment: None,
             tier: None,
+            for_environment: None,
             require_verified: false,
         },
         env,

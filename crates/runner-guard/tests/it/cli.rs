@@ -259,6 +259,26 @@ fn job_claiming_another_environment_than_its_token_fails() {
 }
 
 #[test]
+fn for_environment_conflicts_with_environment_and_tier() {
+    for other in [["--environment", "production"], ["--tier", "production"]] {
+        let gh = GitHub::production()
+            .arg("--for-environment")
+            .arg("production")
+            .arg(other[0])
+            .arg(other[1]);
+        let run = gh.run();
+        assert_eq!(run.code, 2, "{other:?}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("cannot be used with") && run.stderr.contains(other[0]),
+            "{other:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "no verdict: {}", run.stdout);
+        assert!(gh.outputs().is_empty(), "no step outputs: {}", gh.outputs());
+    }
+}
+
+#[test]
 fn local_hardening_violations_fail_production() {
     let gh = GitHub::production();
     gh.sandbox.file("/var/run/docker.sock", "");

@@ -4,7 +4,9 @@
 //! that cannot be written is exit code 4 with the verdict still printed.
 
 use crate::cli::GitHub;
-use crate::support::{API_TOKEN, REQUEST_TOKEN, SHA, Sandbox};
+use crate::support::{
+    API_TOKEN, REQUEST_TOKEN, SHA, Sandbox, github_claims, read_guard_data, sign,
+};
 use custody_evidence::{
     Control, Digest, Envelope, PublicKey, SigningKey, TrustedKeys, Verified, verify_envelope,
 };
@@ -293,4 +295,53 @@ fn store_and_key_come_together_or_not_at_all() {
         .run();
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no store"), "{}", run.stderr);
+}
+
+#[test]
+fn gate_job_record_carries_the_tier_of_the_environment_it_gates() {
+    // A policy gate before the staging deployment's approval: no environment of its own, on a
+    // staging runner, judged by the tier `staging` belongs to.
+    let mut claims = github_claims();
+    let object = claims.as_object_mut().unwrap();
+    object.remove("environment");
+    object.insert(
+        "sub".into(),
+        "repo:acme-health/claims-service:ref:refs/heads/main".into(),
+    );
+    let job = read_guard_data("github-job.json")
+        .replace("production-runners", "staging-runners")
+        .replace("custody-production", "custody-staging");
+    let gh = GitHub::with_api(
+        Some(sign(&claims, false)),
+        &job,
+        &read_guard_data("github-environment.json"),
+    )
+    .arg("--for-environment")
+    .arg("staging");
+    let (gh, k, store) = with_store(gh);
+    let run = gh.run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let tier = run.check("tier");
+    assert_eq!(tier["status"], "pass");
+    assert_eq!(tier["source"], "verified-token");
+    assert!(
+        tier["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gating environment `staging`, which belongs to tier `staging`"),
+        "{tier}"
+    );
+    assert!(gh.outputs().contains("tier=staging\n"), "{}", gh.outputs());
+
+    // What policy-check's runner-tier rule reads: the record's `tier` and `outcome`.
+    let record = run.json()["evidence"]["record"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (verified, bytes) = verify_stored(&store, &record, &k.public);
+    let predicate = &verified.statement.predicate;
+    assert_eq!(predicate["tier"], "staging");
+    assert_eq!(predicate["outcome"], "pass");
+    assert_eq!(predicate["environment"], serde_json::Value::Null);
+    no_secrets(&bytes, &gh, &k);
 }
