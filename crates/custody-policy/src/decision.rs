@@ -26,6 +26,15 @@ pub enum Verdict {
     Deny,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
 /// The status of one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -171,6 +180,57 @@ impl Decision {
         md
     }
 
+    /// A short plain-text table for a job log: the verdict, one line per rule (failures
+    /// first, then the rest in decision order), unverified facts and the stored record.
+    /// No color and no escape sequences: every policy-supplied string is put on one line,
+    /// so a message can neither spoof a log line nor start a workflow command.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "policy-check {}: {} ({} rules, {} failed)\n",
+            self.gate,
+            self.decision.as_str(),
+            self.rules.len(),
+            self.failures().count()
+        );
+        let (failed, rest): (Vec<&RuleResult>, Vec<&RuleResult>) =
+            self.rules.iter().partition(|r| r.status == Status::Fail);
+        let rows: Vec<(&str, String, String)> = failed
+            .into_iter()
+            .chain(rest)
+            .map(|r| {
+                (
+                    match r.status {
+                        Status::Pass => "PASS",
+                        Status::Fail => "FAIL",
+                        Status::Skip => "SKIP",
+                    },
+                    one_line(&r.id, TEXT_ID_MAX),
+                    one_line(&r.message, TEXT_MESSAGE_MAX),
+                )
+            })
+            .collect();
+        let width = rows
+            .iter()
+            .map(|(_, id, _)| id.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (status, id, message) in rows {
+            let line = format!("{status}  {id:<width$}  {message}");
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        if !self.unverified.is_empty() {
+            text.push_str(&format!(
+                "unverified facts (not from the platform API): {}\n",
+                one_line(&self.unverified.join(", "), TEXT_MESSAGE_MAX)
+            ));
+        }
+        if let Some(r) = &self.record {
+            text.push_str(&format!("decision record {}\n", one_line(r, TEXT_ID_MAX)));
+        }
+        text
+    }
+
     /// `KEY=value` pairs for a GitLab dotenv report and GitHub step outputs.
     pub fn outputs(&self) -> Vec<(&'static str, String)> {
         let failed: Vec<&str> = self.failures().map(|r| r.id.as_str()).collect();
@@ -193,7 +253,110 @@ impl Decision {
     }
 }
 
+/// Longest rule message [`Decision::to_text`] prints, in characters; the JSON document
+/// keeps the whole text.
+const TEXT_MESSAGE_MAX: usize = 200;
+
+/// Longest rule id (or record reference) [`Decision::to_text`] prints, in characters.
+const TEXT_ID_MAX: usize = 80;
+
+/// `s` on one line for a plain-text log: runs of whitespace and control characters
+/// (newlines, tabs, escape sequences) become one space, and text longer than `max`
+/// characters is cut with an ellipsis.
+fn one_line(s: &str, max: usize) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let collapsed = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= max {
+        return collapsed;
+    }
+    let mut cut: String = collapsed.chars().take(max.saturating_sub(1)).collect();
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
+}
+
 /// Escapes a table cell: pipes would split it, newlines would end the row.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, status: Status, message: &str) -> RuleResult {
+        RuleResult {
+            id: id.into(),
+            status,
+            message: message.into(),
+            control: "164.312(c)(2)".into(),
+            title: None,
+        }
+    }
+
+    fn decision(rules: Vec<RuleResult>) -> Decision {
+        Decision {
+            gate: Gate::PreApproval,
+            decision: Verdict::Deny,
+            environment: Some("production".into()),
+            artifact: Artifact {
+                name: "ghcr.io/acme/app".into(),
+                digest: format!("sha256:{}", "1".repeat(64)),
+            },
+            evaluated_at: "2026-11-29T09:00:00Z".into(),
+            policy_digest: format!("sha256:{}", "2".repeat(64)),
+            rules,
+            approvals: vec![],
+            unverified: vec![],
+            record: None,
+        }
+    }
+
+    #[test]
+    fn text_puts_failures_first_one_line_per_rule() {
+        let d = decision(vec![
+            rule("a-rule", Status::Pass, "fine"),
+            rule("b-rule", Status::Fail, "first line\nsecond\tline"),
+            rule("c-longer-rule", Status::Skip, ""),
+            rule("d-rule", Status::Fail, "bad \u{1b}[31mred\u{1b}[0m"),
+        ]);
+        assert_eq!(
+            d.to_text(),
+            "policy-check pre-approval: deny (4 rules, 2 failed)\n\
+             FAIL  b-rule         first line second line\n\
+             FAIL  d-rule         bad [31mred [0m\n\
+             PASS  a-rule         fine\n\
+             SKIP  c-longer-rule\n"
+        );
+    }
+
+    #[test]
+    fn text_cuts_long_messages_and_names_the_record_and_unverified_facts() {
+        let mut d = decision(vec![rule("r", Status::Fail, &"x".repeat(500))]);
+        d.decision = Verdict::Allow;
+        d.unverified = vec!["approvals (file:a.json)".into()];
+        d.record = Some(format!("sha256:{}", "3".repeat(64)));
+        let text = d.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(
+            lines[0],
+            "policy-check pre-approval: allow (1 rules, 1 failed)"
+        );
+        assert_eq!(lines[1], format!("FAIL  r  {}…", "x".repeat(199)));
+        assert_eq!(
+            lines[2],
+            "unverified facts (not from the platform API): approvals (file:a.json)"
+        );
+        assert_eq!(
+            lines[3],
+            format!("decision record sha256:{}", "3".repeat(64))
+        );
+        // the cut is by characters, never inside one
+        assert_eq!(one_line(&"é".repeat(300), 200).chars().count(), 200);
+        assert_eq!(one_line("short", 200), "short");
+    }
 }

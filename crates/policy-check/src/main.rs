@@ -3,8 +3,9 @@
 //!
 //! Flags and environment resolve into a [`custody_policy::check::CheckConfig`]; the
 //! library gathers facts, evaluates and stores the signed decision; this binary prints
-//! the decision document (JSON) on stdout and tells the CI platform (step summary,
-//! annotations, outputs, dotenv report).
+//! the decision on stdout (`--format json`, the whole document, or `--format table`, a
+//! short plain-text table for a job log), writes the document to `--output FILE` when
+//! asked, and tells the CI platform (step summary, annotations, outputs, dotenv report).
 //!
 //! Exit codes: 0 allow, 1 deny, 2 error (bad flags, unreadable policy or input, an
 //! unreachable store or platform API) — distinct, so a pipeline can tell a policy
@@ -18,7 +19,9 @@ macro_rules! out {
     }};
 }
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -46,6 +49,14 @@ enum PlatformArg {
     Gitlab,
     /// No platform facts (approval rules deny unless --approvals gives them).
     None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// The whole decision document, pretty-printed JSON.
+    Json,
+    /// A short plain-text table: the verdict, one line per rule (failures first), the record.
+    Table,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -143,6 +154,13 @@ struct Args {
     /// Write a GitLab dotenv report here (default on GitLab: custody-policy.env).
     #[arg(long)]
     dotenv: Option<PathBuf>,
+    /// How the decision is printed on stdout.
+    #[arg(long, value_enum, default_value = "json", conflicts_with_all = ["print_input", "print_schema"])]
+    format: FormatArg,
+    /// Also write the decision document (the JSON `--format json` prints) to this file,
+    /// atomically, whatever the format.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["print_input", "print_schema"])]
+    output: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -393,13 +411,34 @@ fn platform(
     })
 }
 
-/// Prints the decision and tells the platform; returns the exit code.
+/// Prints the decision, writes `--output` and tells the platform; returns the exit code.
+///
+/// The decision is made (and maybe stored) by now, so a `--output` that cannot be
+/// written does not hide it: the decision is still printed and reported to the
+/// platform, and only then does the step fail with the error.
 fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
-    match serde_json::to_string_pretty(decision) {
-        Ok(s) => out!("{s}"),
+    let json = match serde_json::to_string_pretty(decision) {
+        Ok(s) => format!("{s}\n"),
         Err(e) => {
             eprintln!("policy-check: error: {e}");
             return EXIT_ERROR;
+        }
+    };
+    let written = args.output.as_deref().map(|path| {
+        write_atomically(path, json.as_bytes())
+            .map(|()| path)
+            .map_err(|e| (path, e))
+    });
+    match args.format {
+        FormatArg::Json => {
+            let _ = std::io::stdout().lock().write_all(json.as_bytes());
+        }
+        FormatArg::Table => {
+            let mut text = decision.to_text();
+            if let Some(Ok(path)) = &written {
+                text.push_str(&format!("decision document (JSON) in {}\n", path.display()));
+            }
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
     }
     for r in decision.failures() {
@@ -448,22 +487,63 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
             path.display()
         );
     }
-    let failed = decision.failures().count();
-    eprintln!(
-        "policy-check {}: {} ({} rules, {failed} failed){}",
-        decision.gate,
-        match decision.decision {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-        },
-        decision.rules.len(),
-        decision
-            .record
-            .as_deref()
-            .map_or_else(String::new, |r| format!("; decision record {r}"))
-    );
+    // the table's first line says the same on stdout: once is enough in a job log
+    if args.format == FormatArg::Json {
+        let failed = decision.failures().count();
+        eprintln!(
+            "policy-check {}: {} ({} rules, {failed} failed){}",
+            decision.gate,
+            decision.decision.as_str(),
+            decision.rules.len(),
+            decision
+                .record
+                .as_deref()
+                .map_or_else(String::new, |r| format!("; decision record {r}"))
+        );
+    }
+    if let Some(Err((path, e))) = written {
+        let message = format!(
+            "writing --output {}: {e}; the decision above ({}) stands, but the step fails: fix the path or drop --output",
+            path.display(),
+            decision.decision.as_str()
+        );
+        if let Some(line) = ci::error_annotation(env, None, &message) {
+            eprintln!("{line}");
+        }
+        eprintln!("policy-check: error: {message}");
+        return EXIT_ERROR;
+    }
     match decision.decision {
         Verdict::Allow => EXIT_ALLOW,
         Verdict::Deny => EXIT_DENY,
     }
+}
+
+/// Writes `bytes` to `path` as a whole or not at all: into a new file beside it, synced,
+/// then renamed over `path`, so a reader (or a killed job) never sees half a document.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    // create_new: never follows a planted symlink nor reuses someone else's file
+    let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let done = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return done;
+    }
+    // the rename itself survives a crash once the directory is synced; best effort
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+    Ok(())
 }

@@ -331,3 +331,267 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
         .unwrap();
     assert_eq!(found.len(), 1);
 }
+
+/// Runs the pre-deploy gate on `input` (no store, nothing recorded) with `extra` flags.
+fn decide_input(dir: &Path, input: &Path, extra: &[&str]) -> Output {
+    decide_input_cmd(dir, input, extra).output().unwrap()
+}
+
+fn decide_input_cmd(dir: &Path, input: &Path, extra: &[&str]) -> Command {
+    let mut c = cmd(dir);
+    c.args([
+        "--gate",
+        "pre-deploy",
+        "--subject",
+        DIGEST,
+        "--no-record",
+        "--input",
+    ])
+    .arg(input)
+    .arg("--data")
+    .arg(cross_config())
+    .args(extra);
+    c
+}
+
+fn stale_scan_input(dir: &Path) -> PathBuf {
+    let mut input: Value = serde_json::from_slice(&std::fs::read(input_ok()).unwrap()).unwrap();
+    input["scans"][0]["ageSeconds"] = json!(200_000);
+    let path = dir.join("stale.json");
+    std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
+    path
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn table_lists_every_rule_with_its_status_and_is_far_shorter_than_the_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = decide_input(dir.path(), &input_ok(), &[]);
+    assert_eq!(json.status.code(), Some(0));
+    let table = decide_input(dir.path(), &input_ok(), &["--format", "table"]);
+    assert_eq!(
+        table.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let d = json_out(&json);
+    let text = stdout(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "policy-check pre-deploy: allow (19 rules, 0 failed)",
+        "{text}"
+    );
+    let rules = d["rules"].as_array().unwrap();
+    assert_eq!(lines.len(), 1 + rules.len(), "{text}");
+    for r in rules {
+        let id = r["id"].as_str().unwrap();
+        let status = r["status"].as_str().unwrap().to_uppercase();
+        let found: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.split_whitespace().nth(1) == Some(id))
+            .collect();
+        assert_eq!(found.len(), 1, "{id}: {text}");
+        assert!(found[0].starts_with(&format!("{status}  {id} ")), "{text}");
+    }
+    assert!(
+        lines.len() * 4 < String::from_utf8_lossy(&json.stdout).lines().count(),
+        "{text}"
+    );
+    assert!(text.len() * 2 < json.stdout.len(), "{text}");
+    // plain text: no escape sequences, whatever the terminal
+    assert!(!text.contains('\u{1b}'), "{text}");
+    // said once, on stdout: not again among the logs on stderr
+    let stderr = String::from_utf8_lossy(&table.stderr);
+    assert!(
+        !stderr.contains("policy-check pre-deploy: allow"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_deny_in_table_format_puts_the_failed_rule_and_its_message_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = stale_scan_input(dir.path());
+    let json = decide_input(dir.path(), &stale, &[]);
+    let table = decide_input_cmd(dir.path(), &stale, &["--format", "table"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    assert_eq!(table.status.code(), Some(1));
+    let d = json_out(&json);
+    let failed = d["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "scan-fresh")
+        .unwrap();
+    assert_eq!(failed["status"], "fail");
+    let message = failed["message"].as_str().unwrap();
+    let text = stdout(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "policy-check pre-deploy: deny (19 rules, 1 failed)",
+        "{text}"
+    );
+    assert!(lines[1].starts_with("FAIL  scan-fresh "), "{text}");
+    let shown = lines[1]["FAIL  scan-fresh ".len()..].trim_start();
+    // short enough to be shown whole (cutting is table_puts_a_long_multiline_message_…)
+    assert!(message.chars().count() <= 200, "{message}");
+    assert_eq!(shown, message, "{text}");
+    assert_eq!(text.matches("FAIL").count(), 1, "{text}");
+    // the annotation still goes to stderr, as with --format json
+    let stderr = String::from_utf8_lossy(&table.stderr);
+    assert!(
+        stderr.contains("policy scan-fresh failed (HIPAA §164.308(a)(1)(ii)(A))"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn table_puts_a_long_multiline_message_on_one_cut_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let long = "y".repeat(400);
+    std::fs::write(
+        policies.join("acme-chatty.rego"),
+        format!(
+            r#"package custody.rules.acme_chatty
+
+import rego.v1
+
+meta := {{"id": "acme-chatty", "control": "164.312(b)", "gates": ["pre-approval", "pre-deploy"]}}
+
+deny contains "first line\nsecond\tline \u001b[31m{long}"
+"#
+        ),
+    )
+    .unwrap();
+    let table = decide_input(
+        dir.path(),
+        &input_ok(),
+        &["--format", "table", "--policy", policies.to_str().unwrap()],
+    );
+    assert_eq!(
+        table.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = stdout(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 20, "{text}");
+    let line = lines[1];
+    assert!(
+        line.starts_with("FAIL  acme-chatty ") && line.contains("first line second line [31myyy"),
+        "{text}"
+    );
+    let message = line["FAIL  acme-chatty ".len()..].trim_start();
+    assert_eq!(message.chars().count(), 200, "{message}");
+    assert!(message.ends_with("y…"), "{message}");
+    assert!(!text.contains('\u{1b}') && !text.contains('\t'), "{text}");
+}
+
+#[test]
+fn output_holds_the_json_that_format_json_prints_whatever_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = stale_scan_input(dir.path());
+    let printed = decide_input(dir.path(), &stale, &["--output", "json.json"]);
+    assert_eq!(printed.status.code(), Some(1));
+    let file = std::fs::read(dir.path().join("json.json")).unwrap();
+    assert_eq!(file, printed.stdout, "the same bytes as stdout");
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let table = decide_input(
+        dir.path(),
+        &stale,
+        &["--format", "table", "--output", "out/table.json"],
+    );
+    assert_eq!(
+        table.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let from_table: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/table.json")).unwrap()).unwrap();
+    assert_eq!(from_table, json_out(&printed));
+    assert_eq!(from_table["decision"], "deny");
+    let text = stdout(&table);
+    assert!(
+        text.ends_with("decision document (JSON) in out/table.json\n"),
+        "{text}"
+    );
+    // nothing left beside it: the temporary file was renamed into place
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(dir.path()), ["json.json", "out", "stale.json"]);
+    assert_eq!(names(&dir.path().join("out")), ["table.json"]);
+}
+
+#[test]
+fn an_output_that_cannot_be_written_exits_2_naming_it_after_printing_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["json", "table"] {
+        let out = decide_input(
+            dir.path(),
+            &input_ok(),
+            &["--format", format, "--output", "missing/decision.json"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("policy-check: error: writing --output missing/decision.json: ")
+                && stderr.contains("the decision above (allow) stands"),
+            "{stderr}"
+        );
+        // the decision was made: it is printed all the same
+        let text = stdout(&out);
+        match format {
+            "json" => assert_eq!(json_out(&out)["decision"], "allow"),
+            _ => {
+                assert!(text.starts_with("policy-check pre-deploy: allow"), "{text}");
+                assert!(!text.contains("missing/decision.json"), "{text}");
+            }
+        }
+        assert!(!dir.path().join("missing").exists());
+    }
+    // an existing file is replaced whole, and a directory is not a file name
+    std::fs::write(dir.path().join("old.json"), "stale").unwrap();
+    let out = decide_input(dir.path(), &input_ok(), &["--output", "old.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(dir.path().join("old.json")).unwrap(),
+        out.stdout
+    );
+    let out = decide_input(dir.path(), &input_ok(), &["--output", "."]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writing --output .: "));
+}
+
+#[test]
+fn output_and_format_apply_to_the_decision_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [["--format", "table"], ["--output", "d.json"]] {
+        let out = cmd(dir.path())
+            .args(["--print-schema", "decision"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+            "{extra:?}"
+        );
+    }
+}
