@@ -195,6 +195,8 @@ fn main() {
                 min_retention_years: 6,
                 verified_at: Timestamp::now(),
                 store_label: None,
+                required_services: Vec::new(),
+                scope: None,
             };
             let mut audited = 0;
             let (audit_ms, _) = time(11, || {

@@ -123,6 +123,8 @@ pub async fn export<S: EvidenceStore>(
             min_retention_years: req.min_retention_years,
             verified_at: req.created_at,
             store_label: None,
+            required_services: Vec::new(),
+            scope: None,
         },
     )
     .await?;
@@ -300,6 +302,8 @@ async fn derive(
             min_retention_years: manifest.min_retention_years,
             verified_at: manifest.created_at,
             store_label: Some(manifest.source.clone()),
+            required_services: Vec::new(),
+            scope: None,
         },
     )
     .await?;
@@ -537,6 +541,8 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
                     min_retention_years: manifest.min_retention_years,
                     verified_at: manifest.created_at,
                     store_label: Some(manifest.source.clone()),
+                    required_services: Vec::new(),
+                    scope: None,
                 },
             )
             .await?

@@ -17,6 +17,6 @@ pub use bundle::{
     BundleCheck, BundleError, ExportRequest, Exported, KeySource, Manifest, export, verify_bundle,
 };
 pub use verify::{
-    AUDIT_SCHEMA, Audit, AuditOptions, CheckKind, Collected, Finding, RecordEntry, Severity,
-    audit_query, audit_refs,
+    AUDIT_SCHEMA, Audit, AuditOptions, CheckKind, Collected, Finding, RecordEntry, ServiceEntry,
+    Severity, audit_query, audit_refs,
 };

@@ -1,8 +1,8 @@
 //! Verifying the evidence a query names, the way an auditor needs it checked: each
 //! record's bytes, signature and materials; the chain of every job it belongs to, whole
-//! and unbroken; the stages each pipeline must have; the retention lock as the store
-//! reports it. Every problem becomes a [`Finding`] that names what and where; the run
-//! stops early only when the store itself cannot be read.
+//! and unbroken; the stages each pipeline (or each named service) must have; the
+//! retention lock as the store reports it. Every problem becomes a [`Finding`] that
+//! names what and where; the run stops early only when the store itself cannot be read.
 //!
 //! The result depends only on the store's contents, the options and `verified_at`, never
 //! on the clock, so an exported bundle re-verified offline yields the same document.
@@ -39,6 +39,12 @@ pub struct AuditOptions {
     pub keys: TrustedKeys,
     /// Stages every pipeline in the answer must have recorded, e.g. build, test, scan.
     pub required_stages: Vec<String>,
+    /// Services that must each have recorded every required stage. When not empty, the
+    /// stages are checked per service instead of per pipeline: a GitLab parent pipeline
+    /// builds nothing itself, its services' child pipelines do.
+    pub required_services: Vec<String>,
+    /// What selected the records, as findings name it (`commit 3f2a…`); default `the query`.
+    pub scope: Option<String>,
     /// The shortest lock accepted, in years after the record was made.
     pub min_retention_years: i16,
     /// Stamped on the document; nothing is judged by it.
@@ -69,7 +75,7 @@ pub enum CheckKind {
     Material,
     /// A chain has a gap, a fork, a substitution or a broken link.
     Chain,
-    /// A pipeline lacks a required stage.
+    /// A pipeline, or a required service, lacks a required stage.
     Stages,
     /// The lock is missing, too short or weak.
     Retention,
@@ -85,7 +91,7 @@ pub enum CheckKind {
 pub struct Finding {
     pub severity: Severity,
     pub check: CheckKind,
-    /// `record sha256:…`, `chain …`, `pipeline …`, `material … of record …`.
+    /// `record sha256:…`, `chain …`, `pipeline …`, `service …`, `material … of record …`.
     pub about: String,
     pub message: String,
 }
@@ -158,6 +164,17 @@ pub struct PipelineEntry {
     pub repository: Option<String>,
     pub commit: Option<String>,
     pub stages: Vec<String>,
+    /// Empty when the stages were required per service instead.
+    pub missing: Vec<String>,
+}
+
+/// A required service's stages against the required ones: what its verified records
+/// (those whose context names it) cover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEntry {
+    pub name: String,
+    pub stages: Vec<String>,
     pub missing: Vec<String>,
 }
 
@@ -184,6 +201,10 @@ pub struct Audit {
     pub store: String,
     pub verified_at: Timestamp,
     pub required_stages: Vec<String>,
+    /// The services the stages were required of; absent when they were required per
+    /// pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_services: Vec<String>,
     pub min_retention_years: i16,
     pub trusted_keys: Vec<Signer>,
     pub ok: bool,
@@ -192,6 +213,8 @@ pub struct Audit {
     pub records: Vec<RecordEntry>,
     pub chains: Vec<ChainEntry>,
     pub pipelines: Vec<PipelineEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEntry>,
 }
 
 /// A record loaded from the store: its bytes when they could be read intact.
@@ -289,7 +312,8 @@ pub async fn audit_refs<S: EvidenceStore>(
     }
     let chains = a.check_chains();
     let pipelines = a.check_pipelines();
-    Ok(a.finish(chains, pipelines))
+    let services = a.check_services();
+    Ok(a.finish(chains, pipelines, services))
 }
 
 struct Auditor<'a, S> {
@@ -699,13 +723,18 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 None => unkeyed.push(*d),
             }
         }
-        for d in unkeyed {
-            self.finding(
-                Severity::Warning,
-                CheckKind::Stages,
-                format!("record {d}"),
-                "no pipeline context (platform, repository, run): its pipeline's stages cannot be checked".into(),
-            );
+        // Required per service, stages are not judged per pipeline: a GitLab parent
+        // pipeline has no build stage of its own.
+        let per_pipeline = self.opts.required_services.is_empty();
+        if per_pipeline {
+            for d in unkeyed {
+                self.finding(
+                    Severity::Warning,
+                    CheckKind::Stages,
+                    format!("record {d}"),
+                    "no pipeline context (platform, repository, run): its pipeline's stages cannot be checked".into(),
+                );
+            }
         }
         let mut out = Vec::with_capacity(by_key.len());
         for (
@@ -721,7 +750,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 .opts
                 .required_stages
                 .iter()
-                .filter(|s| !stages.contains(*s))
+                .filter(|s| per_pipeline && !stages.contains(*s))
                 .cloned()
                 .collect();
             for m in &missing {
@@ -745,7 +774,58 @@ impl<S: EvidenceStore> Auditor<'_, S> {
         out
     }
 
-    fn finish(mut self, chains: Vec<ChainEntry>, pipelines: Vec<PipelineEntry>) -> Collected {
+    /// Each required service's stages, from the verified records that name it, wherever
+    /// they were made (GitHub: jobs of one run; GitLab: a child pipeline per service).
+    fn check_services(&mut self) -> Vec<ServiceEntry> {
+        let mut names: Vec<String> = Vec::new();
+        for n in &self.opts.required_services {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let scope = self.opts.scope.as_deref().unwrap_or("the query").to_owned();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            // only verified records count: a service named by a forged record is unproven
+            let stages: BTreeSet<String> = self
+                .loaded
+                .values()
+                .filter_map(|l| l.entry.as_ref())
+                .filter(|e| e.verified && e.pipeline.service.as_deref() == Some(name.as_str()))
+                .map(|e| e.stage.clone())
+                .collect();
+            let missing: Vec<String> = self
+                .opts
+                .required_stages
+                .iter()
+                .filter(|s| !stages.contains(*s))
+                .cloned()
+                .collect();
+            for m in &missing {
+                self.error(
+                    CheckKind::Stages,
+                    format!("service {name}"),
+                    format!(
+                        "no verified `{m}` record for {scope} (required stages: {})",
+                        self.opts.required_stages.join(", ")
+                    ),
+                );
+            }
+            out.push(ServiceEntry {
+                name,
+                stages: stages.into_iter().collect(),
+                missing,
+            });
+        }
+        out
+    }
+
+    fn finish(
+        mut self,
+        chains: Vec<ChainEntry>,
+        pipelines: Vec<PipelineEntry>,
+        services: Vec<ServiceEntry>,
+    ) -> Collected {
         self.findings.sort();
         self.findings.dedup();
         let mut records: Vec<RecordEntry> = self
@@ -789,6 +869,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 .unwrap_or_else(|| self.store.uri()),
             verified_at: self.opts.verified_at,
             required_stages: self.opts.required_stages.clone(),
+            required_services: services.iter().map(|s| s.name.clone()).collect(),
             min_retention_years: self.opts.min_retention_years,
             trusted_keys,
             ok: errors == 0 && totals.records > 0,
@@ -797,6 +878,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             records,
             chains,
             pipelines,
+            services,
         };
         Collected {
             audit,

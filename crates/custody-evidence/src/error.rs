@@ -61,3 +61,14 @@ pub enum EvidenceError {
     #[error("unknown HIPAA control `{0}`: use one of {1}")]
     UnknownControl(String, String),
 }
+
+/// Why a service name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ServiceNameError {
+    #[error("the service name is empty: name the service the evidence belongs to, e.g. `api`")]
+    Empty,
+    #[error("the service name contains a control character")]
+    Control,
+    #[error("the service name is {len} characters long; at most {max} are accepted")]
+    TooLong { len: usize, max: usize },
+}

@@ -20,9 +20,12 @@ pub use dsse::{
     Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, Verified, pae, sign_statement,
     verify_envelope,
 };
-pub use error::{EvidenceError, KeyError, VerifyError};
+pub use error::{EvidenceError, KeyError, ServiceNameError, VerifyError};
 pub use hipaa::Control;
 pub use keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
-pub use record::{ChainLink, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo};
+pub use record::{
+    ChainLink, MAX_SERVICE_LEN, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo,
+    check_service_name,
+};
 pub use statement::{ResourceDescriptor, STATEMENT_V1, Statement};
 pub use subject::SubjectSpec;

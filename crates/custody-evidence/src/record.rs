@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::ServiceNameError;
 use crate::hipaa::Control;
 
 /// Name of the statement's extension field.
@@ -25,6 +26,29 @@ pub struct Material {
     /// Detected format, e.g. `cyclonedx-json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+}
+
+/// The longest service name accepted, in characters.
+pub const MAX_SERVICE_LEN: usize = 128;
+
+/// Checks a service name before it is recorded or required: not blank, no control
+/// characters (they would forge lines in tables and logs), at most [`MAX_SERVICE_LEN`]
+/// characters.
+pub fn check_service_name(name: &str) -> Result<(), ServiceNameError> {
+    if name.trim().is_empty() {
+        return Err(ServiceNameError::Empty);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceNameError::Control);
+    }
+    let len = name.chars().count();
+    if len > MAX_SERVICE_LEN {
+        return Err(ServiceNameError::TooLong {
+            len,
+            max: MAX_SERVICE_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// The CI platform a record was made on.
@@ -52,6 +76,12 @@ pub struct PipelineContext {
     pub attempt: Option<String>,
     pub job: Option<String>,
     pub job_id: Option<String>,
+    /// The service the record belongs to, when one pipeline (GitHub: matrix jobs of one
+    /// run) or one child pipeline per service (GitLab) builds several, so an audit can
+    /// require every stage of every service. Set by `--service`, never detected; absent
+    /// from the JSON when unset, so records made without it keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     pub actor: Option<String>,
     pub runner: Option<String>,
     pub environment: Option<String>,
@@ -137,5 +167,77 @@ impl RecordInfo {
             },
             summary: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> PipelineContext {
+        PipelineContext {
+            platform: Some(Platform::Github),
+            repository: Some("acme/app".into()),
+            commit: Some("0123abcd".into()),
+            pipeline_id: Some("42".into()),
+            job: Some("build".into()),
+            ..PipelineContext::default()
+        }
+    }
+
+    #[test]
+    fn an_unset_service_leaves_the_json_as_it_was() {
+        // the serialization of a context before `service` existed, byte for byte
+        let before = r#"{"platform":"github","server":null,"repository":"acme/app","commit":"0123abcd","ref":null,"refProtected":null,"pipelineId":"42","attempt":null,"job":"build","jobId":null,"actor":null,"runner":null,"environment":null,"url":null,"source":null}"#;
+        assert_eq!(serde_json::to_string(&context()).unwrap(), before);
+        let back: PipelineContext = serde_json::from_str(before).unwrap();
+        assert_eq!(back, context());
+        assert_eq!(back.service, None);
+    }
+
+    #[test]
+    fn a_set_service_is_recorded_and_read_back() {
+        let c = PipelineContext {
+            service: Some("api".into()),
+            ..context()
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.contains(r#""jobId":null,"service":"api","actor""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<PipelineContext>(&json).unwrap(), c);
+        // the service is not part of the pipeline or the chain a record belongs to
+        assert_eq!(c.pipeline_key(), context().pipeline_key());
+        assert_eq!(c.chain_id(), context().chain_id());
+    }
+
+    #[test]
+    fn service_names_are_checked() {
+        for ok in [
+            "api",
+            "web-frontend",
+            "svc/billing",
+            "支払い",
+            &"a".repeat(128),
+        ] {
+            assert_eq!(check_service_name(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_service_name(""), Err(ServiceNameError::Empty));
+        assert_eq!(check_service_name("  "), Err(ServiceNameError::Empty));
+        assert_eq!(
+            check_service_name("api\nweb"),
+            Err(ServiceNameError::Control)
+        );
+        assert_eq!(
+            check_service_name("api\u{1b}[31m"),
+            Err(ServiceNameError::Control)
+        );
+        assert_eq!(
+            check_service_name(&"a".repeat(129)),
+            Err(ServiceNameError::TooLong { len: 129, max: 128 })
+        );
+        // characters, not bytes: 128 three-byte characters are fine
+        assert_eq!(check_service_name(&"支".repeat(128)), Ok(()));
     }
 }

@@ -73,6 +73,8 @@ fn github(env: &dyn Env) -> PipelineContext {
         job: env.var(v::GITHUB_JOB),
         // GitHub exposes no job id variable; runner-guard learns it from the OIDC token.
         job_id: None,
+        // which service a job builds is the pipeline author's to say (`--service`)
+        service: None,
         actor: env
             .var(v::GITHUB_TRIGGERING_ACTOR)
             .or_else(|| env.var(v::GITHUB_ACTOR)),
@@ -97,6 +99,7 @@ fn gitlab(env: &dyn Env) -> PipelineContext {
         attempt: None,
         job: env.var(v::CI_JOB_NAME),
         job_id: env.var(v::CI_JOB_ID),
+        service: None,
         actor: env.var(v::GITLAB_USER_LOGIN),
         runner: env
             .var(v::CI_RUNNER_ID)

@@ -131,6 +131,9 @@ pub struct ContextArgs {
     /// Job name (default: from the CI platform).
     #[arg(long)]
     pub job: Option<String>,
+    /// The service the evidence belongs to (recorded as `pipeline.service`).
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +188,14 @@ pub struct VerifyArgs {
     pub filter: Filter,
     #[command(flatten)]
     pub audit: AuditArgs,
+    /// Require the stages of every service named (repeatable), each from verified records
+    /// naming that service (`--service` of evidence-upload), instead of per pipeline.
+    #[arg(
+        long = "service",
+        value_name = "NAME",
+        conflicts_with_all = ["envelope", "record"]
+    )]
+    pub services: Vec<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -234,27 +245,50 @@ impl Filter {
             && self.until.is_none()
     }
 
+    /// The criteria that are set, as (flag, value).
+    fn criteria(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("commit", &self.commit),
+            ("subject", &self.subject),
+            ("pipeline", &self.pipeline),
+            ("day", &self.day),
+            ("environment", &self.environment),
+            ("stage", &self.stage),
+            ("control", &self.control),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| v.as_deref().map(|v| (flag, v)))
+        .collect()
+    }
+
     /// The filter as a user would type it, for reports.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        let mut add = |flag: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                parts.push(format!("--{flag} {v}"));
-            }
-        };
-        add("commit", &self.commit);
-        add("subject", &self.subject);
-        add("pipeline", &self.pipeline);
-        add("day", &self.day);
-        add("environment", &self.environment);
-        add("stage", &self.stage);
-        add("control", &self.control);
-        add("since", &self.since);
-        add("until", &self.until);
+        let parts: Vec<String> = self
+            .criteria()
+            .into_iter()
+            .map(|(flag, v)| format!("--{flag} {v}"))
+            .collect();
         if parts.is_empty() {
             "(all records)".into()
         } else {
             parts.join(" ")
+        }
+    }
+
+    /// The filter as findings name what was searched: `commit 3f2a…`,
+    /// `environment production, since 2026-01-01`.
+    pub fn scope(&self) -> String {
+        let parts: Vec<String> = self
+            .criteria()
+            .into_iter()
+            .map(|(flag, v)| format!("{flag} {v}"))
+            .collect();
+        if parts.is_empty() {
+            "all records".into()
+        } else {
+            parts.join(", ")
         }
     }
 }
@@ -273,7 +307,7 @@ pub struct QueryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
     /// Stages every pipeline in the answer must have recorded (comma-separated, or
-    /// `none`).
+    /// `none`); with `verify --service`, every service named must have them instead.
     #[arg(long, default_value = "build,test,scan", value_name = "STAGES")]
     pub require_stages: String,
     /// The shortest retention lock accepted, in years after each record.

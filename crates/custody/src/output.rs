@@ -134,6 +134,29 @@ pub fn print_audit(audit: &custody_audit::Audit, format: crate::cli::Format) -> 
                 out!("");
                 out!("{}", table(&["PIPELINE", "STAGES", "MISSING"], &rows));
             }
+            if !audit.services.is_empty() {
+                let rows: Vec<Vec<String>> = audit
+                    .services
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            if s.stages.is_empty() {
+                                "-".into()
+                            } else {
+                                s.stages.join(",")
+                            },
+                            if s.missing.is_empty() {
+                                "-".into()
+                            } else {
+                                s.missing.join(",")
+                            },
+                        ]
+                    })
+                    .collect();
+                out!("");
+                out!("{}", table(&["SERVICE", "STAGES", "MISSING"], &rows));
+            }
             if !audit.chains.is_empty() {
                 let rows: Vec<Vec<String>> = audit
                     .chains

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use custody_evidence::{KeyIdScheme, SigningKey};
+use custody_evidence::{KeyIdScheme, SigningKey, check_service_name};
 use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::{ci, detect_context, env_vars, keyfiles};
 use custody_store::Retention;
@@ -77,6 +77,10 @@ struct Args {
     /// Job name (default: from the CI platform).
     #[arg(long)]
     job: Option<String>,
+    /// The service this evidence belongs to (recorded as `pipeline.service`), so an
+    /// audit can require every stage of every service (`custody verify --service`).
+    #[arg(long)]
+    service: Option<String>,
     /// Write a GitLab dotenv report here (default on GitLab: custody.env).
     #[arg(long)]
     dotenv: Option<PathBuf>,
@@ -159,12 +163,18 @@ fn main() -> ExitCode {
         .or_else(|| env.var(env_vars::GITHUB_WORKSPACE).map(PathBuf::from))
         .or_else(|| env.var(env_vars::CI_PROJECT_DIR).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(service) = &args.service
+        && let Err(e) = check_service_name(service)
+    {
+        return usage(&env, format!("--service {service:?}: {e}"));
+    }
     let mut context = detect_context(&env);
     let mut flagged = false;
     for (slot, value) in [
         (&mut context.commit, &args.commit),
         (&mut context.pipeline_id, &args.pipeline),
         (&mut context.job, &args.job),
+        (&mut context.service, &args.service),
         (&mut context.environment, &args.environment),
     ] {
         if value.is_some() {

@@ -239,6 +239,8 @@ async fn the_report_shows_every_stage_decision_and_control_and_escapes_hostile_t
         min_retention_years: 6,
         verified_at: jiff::Timestamp::now(),
         store_label: None,
+        required_services: Vec::new(),
+        scope: None,
     };
     let audit = audit_query(&p.store, &commit_query(), &opts)
         .await

@@ -25,6 +25,10 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
     if args.retention_years < 1 {
         return Err(fail(Exit::Usage, "--retention-years must be at least 1"));
     }
+    if let Some(service) = &args.context.service {
+        custody_evidence::check_service_name(service)
+            .map_err(|e| fail(Exit::Usage, format!("--service {service:?}: {e}")))?;
+    }
     if !args.file.is_file() {
         return Err(fail(
             Exit::Usage,
@@ -118,6 +122,7 @@ pub fn context(flags: &ContextArgs) -> custody_evidence::PipelineContext {
     any |= set(&mut c.repository, &flags.repository);
     any |= set(&mut c.environment, &flags.environment);
     any |= set(&mut c.job, &flags.job);
+    any |= set(&mut c.service, &flags.service);
     if any {
         c.source = Some(match c.source.as_deref() {
             Some(s) => format!("{s}+flags"),

@@ -24,6 +24,7 @@ struct Row {
     commit: Option<String>,
     pipeline: Option<String>,
     environment: Option<String>,
+    service: Option<String>,
     chain: Option<custody_evidence::ChainLink>,
 }
 
@@ -116,6 +117,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
             commit: rec.as_ref().and_then(|x| x.pipeline.commit.clone()),
             pipeline: rec.as_ref().and_then(|x| x.pipeline.pipeline_key()),
             environment: rec.as_ref().and_then(|x| x.pipeline.environment.clone()),
+            service: rec.as_ref().and_then(|x| x.pipeline.service.clone()),
             chain: rec.map(|x| x.chain),
             subject: st.subject,
         });

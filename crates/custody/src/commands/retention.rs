@@ -23,6 +23,8 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
         min_retention_years: args.min_retention_years,
         verified_at: now,
         store_label: None,
+        required_services: Vec::new(),
+        scope: None,
     };
     let audit = custody_audit::audit_query(&store, &query, &opts)
         .await?

@@ -12,6 +12,10 @@ use crate::cli::{Format, VerifyArgs};
 use crate::exit::{Exit, fail};
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+    for service in &args.services {
+        custody_evidence::check_service_name(service)
+            .map_err(|e| fail(Exit::Usage, format!("--service {service:?}: {e}")))?;
+    }
     let keys = keyfiles::read_trusted_keys(&args.keys).context("reading trusted keys")?;
     if args.envelope.is_none() && args.record.is_none() {
         return audit(args, keys).await;
@@ -112,7 +116,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Verifies what a query names: signatures, materials, chains, stages, retention.
+/// Verifies what a query names: signatures, materials, chains, stages (per pipeline, or
+/// per `--service`), retention.
 async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow::Result<Exit> {
     if args.filter.is_empty() {
         return Err(fail(
@@ -129,6 +134,8 @@ async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow:
         min_retention_years: args.audit.min_retention_years,
         verified_at: jiff::Timestamp::now(),
         store_label: None,
+        required_services: args.services.clone(),
+        scope: Some(args.filter.scope()),
     };
     let collected = custody_audit::audit_query(&store, &query, &opts).await?;
     let audit = collected.audit;

@@ -700,3 +700,252 @@ fn bad_audit_queries_get_clear_errors_and_documented_codes() {
     let err = e.fails(3, &["retention", "--store", "nowhere", "--commit", COMMIT]);
     assert!(err.contains("nowhere"), "{err}");
 }
+
+impl Env {
+    /// A record of pipeline `pipeline` of `acme/app` at [`COMMIT`], naming `service`
+    /// when given; each stage is its own job, as in the per-service templates.
+    fn service_record(
+        &self,
+        file: &str,
+        stage: &str,
+        pipeline: &str,
+        service: Option<&str>,
+        key: &str,
+    ) -> String {
+        let f = fixtures().join(file);
+        let image = crate::image();
+        let mut args = vec![
+            "attest",
+            f.to_str().unwrap(),
+            "--subject",
+            &image,
+            "--key",
+            key,
+            "--store",
+            "store",
+            "--stage",
+            stage,
+            "--commit",
+            COMMIT,
+            "--pipeline",
+            pipeline,
+            "--repository",
+            "acme/app",
+            "--job",
+            stage,
+            "--format",
+            "json",
+        ];
+        if let Some(s) = service {
+            args.extend(["--service", s]);
+        }
+        let v: Value = serde_json::from_str(&self.ok(&args)).unwrap();
+        v["record"].as_str().unwrap().to_owned()
+    }
+
+    /// GitLab's shape: a parent pipeline `100` with no build, test or scan of its own
+    /// and one child pipeline per service (`101` api, `102` web), each with the given
+    /// stages; the records are signed with `signer.key`.
+    fn services(&self, api: &[&str], web: &[&str]) {
+        self.service_record(crate::SBOM, "policy", "100", None, "signer.key");
+        for (pipeline, service, stages) in [("101", "api", api), ("102", "web", web)] {
+            for stage in stages {
+                let file = match *stage {
+                    "build" => crate::SBOM,
+                    "test" => "tests-junit/cargo-nextest-basic.xml",
+                    _ => crate::SCAN,
+                };
+                self.service_record(file, stage, pipeline, Some(service), "signer.key");
+            }
+        }
+    }
+
+    fn verify_services(&self, services: &[&str], format: &str) -> (i32, String) {
+        let mut args = vec![
+            "verify", "--store", "store", "--commit", COMMIT, "--key", KEY, "--format", format,
+        ];
+        for s in services {
+            args.extend(["--service", s]);
+        }
+        let out = self.run(&args);
+        (
+            out.status.code().unwrap(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+#[test]
+fn every_named_service_must_have_every_required_stage() {
+    let e = Env::new();
+    e.services(&["build", "test", "scan"], &["build", "test", "scan"]);
+    // a service nobody asked about, with only a build: not judged
+    e.service_record(crate::SBOM, "build", "103", Some("worker"), "signer.key");
+
+    let (code, out) = e.verify_services(&["api", "web"], "json");
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["requiredServices"], serde_json::json!(["api", "web"]));
+    assert_eq!(v["services"][0]["name"], "api");
+    assert_eq!(
+        v["services"][1]["stages"],
+        serde_json::json!(["build", "scan", "test"])
+    );
+    assert_eq!(v["services"][1]["missing"], serde_json::json!([]));
+    // the parent pipeline's missing stages are not judged per service
+    let parent = v["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "local:acme/app:100")
+        .unwrap();
+    assert_eq!(parent["missing"], serde_json::json!([]), "{parent}");
+    // negative twin: per pipeline (no --service), the parent lacks a build
+    let (code, out) = e.verify_services(&[], "json");
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        has(
+            &v,
+            "stages",
+            "pipeline local:acme/app:100",
+            "no verified `build` record"
+        ),
+        "{v}"
+    );
+    assert!(v.get("requiredServices").is_none(), "{v}");
+    // query shows the service of each record
+    let rows: Value = serde_json::from_str(&e.ok(&[
+        "query",
+        "--store",
+        "store",
+        "--pipeline",
+        "local:acme/app:101",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["service"] == "api"),
+        "{rows}"
+    );
+}
+
+#[test]
+fn a_service_missing_a_stage_is_named_with_the_stage_and_the_scope() {
+    let e = Env::new();
+    e.services(&["build", "test", "scan"], &["build", "test"]);
+    let (code, out) = e.verify_services(&["api", "web"], "json");
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let message = format!("no verified `scan` record for commit {COMMIT}");
+    assert!(has(&v, "stages", "service web", &message), "{v}");
+    let stage_findings: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|(c, _, _)| c == "stages")
+        .collect();
+    assert_eq!(
+        stage_findings.len(),
+        1,
+        "only web's scan: {stage_findings:?}"
+    );
+    assert_eq!(v["services"][1]["missing"], serde_json::json!(["scan"]));
+    // a service that recorded nothing at all lacks every stage
+    let (code, out) = e.verify_services(&["api", "billing"], "json");
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for stage in ["build", "test", "scan"] {
+        assert!(
+            has(&v, "stages", "service billing", &format!("`{stage}`")),
+            "{v}"
+        );
+    }
+    // the table says the same
+    let (code, text) = e.verify_services(&["api", "web"], "table");
+    assert_eq!(code, 1);
+    assert!(text.starts_with("FAILED  1 error(s)"), "{text}");
+    assert!(text.contains("service web"), "{text}");
+    assert!(text.contains(&message), "{text}");
+    assert!(text.contains("SERVICE"), "{text}");
+}
+
+#[test]
+fn a_forged_service_record_does_not_count() {
+    let e = Env::new();
+    e.services(&["build", "test"], &["build", "test", "scan"]);
+    e.ok(&["keygen", "--out", "other.key"]);
+    let forged = e.service_record(crate::SCAN, "scan", "101", Some("api"), "other.key");
+    let (code, out) = e.verify_services(&["api", "web"], "json");
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(has(&v, "signature", &forged, "trusted"), "{v}");
+    assert!(
+        has(&v, "stages", "service api", "no verified `scan` record"),
+        "{v}"
+    );
+    assert_eq!(
+        v["services"][0]["stages"],
+        serde_json::json!(["build", "test"])
+    );
+}
+
+#[test]
+fn bad_service_names_are_usage_errors() {
+    let e = Env::new();
+    e.services(&["build"], &["build"]);
+    for bad in ["", "web\u{1b}[2K"] {
+        let err = e.fails(
+            2,
+            &[
+                "verify",
+                "--store",
+                "store",
+                "--commit",
+                COMMIT,
+                "--key",
+                KEY,
+                "--service",
+                bad,
+            ],
+        );
+        assert!(err.contains("--service"), "{err}");
+        let f = fixtures().join(crate::SCAN);
+        let err = e.fails(
+            2,
+            &[
+                "attest",
+                f.to_str().unwrap(),
+                "--subject",
+                &crate::image(),
+                "--key",
+                "signer.key",
+                "--store",
+                "store",
+                "--service",
+                bad,
+            ],
+        );
+        assert!(err.contains("--service"), "{err}");
+    }
+    // --service judges a query's records, not one envelope
+    let err = e.fails(
+        2,
+        &[
+            "verify",
+            "--record",
+            "sha256:00",
+            "--key",
+            KEY,
+            "--service",
+            "api",
+        ],
+    );
+    assert!(err.contains("--service"), "{err}");
+}

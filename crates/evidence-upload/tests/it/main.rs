@@ -419,6 +419,51 @@ fn sign_and_deploy_record_what_was_released_where() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+#[test]
+fn service_is_recorded_in_the_context_and_a_bad_name_is_refused() {
+    let job = Job::new();
+    let scan = "fixtures/scan-trivy/trivy-alpine-310.json";
+    let out = job.json("scan", &[scan], &["--service", "api"]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    assert_eq!(st["custodyRecord"]["pipeline"]["service"], "api");
+    assert_eq!(st["custodyRecord"]["pipeline"]["source"], "flags");
+    // custody query shows it
+    let o = job.query(&["--commit", "0123456789abcdef0123456789abcdef01234567"]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows[0]["service"], "api", "{rows}");
+    // without the flag, the context has no `service` key at all (not even null)
+    let out = job.json("scan", &[scan], &[]);
+    let st = job.statement(out["records"][0]["record"].as_str().unwrap());
+    let pipeline = st["custodyRecord"]["pipeline"].as_object().unwrap();
+    assert!(!pipeline.contains_key("service"), "{pipeline:?}");
+
+    let objects = || {
+        std::fs::read_dir(job.store().join("objects/sha256"))
+            .unwrap()
+            .map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap().count())
+            .sum::<usize>()
+    };
+    let before = objects();
+    let long = "a".repeat(129);
+    for (bad, needle) in [
+        ("", "empty"),
+        (" ", "empty"),
+        ("api\nweb", "control character"),
+        (long.as_str(), "at most 128"),
+    ] {
+        let o = job
+            .cmd("scan", &[scan])
+            .args(["--service", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains("--service"), "names the flag: {err}");
+        assert!(err.contains(needle), "{bad:?}: {err}");
+    }
+    assert_eq!(objects(), before, "nothing is stored for a refused name");
+}
+
 /// Runs a failing upload and checks the error, its exit code, and that the store
 /// received nothing.
 fn refused(job: &Job, stage: &str, files: &[&str], needle: &str) {
