@@ -26,6 +26,12 @@
 #                              a git repository and ref (default vVERSION) to clone
 #   CUSTODY_CACHE_DIR          where binaries are kept (default: RUNNER_TOOL_CACHE, else
 #                              XDG_CACHE_HOME or ~/.cache)
+#   CUSTODY_BIN_DIR            a directory of binaries already on the runner (an image
+#                              with the tools preinstalled, an air-gapped runner, a
+#                              checkout's build): STEP found there is used. When the
+#                              version is released its SHA-256 must match the manifest's
+#                              (or the checksum input), else the step fails naming both;
+#                              when unreleased a warning says it runs unverified
 #
 # Logs go to stderr; the one line on stdout is the binary's path. A checksum mismatch
 # deletes the download and fails before the binary is ever executed.
@@ -76,6 +82,35 @@ custody_obtain() (
         "$asset="*) sum="${pair#*=}" ;;
       esac
     done
+  fi
+
+  warn() {
+    if [ "${GITHUB_ACTIONS:-}" = "true" ]; then
+      printf '::warning title=custody::%s\n' "$*" >&2
+    else
+      printf 'custody: warning: %s\n' "$*" >&2
+    fi
+  }
+
+  if [ -n "${CUSTODY_BIN_DIR:-}" ]; then
+    local_bin="${CUSTODY_BIN_DIR%/}/$step"
+    if [ -f "$local_bin" ] && [ -x "$local_bin" ]; then
+      if [ "${CUSTODY_RELEASED:-false}" = "true" ]; then
+        want=$(printf '%s' "$sum" | tr 'A-F' 'a-f')
+        case "$want" in
+          *[!0-9a-f]* | "") die "$local_bin (CUSTODY_BIN_DIR) cannot be verified: the manifest (or the checksum input) of $step $version names no sha256 for ${asset:-$(uname -sm)}" ;;
+        esac
+        got=$(sha256_of "$local_bin")
+        [ "$got" = "$want" ] ||
+          die "$local_bin (CUSTODY_BIN_DIR) has sha256 $got, but $step $version is released with sha256 $want: install the released binary there, or unset CUSTODY_BIN_DIR"
+        log "using $step $version from CUSTODY_BIN_DIR: $local_bin (sha256 $got verified)"
+      else
+        warn "using $local_bin from CUSTODY_BIN_DIR unverified: $step $version is not released, so there is no checksum to hold it against"
+      fi
+      printf '%s\n' "$local_bin"
+      exit 0
+    fi
+    log "no executable $step in CUSTODY_BIN_DIR ($CUSTODY_BIN_DIR): obtaining it as usual"
   fi
 
   build=false
