@@ -9,6 +9,7 @@ mod bench;
 mod components;
 mod demo;
 mod dist;
+mod pin;
 mod registry;
 mod release;
 mod sbom;
@@ -38,6 +39,8 @@ enum Cmd {
     Dist(dist::Args),
     /// Cut a release: versions, CHANGELOG, manifests, templates, tag; GitHub and GitLab releases.
     Release(release::Args),
+    /// Pin Custody's own `uses:` references by commit SHA (one commit per level); --check.
+    Pin(pin::Args),
     /// Where the release binaries' bytes go, per crate (cargo-bloat).
     Bloat(dist::BloatArgs),
     /// Write a CycloneDX 1.5 SBOM of this workspace (from Cargo.lock via cargo metadata).
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Dist(a) => dist::run(&a),
         Cmd::Bloat(a) => dist::bloat(&a),
         Cmd::Release(a) => release::run(&a),
+        Cmd::Pin(a) => pin::run(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
             println!("{} ({n} components)", out.display());

@@ -10,7 +10,9 @@
 //!    entries under `## [VERSION] - DATE`, the assets (`cargo xtask dist`, or `--assets
 //!    DIR`), `actions/*/manifest.json` (version, `released`, repository, SHA-256 per
 //!    asset), the components' `# release:` defaults and `templates/`
-//!    (`cargo xtask components`); one commit "Release VERSION" and the annotated tag.
+//!    (`cargo xtask components`); one commit "Release VERSION", then the commits that
+//!    pin the workflows' and docs' references to Custody by SHA (`cargo xtask pin`), and
+//!    the annotated tag on the last.
 //! 3. **push** (with `--push REMOTE`) — the branch and the tag, atomically.
 //! 4. **github** — a draft release, each missing asset uploaded, published last.
 //! 5. **gitlab** — the generic package `custody/VERSION`, then the release with one
@@ -295,7 +297,7 @@ fn validate(args: &Args) -> anyhow::Result<Plan> {
             "tag {tag} exists at {c}, not at HEAD ({head}): check out {tag} to resume that release, or release another version"
         ),
         None if workspace_version == version
-            && head_subject(&root)? == release_subject(&version) =>
+            && is_release_commit(&head_subject(&root)?, &version) =>
         {
             Stage::Committed
         }
@@ -485,6 +487,12 @@ fn release_subject(version: &semver::Version) -> String {
     format!("Release {version}")
 }
 
+/// The release commit or one of the pin commits that follow it (`Release 1.2.3: pin …`).
+fn is_release_commit(subject: &str, version: &semver::Version) -> bool {
+    let release = release_subject(version);
+    subject == release || subject.starts_with(&format!("{release}: "))
+}
+
 fn head_subject(root: &Path) -> anyhow::Result<String> {
     Ok(git(root, &["log", "-1", "--format=%s", "HEAD"])?
         .trim()
@@ -641,9 +649,10 @@ fn prepare(plan: &Plan, args: &Args) -> anyhow::Result<Vec<Asset>> {
             return Ok(a);
         }
         Stage::Committed => {
-            eprintln!("[2/5] prepare: HEAD is the release commit, tagging");
+            eprintln!("[2/5] prepare: HEAD is the release commit, pinning and tagging");
             let a = build_assets(plan, args)?;
             check_manifests(root, &a)?;
+            crate::pin::pin(root, &format!("{}: ", release_subject(v)))?;
             tag(plan)?;
             return Ok(a);
         }
@@ -710,6 +719,9 @@ fn prepare_files(plan: &Plan, args: &Args) -> anyhow::Result<Vec<Asset>> {
             .chain(RELEASE_PATHS)
             .collect::<Vec<_>>(),
     )?;
+    // the workflows and docs call the released actions by this commit's SHA (a chain of
+    // commits: a file cannot name the commit that holds it); the tag goes on the last
+    crate::pin::pin(root, &format!("{}: ", release_subject(v)))?;
     Ok(assets)
 }
 

@@ -79,6 +79,7 @@ impl Setup {
                 .arg("--local-repository")
                 .arg(format!("acme/custody@v1={}", self.published.display()))
                 .args(["-s", "CUSTODY_KEY"])
+                .args(support::act_cache_standin(self.tmp.path()))
                 .args(extra)
                 .env("CUSTODY_KEY", pem)
                 .env("HOME", self.path("home"))
@@ -476,28 +477,34 @@ jobs:
 }
 
 /// The published reusable workflows in their `uses:` form: act resolves
-/// `custody-dev/custody/...@v0.1.0` — the workflows and the actions they call — to the
+/// `custody-dev/custody/...@<pin>` — the workflows and the actions they call — to the
 /// published copy.
 fn act_reusable(s: &Setup, act: &Path, trust: &Trust) -> (Output, String) {
     let commit = support::head_commit(&s.ws);
     let url = trust.github_token_url(&commit, false);
-    s.act(
-        act,
-        &[
-            "--local-repository".into(),
-            format!("custody-dev/custody@v0.1.0={}", s.published.display()),
-            "--env".into(),
-            format!("ACTIONS_ID_TOKEN_REQUEST_URL={url}"),
-            "--env".into(),
-            "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token".into(),
-            "-s".into(),
-            "GITHUB_TOKEN=api-token".into(),
-            // the reusable workflows call the actions without download-url: the
-            // environment's mirror decides, as a runner or workflow env would
-            "--env".into(),
-            format!("CUSTODY_MIRROR_URL={}", s.server.base),
-        ],
-    )
+    let mut args: Vec<String> = support::custody_refs(&s.published)
+        .into_iter()
+        .chain(["v0.1.0".to_string()])
+        .flat_map(|r| {
+            [
+                "--local-repository".to_string(),
+                format!("custody-dev/custody@{r}={}", s.published.display()),
+            ]
+        })
+        .collect();
+    args.extend([
+        "--env".into(),
+        format!("ACTIONS_ID_TOKEN_REQUEST_URL={url}"),
+        "--env".into(),
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token".into(),
+        "-s".into(),
+        "GITHUB_TOKEN=api-token".into(),
+        // the reusable workflows call the actions without download-url: the
+        // environment's mirror decides, as a runner or workflow env would
+        "--env".into(),
+        format!("CUSTODY_MIRROR_URL={}", s.server.base),
+    ]);
+    s.act(act, &args)
 }
 
 /// A caller of the per-service child workflow.

@@ -149,7 +149,13 @@ impl Project {
             gcl,
             yaml,
             &[],
-            &[("CUSTODY_ID_TOKEN", &token), ("CI_JOB_TOKEN", "job-token")],
+            &[
+                ("CUSTODY_ID_TOKEN", &token),
+                ("CI_JOB_TOKEN", "job-token"),
+                // GitLab passes the trigger job's matrix variable to the child pipeline;
+                // gitlab-ci-local does not
+                ("CUSTODY_SERVICE", "api"),
+            ],
             extra,
         )
     }
@@ -458,6 +464,10 @@ scan:
   stage: test
   script: [cp fixtures/trivy.json trivy.json]
   artifacts: {{paths: [trivy.json]}}
+sign:
+  stage: deploy
+  script: [printf 'signature' > artifact.sig]
+  artifacts: {{paths: [artifact.sig]}}
 "#
     );
     std::fs::create_dir_all(p.dir.join(".gitlab")).unwrap();
@@ -493,6 +503,7 @@ scan:
         "-> custody-build-evidence",
         "-> custody-test-evidence",
         "-> custody-scan-evidence",
+        "-> custody-sign-evidence",
         "PASS  custody-release-evidence",
     ] {
         assert!(
@@ -512,10 +523,12 @@ scan:
             .filter(|r| r.get("stage").and_then(|v| v.as_str()) == Some(stage))
             .count()
     };
-    // parent and child runner-guard, the child's evidence, one release record, the
-    // denying decision; no deploy record
-    assert_eq!(stage_count("runner-guard"), 2, "{found:?}");
-    assert!(stage_count("build") >= 1 && stage_count("test") >= 1 && stage_count("scan") >= 1);
+    // parent and child runner-guard and the gate's own, the child's evidence, one
+    // release record, the denying decision; no deploy record
+    assert_eq!(stage_count("runner-guard"), 3, "{found:?}");
+    for stage in ["build", "test", "scan", "sign"] {
+        assert!(stage_count(stage) >= 1, "no {stage} record: {found:?}");
+    }
     assert_eq!(stage_count("release"), 1, "{found:?}");
     assert_eq!(stage_count("policy"), 1, "{found:?}");
     assert_eq!(stage_count("deploy"), 0, "{found:?}");

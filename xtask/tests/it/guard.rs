@@ -207,6 +207,26 @@ impl Trust {
         sign(&gitlab_claims(commit), false)
     }
 
+    /// Like `github_token_url`, for a job deploying to `environment` (the claim GitHub
+    /// adds for a job with `environment:`).
+    pub fn github_token_url_for(&self, commit: &str, environment: &str) -> String {
+        let mut claims = github_claims(commit);
+        claims["environment"] = json!(environment);
+        let token = sign(&claims, false);
+        self.api
+            .set("/idtoken", json!({ "value": token }).to_string());
+        format!("{}/idtoken", self.api.base)
+    }
+
+    /// A GitLab id_token for a job of a protected `environment` (production tier).
+    pub fn gitlab_token_for(&self, commit: &str, environment: &str) -> String {
+        let mut claims = gitlab_claims(commit);
+        claims["environment"] = json!(environment);
+        claims["environment_protected"] = json!("true");
+        claims["deployment_tier"] = json!("production");
+        sign(&claims, false)
+    }
+
     /// A tier model (schema: crates/custody-guard/TIER-MODEL.md) whose anchors are this
     /// server; every environment and job is in a `development` tier of hosted runners,
     /// and the metadata probe goes to a closed loopback port.

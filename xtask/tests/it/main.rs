@@ -11,6 +11,7 @@
 )]
 
 mod act;
+mod consumer;
 mod demo;
 mod gitlab;
 mod guard;

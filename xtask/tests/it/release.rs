@@ -829,11 +829,28 @@ impl Setup {
 /// The published state both forges must end in.
 fn assert_released(s: &Setup) {
     let names = asset_names();
-    // git: one release commit on top of the original, tagged
-    assert_eq!(
-        git(&s.repo, &["log", "--format=%s", "-3"]),
-        format!("Release {VERSION}\nbefore the release")
+    // git: the release commit on top of the original, then the commits pinning the
+    // workflows' and docs' references to Custody by SHA, tagged at the last
+    let log = git(&s.repo, &["log", "--format=%s"]);
+    let subjects: Vec<&str> = log.lines().collect();
+    let release = subjects
+        .iter()
+        .position(|l| *l == format!("Release {VERSION}"))
+        .unwrap_or_else(|| panic!("no release commit: {subjects:?}"));
+    assert_eq!(subjects.get(release + 1), Some(&"before the release"));
+    assert_eq!(release, 3, "three levels of pins: {subjects:?}");
+    for pin in &subjects[..release] {
+        assert!(
+            pin.starts_with(&format!("Release {VERSION}: pin Custody's own references")),
+            "{subjects:?}"
+        );
+    }
+    let (out, text) = support::run(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["pin", "--check", "--root"])
+            .arg(&s.repo),
     );
+    assert!(out.status.success(), "the released tree's pins: {text}");
     assert_eq!(git(&s.repo, &["tag", "-l"]), TAG);
     assert_eq!(
         git(&s.repo, &["rev-parse", &format!("{TAG}^{{commit}}")]),
@@ -850,7 +867,8 @@ fn assert_released(s: &Setup) {
         "name = \"custody-evidence\"\nversion = \"{VERSION}\""
     )));
     // only the workspace members' versions changed in Cargo.lock, no dependency
-    let before = git(&s.repo, &["show", "HEAD~1:Cargo.lock"]);
+    // the tree before the release commit (under the three pin commits)
+    let before = git(&s.repo, &["show", "HEAD~4:Cargo.lock"]);
     let changed: Vec<(&str, &str)> = before
         .lines()
         .zip(lock.lines())
@@ -1232,7 +1250,7 @@ fn release_tags_a_release_commit_left_untagged() {
     let (out, stdout, stderr) = s.release(&[]);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("HEAD is the release commit, tagging"),
+        stderr.contains("HEAD is the release commit, pinning and tagging"),
         "{stderr}"
     );
     assert_eq!(

@@ -258,22 +258,14 @@ fn own_workflows_pin_by_sha_read_only_and_without_persisted_credentials() {
             if u.starts_with("./") {
                 continue;
             }
-            let (action, reference) = u.split_once('@').unwrap_or((&u, ""));
-            let own = action.starts_with("custody-dev/custody/");
+            // everything, our own actions and workflows too (`cargo xtask pin`)
+            let (_, reference) = u.split_once('@').unwrap_or((&u, ""));
             let sha = reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit());
             assert!(
-                sha || own,
+                sha,
                 "{}: `{u}` is not pinned by a full commit SHA",
                 path.display()
             );
-            if own {
-                // our own actions at the release the workflow belongs to
-                assert!(
-                    reference.starts_with('v'),
-                    "{}: `{u}` must name a release tag",
-                    path.display()
-                );
-            }
         }
         for job in doc
             .get("jobs")
@@ -306,4 +298,97 @@ fn own_workflows_pin_by_sha_read_only_and_without_persisted_credentials() {
             }
         }
     }
+}
+
+/// Every `uses:` of Custody's own actions and workflows is a full SHA naming a commit
+/// whose copy of what it runs equals this tree's (`cargo xtask pin --check`).
+#[test]
+fn custody_pins_itself_by_sha_to_commits_holding_the_same_files() {
+    let root = support::root();
+    let (out, text) = support::run(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["pin", "--check"])
+            .current_dir(&root),
+    );
+    assert!(out.status.success(), "{text}");
+}
+
+/// The negative twin: in a copy of the repository, a reference by tag and an action
+/// changed after its pin are both reported; `cargo xtask pin` fixes both with a chain of
+/// commits, after which the check passes and a second pin changes nothing.
+#[test]
+fn a_stale_or_unpinned_self_reference_is_found_and_pinning_fixes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("custody");
+    support::published_copy(&copy);
+    let git = |args: &[&str]| {
+        let (out, text) = support::run(Command::new("git").args(args).current_dir(&copy));
+        assert!(out.status.success(), "git {args:?}: {text}");
+        text
+    };
+    let commit_all = |msg: &str| {
+        git(&["add", "-A"]);
+        git(&[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@t.invalid",
+            "commit",
+            "-q",
+            "-m",
+            msg,
+        ]);
+    };
+    git(&["init", "-q", "-b", "main"]);
+    commit_all("copy");
+    let xtask = |args: &[&str]| {
+        support::run(
+            Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .args(args)
+                .arg("--root")
+                .arg(&copy)
+                .env("GIT_AUTHOR_NAME", "T")
+                .env("GIT_AUTHOR_EMAIL", "t@t.invalid")
+                .env("GIT_COMMITTER_NAME", "T")
+                .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
+                .current_dir(&copy),
+        )
+    };
+    // the copy's pins name commits of another repository: stale here
+    let (out, text) = xtask(&["pin", "--check"]);
+    assert!(!out.status.success(), "{text}");
+    let (out, text) = xtask(&["pin"]);
+    assert!(out.status.success(), "{text}");
+    let (out, text) = xtask(&["pin", "--check"]);
+    assert!(out.status.success(), "{text}");
+    let before = git(&["rev-parse", "HEAD"]);
+    let (out, text) = xtask(&["pin"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        git(&["rev-parse", "HEAD"]),
+        before,
+        "a second pin committed"
+    );
+
+    // an action changed after the pin: its references are stale
+    let action = copy.join("actions/runner-guard/action.yml");
+    let mut text = std::fs::read_to_string(&action).unwrap();
+    text.push_str("# changed\n");
+    std::fs::write(&action, text).unwrap();
+    commit_all("change an action");
+    let (out, text) = xtask(&["pin", "--check"]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("actions/runner-guard at") && text.contains("differs"),
+        "{text}"
+    );
+    // a reference by tag
+    let service = copy.join(".github/workflows/custody-service.yml");
+    let text = std::fs::read_to_string(&service).unwrap();
+    let re = text.replacen("actions/runner-guard@", "actions/runner-guard@v9.9.9 # ", 1);
+    std::fs::write(&service, re).unwrap();
+    commit_all("a tag");
+    let (out, text) = xtask(&["pin", "--check"]);
+    assert!(text.contains("not pinned to a full commit SHA"), "{text}");
+    assert!(!out.status.success());
 }

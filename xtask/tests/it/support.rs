@@ -333,3 +333,65 @@ pub fn verify_record(store: &str, record: &str, public_key: &Path) {
 pub fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
 }
+
+/// Every ref (`@REF`) by which the workflows, actions and README of a copy of Custody
+/// call Custody itself (`custody-dev/custody/...@REF`), so `act --local-repository` can
+/// map each to that copy.
+pub fn custody_refs(copy: &Path) -> Vec<String> {
+    let mut refs = std::collections::BTreeSet::new();
+    let mut files = vec![copy.join("README.md")];
+    for dir in [".github/workflows", "actions"] {
+        let mut stack = vec![copy.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (i, _) in text.match_indices("custody-dev/custody/") {
+            let rest = &text[i..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+                .unwrap_or(rest.len());
+            if let Some((_, reference)) = rest[..end].split_once('@')
+                && !reference.is_empty()
+            {
+                refs.insert(reference.to_string());
+            }
+        }
+    }
+    refs.into_iter().collect()
+}
+
+/// The `actions/cache` step of every action (its SHA pin, read from the actions).
+pub fn cache_action_ref() -> String {
+    let text = std::fs::read_to_string(root().join("actions/runner-guard/action.yml")).unwrap();
+    let at = text.find("uses: actions/cache@").expect("the cache step") + "uses: ".len();
+    text[at..].split_whitespace().next().unwrap().to_string()
+}
+
+/// `act` arguments mapping `actions/cache` to a stand-in under `dir`. act resolves every
+/// action a composite names before it runs, even a step whose `if:` is false, and would
+/// fetch actions/cache from GitHub; the cache step is skipped under act (`ACT=true`: no
+/// cache service offline), so the stand-in is parsed and never run — and fails the job
+/// if it ever is.
+pub fn act_cache_standin(dir: &Path) -> Vec<String> {
+    let action = dir.join("actions-cache-standin");
+    std::fs::create_dir_all(&action).unwrap();
+    std::fs::write(
+        action.join("action.yml"),
+        "name: actions/cache stand-in\ndescription: parsed by act, never run\ninputs:\n  path:\n    description: p\n  key:\n    description: k\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      run: |\n        echo 'the actions/cache stand-in ran, the cache step must be skipped under act' >&2\n        exit 1\n",
+    )
+    .unwrap();
+    vec![
+        "--local-repository".into(),
+        format!("{}={}", cache_action_ref(), action.display()),
+    ]
+}
