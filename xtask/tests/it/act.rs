@@ -276,6 +276,97 @@ jobs:
     assert!(!log.contains("Custody evidence: stage"), "{log}");
 }
 
+/// A released manifest and `CUSTODY_BIN_DIR` on the runner: the binary found there is
+/// used when its SHA-256 is the manifest's (nothing downloaded), and refused before it
+/// runs, naming both digests, when it is not.
+#[test]
+fn a_binary_in_custody_bin_dir_runs_only_with_the_released_checksum() {
+    let Some(act) = support::tool("CUSTODY_ACT") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    let s = Setup::new(|_, sha| Some(sha.to_string()));
+    let store_dir = s.path("store");
+    let yaml = format!(
+        r#"name: evidence
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: acme/custody/actions/evidence-upload@v1
+        with:
+          stage: scan
+          subject: {SUBJECT}
+          files: trivy.json
+          store: {store}
+          signing-key: ${{{{ secrets.CUSTODY_KEY }}}}
+          download-url: {base}
+"#,
+        store = support::file_url(&store_dir),
+        base = s.server.base,
+    );
+    s.workflow(
+        &yaml,
+        &[("trivy.json", &fixture("xtask/data/trivy-alpine-310.json"))],
+    );
+
+    // the released binary, preinstalled: used as it is
+    let preinstalled = s.path("bin");
+    std::fs::create_dir_all(&preinstalled).unwrap();
+    std::fs::copy(
+        support::binaries().unwrap().join("evidence-upload"),
+        preinstalled.join("evidence-upload"),
+    )
+    .unwrap();
+    let env = format!("CUSTODY_BIN_DIR={}", preinstalled.display());
+    let (out, log) = s.act(&act, &["--env".into(), env.clone()]);
+    assert!(out.status.success(), "act failed:\n{log}");
+    assert!(log.contains("from CUSTODY_BIN_DIR"), "{log}");
+    assert!(log.contains("verified"), "{log}");
+    assert!(
+        s.server.hits().is_empty(),
+        "downloaded: {:?}",
+        s.server.hits()
+    );
+    assert!(store_dir.exists(), "no evidence stored:\n{log}");
+
+    // another binary under the same name: refused before it runs
+    let marker = s.path("ran");
+    let impostor = preinstalled.join("evidence-upload");
+    std::fs::remove_file(&impostor).unwrap();
+    std::fs::write(
+        &impostor,
+        format!("#!/bin/sh\ntouch {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &impostor,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (out, log) = s.act(&act, &["--env".into(), env]);
+    assert!(!out.status.success(), "act ran an impostor:\n{log}");
+    let got = support::sha256_file(&impostor);
+    let want = support::sha256_file(&support::binaries().unwrap().join("evidence-upload"));
+    assert!(
+        log.contains(&format!("has sha256 {got}"))
+            && log.contains(&format!("released with sha256 {want}")),
+        "the refusal names neither digest:\n{log}"
+    );
+    assert!(!marker.exists(), "the impostor ran");
+    assert!(
+        s.server.hits().is_empty(),
+        "fell back to a download: {:?}",
+        s.server.hits()
+    );
+}
+
 /// A workflow running runner-guard with the loopback trust anchors.
 fn guard_workflow(s: &Setup, store: &str, outputs: &Path) -> String {
     format!(
@@ -525,9 +616,10 @@ jobs:
       service: api
       subject: {SUBJECT}
       store: {store}
-      build-command: cp fixtures/bom.cdx.json bom.cdx.json
-      test-command: cp fixtures/junit.xml junit.xml
-      scan-command: cp fixtures/trivy.json trivy.json
+      working-directory: services/api
+      build-command: cp ../../fixtures/bom.cdx.json bom.cdx.json
+      test-command: cp ../../fixtures/junit.xml junit.xml
+      scan-command: cp ../../fixtures/trivy.json trivy.json
       sign-command: printf 'signature of %s' "$CUSTODY_SUBJECT" > artifact.sig
       signing-key-id: cosign.pub
     secrets:
@@ -548,9 +640,12 @@ fn custody_service_workflow_guards_every_job_and_records_each_stage() {
     let trust = Trust::start();
     trust.write_tier_model(&s.ws);
     let store = support::file_url(&s.path("store"));
+    // the commands run in services/api (working-directory), and the evidence steps find
+    // what they wrote there
     s.workflow(
         &service_caller(&store),
         &[
+            ("services/api/Makefile", &fixture("xtask/data/SOURCES.md")),
             (
                 "fixtures/bom.cdx.json",
                 &fixture("../shared/fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"),
@@ -578,6 +673,13 @@ fn custody_service_workflow_guards_every_job_and_records_each_stage() {
     assert_eq!(count("runner-guard"), 4, "one verdict per job: {found:?}");
     for stage in ["build", "test", "scan", "sign"] {
         assert!(count(stage) >= 1, "no {stage} evidence: {found:?}\n{log}");
+    }
+    // each stage's evidence names its service; the scan, its environment
+    for r in found
+        .iter()
+        .filter(|r| r.get("stage").and_then(|v| v.as_str()) != Some("runner-guard"))
+    {
+        assert_eq!(r["service"], "api", "{r}");
     }
     let public = s.key.with_extension("key.pub");
     for r in &found {

@@ -77,6 +77,18 @@ impl Project {
         variables: &[(&str, &str)],
         extra: &[&str],
     ) -> (Output, String) {
+        self.run_with_extra_vars(gcl, yaml, files, variables, extra, "")
+    }
+
+    fn run_with_extra_vars(
+        &self,
+        gcl: &Path,
+        yaml: &str,
+        files: &[(&str, &Path)],
+        variables: &[(&str, &str)],
+        extra: &[&str],
+        raw_vars: &str,
+    ) -> (Output, String) {
         std::fs::write(self.dir.join(".gitlab-ci.yml"), yaml).unwrap();
         for (name, from) in files {
             let to = self.dir.join(name);
@@ -97,6 +109,7 @@ impl Project {
         for (k, v) in variables {
             vars.push_str(&format!("{k}: {v:?}\n"));
         }
+        vars.push_str(raw_vars);
         std::fs::write(self.dir.join(".gitlab-ci-local-variables.yml"), vars).unwrap();
         std::fs::write(
             self.dir.join(".gitignore"),
@@ -127,6 +140,19 @@ impl Project {
 }
 
 impl Project {
+    /// Like `run`, with variables whose values are written into the variables file as
+    /// YAML as they are (`{type: variable, values: …}` for a path that is no File).
+    pub fn run_raw_vars(
+        &self,
+        gcl: &Path,
+        yaml: &str,
+        files: &[(&str, &Path)],
+        raw: &[(&str, &str)],
+    ) -> (Output, String) {
+        let extra: String = raw.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        self.run_with_extra_vars(gcl, yaml, files, &[], &[], &extra)
+    }
+
     /// Like `run`, with an id_token for the job's commit in `CUSTODY_ID_TOKEN` (as the
     /// `id_tokens:` of the components declare it) and a job token: the pipeline is
     /// committed first, then the token is minted for that commit.
@@ -267,6 +293,85 @@ include:
             .unwrap();
         support::verify_record(&store, digest, &public);
     }
+}
+
+/// `CUSTODY_BIN_DIR` (a runner's or instance's variable) with released checksums: a
+/// binary of the pinned checksum is used without a download; another one is refused
+/// before it runs, naming both digests.
+#[test]
+fn a_binary_in_custody_bin_dir_must_match_the_component_checksum() {
+    let Some(gcl) = support::tool("CUSTODY_GITLAB_CI_LOCAL") else {
+        return;
+    };
+    if support::binaries().is_none() {
+        return;
+    }
+    let p = Project::new();
+    let store_dir = p.path("store");
+    let bin = p.binary_inputs(p.sum("evidence-upload"));
+    let yaml = format!(
+        r#"include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/evidence-upload@$CI_COMMIT_SHA
+    inputs:
+      stage: scan
+      subject: "{SUBJECT}"
+      files: trivy.json
+      store: "{store}"
+{bin}"#,
+        store = support::file_url(&store_dir),
+    );
+    let preinstalled = p.path("bin");
+    std::fs::create_dir_all(&preinstalled).unwrap();
+    std::fs::copy(
+        support::binaries().unwrap().join("evidence-upload"),
+        preinstalled.join("evidence-upload"),
+    )
+    .unwrap();
+    // a directory is a plain variable, not a File one
+    let dir_var = format!(
+        "{{type: variable, values: {{\"*\": {:?}}}}}",
+        preinstalled.display().to_string()
+    );
+    let files = [("trivy.json", fixture("xtask/data/trivy-alpine-310.json"))];
+    let files: Vec<(&str, &Path)> = files.iter().map(|(n, f)| (*n, f.as_path())).collect();
+    let (out, log) = p.run_raw_vars(&gcl, &yaml, &files, &[("CUSTODY_BIN_DIR", &dir_var)]);
+    assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
+    assert!(log.contains("from CUSTODY_BIN_DIR"), "{log}");
+    assert!(
+        p.server.hits().is_empty(),
+        "downloaded: {:?}",
+        p.server.hits()
+    );
+    assert!(store_dir.exists(), "no evidence stored:\n{log}");
+
+    let marker = p.path("ran");
+    let impostor = preinstalled.join("evidence-upload");
+    std::fs::remove_file(&impostor).unwrap();
+    std::fs::write(
+        &impostor,
+        format!("#!/bin/sh\ntouch {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &impostor,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (out, log) = p.run_raw_vars(&gcl, &yaml, &files, &[("CUSTODY_BIN_DIR", &dir_var)]);
+    assert!(
+        !out.status.success(),
+        "gitlab-ci-local ran an impostor:\n{log}"
+    );
+    let got = support::sha256_file(&impostor);
+    assert!(
+        log.contains(&format!("has sha256 {got}"))
+            && log.contains(&format!(
+                "released with sha256 {}",
+                p.sum("evidence-upload")
+            )),
+        "the refusal names neither digest:\n{log}"
+    );
+    assert!(!marker.exists(), "the impostor ran");
 }
 
 #[test]
