@@ -456,6 +456,13 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
     let manifest_bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| format_err(format!("{MANIFEST}: {e}")))?;
+    if !(0..=custody_store::MAX_RETENTION_YEARS).contains(&manifest.min_retention_years) {
+        return Err(format_err(format!(
+            "{MANIFEST}: minRetentionYears {} is out of range (0 to {})",
+            manifest.min_retention_years,
+            custody_store::MAX_RETENTION_YEARS
+        )));
+    }
     if manifest.format != BUNDLE_FORMAT || manifest.version != BUNDLE_VERSION {
         return Err(format_err(format!(
             "{MANIFEST}: format {} version {} (this custody reads {BUNDLE_FORMAT} version {BUNDLE_VERSION})",

@@ -538,11 +538,16 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             );
             return;
         };
-        let required = recorded_at
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .checked_add(jiff::Span::new().years(years))
-            .map(|z| z.timestamp())
+        let required = jiff::Span::new()
+            .try_years(years)
             .ok()
+            .and_then(|span| {
+                recorded_at
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .checked_add(span)
+                    .ok()
+            })
+            .map(|z| z.timestamp())
             .and_then(|t| t.checked_sub(RETENTION_SLACK).ok());
         if let Some(required) = required
             && r.retain_until < required

@@ -40,6 +40,10 @@ use std::path::Path;
 /// HIPAA documentation retention: six years (45 CFR §164.316(b)(2)(i)).
 pub const DEFAULT_RETENTION_YEARS: i16 = 6;
 
+/// The longest retention accepted, in years: far beyond any records schedule, and far
+/// inside the calendar arithmetic's range (years past 9999 cannot be represented).
+pub const MAX_RETENTION_YEARS: i16 = 100;
+
 /// Object Lock mode. The local store records it; S3 enforces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -61,9 +65,17 @@ pub struct Retention {
 impl Retention {
     /// COMPLIANCE mode until `years` after `now`, in UTC calendar years.
     pub fn years_from(now: Timestamp, years: i16) -> Result<Self, StoreError> {
+        if !(1..=MAX_RETENTION_YEARS).contains(&years) {
+            return Err(StoreError::Invalid(format!(
+                "retention of {years} years: choose 1 to {MAX_RETENTION_YEARS} years"
+            )));
+        }
+        let span = jiff::Span::new()
+            .try_years(years)
+            .map_err(|e| StoreError::Invalid(format!("retention of {years} years: {e}")))?;
         let until = now
             .to_zoned(jiff::tz::TimeZone::UTC)
-            .checked_add(jiff::Span::new().years(years))
+            .checked_add(span)
             .map_err(|e| StoreError::Invalid(format!("retention of {years} years: {e}")))?
             .timestamp();
         Ok(Self {

@@ -161,7 +161,7 @@ pub struct AttestArgs {
     #[arg(long = "control")]
     pub controls: Vec<String>,
     /// Retention in years (never less than the HIPAA six by default).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     pub retention_years: i16,
     #[command(flatten)]
     pub context: ContextArgs,
@@ -311,7 +311,7 @@ pub struct AuditArgs {
     #[arg(long, default_value = "build,test,scan", value_name = "STAGES")]
     pub require_stages: String,
     /// The shortest retention lock accepted, in years after each record.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(0..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     pub min_retention_years: i16,
 }
 
@@ -368,7 +368,7 @@ pub struct RetentionArgs {
     #[command(flatten)]
     pub filter: Filter,
     /// The shortest retention lock accepted, in years after each record.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(0..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     pub min_retention_years: i16,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,

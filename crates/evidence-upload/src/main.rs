@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, default_value = "empty")]
     keyid_scheme: String,
     /// Retention in years (HIPAA: six).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     retention_years: i16,
     /// Target environment (required for deploy; recorded for every stage).
     #[arg(long)]

@@ -140,7 +140,7 @@ struct Args {
     #[arg(long, default_value = "empty")]
     keyid_scheme: String,
     /// Retention of the decision record, in years.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     retention_years: i16,
     /// Evaluate this policy input document (JSON) instead of gathering facts.
     #[arg(long, conflicts_with_all = ["approvals", "cosign_keys"])]

@@ -81,7 +81,7 @@ struct Args {
     #[arg(long, default_value = "empty")]
     keyid_scheme: String,
     /// Retention of the record in years (HIPAA: six).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
     retention_years: i16,
     /// Commit the record is about, when the verified token names none.
     #[arg(long)]

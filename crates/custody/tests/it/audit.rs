@@ -949,3 +949,80 @@ fn bad_service_names_are_usage_errors() {
     );
     assert!(err.contains("--service"), "{err}");
 }
+
+/// Issue 15, item 3: years beyond the calendar's range panicked (exit 101). On every
+/// flag they are usage errors (exit 2); in a bundle's manifest, a verification failure.
+#[test]
+fn years_out_of_range_are_usage_errors_not_panics() {
+    let e = Env::new();
+    e.pipeline();
+    for years in ["20000", "101", "32767"] {
+        let err = e.fails(
+            2,
+            &[
+                "verify",
+                "--store",
+                "store",
+                "--commit",
+                COMMIT,
+                "--key",
+                KEY,
+                "--min-retention-years",
+                years,
+            ],
+        );
+        assert!(err.contains("min-retention-years"), "{years}: {err}");
+        let err = e.fails(
+            2,
+            &[
+                "retention",
+                "--store",
+                "store",
+                "--commit",
+                COMMIT,
+                "--min-retention-years",
+                years,
+            ],
+        );
+        assert!(err.contains("min-retention-years"), "{years}: {err}");
+    }
+    // a retention is at least a year (a minimum of 0 is valid: no lock required)
+    for years in ["20000", "101", "0"] {
+        let err = e.fails(
+            2,
+            &[
+                "attest",
+                "Cargo.toml",
+                "--subject",
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "--key",
+                "signer.key",
+                "--store",
+                "store",
+                "--retention-years",
+                years,
+            ],
+        );
+        assert!(err.contains("retention-years"), "{years}: {err}");
+    }
+
+    // a bundle whose manifest asks for 30,000 years
+    e.ok(&[
+        "export", "--store", "store", "--commit", COMMIT, "--key", KEY, "--out", "a.tar.gz",
+    ]);
+    let dir = bundle_files(&e, "a.tar.gz");
+    let manifest = dir.join("custody-bundle/BUNDLE.json");
+    make_writable(&manifest);
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["minRetentionYears"] = serde_json::json!(30000);
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let bad = e.path("years.tar.gz");
+    repack(&dir, &bad);
+    // the bundle is evidence handed over, not a flag: like any bundle Custody cannot have
+    // written, it fails verification (exit 1), naming the field, and nothing panics
+    let err = e.fails(1, &["verify-bundle", bad.to_str().unwrap(), "--key", KEY]);
+    assert!(
+        err.contains("BUNDLE.json") && err.contains("minRetentionYears 30000"),
+        "{err}"
+    );
+}

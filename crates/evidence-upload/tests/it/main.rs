@@ -464,6 +464,28 @@ fn service_is_recorded_in_the_context_and_a_bad_name_is_refused() {
     assert_eq!(objects(), before, "nothing is stored for a refused name");
 }
 
+/// Issue 15, item 3: `--retention-years 20000` panicked (exit 101, a release build
+/// aborting); a retention outside 1 to 100 years is a usage error and stores nothing.
+#[test]
+fn retention_years_out_of_range_are_usage_errors() {
+    let job = Job::new();
+    let scan = "fixtures/scan-trivy/trivy-alpine-310.json";
+    for years in ["20000", "101", "0", "32767"] {
+        let o = job
+            .cmd("scan", &[scan])
+            .args(["--retention-years", years])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{years}: {err}");
+        assert!(err.contains("--retention-years"), "{years}: {err}");
+        assert!(
+            !job.store().join("objects").exists(),
+            "{years}: something was stored"
+        );
+    }
+}
+
 /// Runs a failing upload and checks the error, its exit code, and that the store
 /// received nothing.
 fn refused(job: &Job, stage: &str, files: &[&str], needle: &str) {
