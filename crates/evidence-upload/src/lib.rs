@@ -348,24 +348,22 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
         &custody_platform::context::ProcessEnv,
     ) {
         Ok(s) => s,
-        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, None, planned, &e),
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e),
         Err(e) => return Err(UploadError::Store(e)),
     };
-    let mut head = match store.chain_head(&chain_id).await {
-        Ok(h) => h,
-        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, None, planned, &e),
+    // reachable before anything is stored: an unreachable store spools everything
+    match store.chain_head(&chain_id).await {
+        Ok(_) => {}
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e),
         Err(e) => return Err(UploadError::Store(e)),
-    };
+    }
     let mut rest = planned.into_iter();
     while let Some(p) = rest.next() {
         match store_one(&store, cfg, key, &chain_id, &p).await {
-            Ok(rec) => {
-                head = Some((rec.chain.sequence, rec.record));
-                stored.push(rec);
-            }
+            Ok(rec) => stored.push(rec),
             Err(e) if e.is_transient() => {
                 let remaining: Vec<Planned> = std::iter::once(p).chain(rest).collect();
-                return spool(cfg, key, &chain_id, head, remaining, &e);
+                return spool(cfg, key, &chain_id, remaining, &e);
             }
             Err(StoreError::Io { path, source })
                 if source.kind() == std::io::ErrorKind::NotFound && p.inputs.contains(&path) =>
@@ -435,23 +433,57 @@ async fn store_one(
     })
 }
 
-/// Writes what could not be stored to the spool, signed and linked after `head`
-/// (the last record known to be in the store, or the spool's own head).
+/// The spool chain of `chain_id` in `spool`: the one a previous step of this job started
+/// there, or a new one named with a nonce (a pushed spool is removed, and a later spool
+/// of the same job must not reuse positions the store already holds).
+fn spool_chain(spool: &LocalStore, chain_id: &str) -> Result<String, StoreError> {
+    let prefix = format!("{chain_id}~spool-");
+    for digest in spool.chained_records()? {
+        let bytes = spool.get_object_blocking(&digest)?;
+        let Ok(env) = custody_evidence::Envelope::from_slice(&bytes) else {
+            continue;
+        };
+        let Ok(payload) = env.payload_bytes() else {
+            continue;
+        };
+        let Ok(st) = Statement::from_slice(&payload) else {
+            continue;
+        };
+        if let Some(record) = st.record()
+            && record.chain.id.starts_with(&prefix)
+        {
+            return Ok(record.chain.id.clone());
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{chain_id} {nanos} {}", std::process::id());
+    let nonce = Digest::of(seed.as_bytes()).hex();
+    Ok(format!("{prefix}{}", nonce.get(..16).unwrap_or(&nonce)))
+}
+
+/// Writes what could not be stored to the spool, signed, on a chain of the spool's own.
+///
+/// The job's chain in the store cannot be extended from here: its head is unknown when
+/// the store is unreachable (runner-guard may already hold position 0), and it may move
+/// on before the spool is pushed. So spooled records form their own chain,
+/// `<job chain>~spool-<nonce>`, starting at 0 and continued by later steps of the job
+/// that spool into the same directory; pushing them can never collide with what the
+/// job's chain holds, and a push repeated after an interruption stores nothing twice.
 fn spool(
     cfg: &Config,
     key: &SigningKey,
     chain_id: &str,
-    head: Option<(u64, Digest)>,
     planned: Vec<Planned>,
     cause: &StoreError,
 ) -> Result<Outcome, UploadError> {
     let spool = LocalStore::create(&cfg.spool).map_err(UploadError::Store)?;
-    let mut head = match head {
-        Some(h) => Some(h),
-        None => spool
-            .chain_head_blocking(chain_id)
-            .map_err(UploadError::Store)?,
-    };
+    let chain = spool_chain(&spool, chain_id).map_err(UploadError::Store)?;
+    let chain_id = chain.as_str();
+    let mut head = spool
+        .chain_head_blocking(chain_id)
+        .map_err(UploadError::Store)?;
     let count = planned.len();
     for p in planned {
         for path in &p.inputs {

@@ -783,6 +783,89 @@ fn an_unreachable_store_spools_and_custody_push_resends_exactly_once() {
     }
 }
 
+/// Issue 15, item 1: a job whose chain already holds a record (runner-guard stores one
+/// first) and whose store then becomes unreachable spooled its records at position 0;
+/// `custody push` refused them as a fork, so the printed command could never succeed.
+/// Spooled records now form their own chain and push exactly once, whatever the job's
+/// chain holds; a second spool of the same job after a push does not collide either.
+#[test]
+fn a_spool_written_mid_chain_pushes_exactly_once() {
+    let job = Job::new();
+    let scan = "fixtures/scan-trivy/trivy-alpine-310.json";
+    // the job's first record, in the store: position 0 of its chain
+    let first = job.json("scan", &[scan], &[]);
+    assert_eq!(first["records"][0]["chain"]["sequence"], 0, "{first}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("gitlab+http://127.0.0.1:{port}/acme/app/evidence");
+    let spool = job.dir.path().join("spool");
+    let push = || {
+        let o = Command::new(custody())
+            .args(["push", "--spool"])
+            .arg(&spool)
+            .arg("--store")
+            .arg(job.store())
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "custody push: {err}");
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    for round in 0..2 {
+        let o = job
+            .cmd_to(
+                "scan",
+                &["fixtures/scan-grype/grype-image.json"],
+                down.as_ref(),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        let pushed = push();
+        assert_eq!(
+            pushed["stored"].as_array().unwrap().len(),
+            1,
+            "round {round}: {pushed}"
+        );
+    }
+    let rows: Value = serde_json::from_slice(&job.query(&["--stage", "scan"]).stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "the first record and two spooled ones, once each: {rows:?}"
+    );
+    let chains: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["chain"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chains.len(),
+        3,
+        "each spool on a chain of its own: {chains:?}"
+    );
+    for r in rows {
+        let o = Command::new(custody())
+            .args([
+                "verify",
+                "--record",
+                r["record"].as_str().unwrap(),
+                "--store",
+            ])
+            .arg(job.store())
+            .arg("--key")
+            .arg(job.dir.path().join("ci.key.pub"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// A moto S3 server on a free loopback port, killed on drop.
 struct Moto {
     child: std::process::Child,
