@@ -563,11 +563,11 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             );
         }
         if r.mode == LockMode::Governance {
-            self.finding(
-                Severity::Warning,
+            // HIPAA retention needs a lock nobody can lift: a bypassable one is a finding
+            self.error(
                 CheckKind::Retention,
                 about.to_owned(),
-                "GOVERNANCE mode: a privileged user can shorten or remove the lock; COMPLIANCE mode cannot be bypassed".into(),
+                "GOVERNANCE mode: a privileged user can shorten or remove the lock; store it in COMPLIANCE mode, which nobody can bypass",
             );
         }
     }

@@ -57,11 +57,17 @@ fn add(sum: &mut Option<u64>, value: Option<u64>) {
 
 fn declared(element: &BytesStart<'_>) -> DeclaredTotals {
     let count = |name| attr(element, name).as_deref().and_then(parse_u64);
+    // Ant's schema counts disabled tests apart (`disabled="N"`); they did not run, so
+    // they are declared skips, compared with the cases counted as skipped
+    let skipped = match (count("skipped"), count("disabled")) {
+        (Some(s), Some(d)) => Some(s.saturating_add(d)),
+        (s, d) => s.or(d),
+    };
     DeclaredTotals {
         tests: count("tests"),
         failures: count("failures"),
         errors: count("errors"),
-        skipped: count("skipped"),
+        skipped,
     }
 }
 
@@ -166,7 +172,17 @@ impl Visitor for Junit {
             "testcase" => {
                 // A test case inside a test case is not JUnit; count the outer one.
                 if self.case.is_none() {
-                    self.case = Some(Case::default());
+                    // A disabled test never ran: skipped, as Surefire and the report
+                    // actions count it (Ant's `status="disabled"`, and its kin)
+                    let status = attr(element, "status").unwrap_or_default();
+                    let not_run = matches!(
+                        status.to_ascii_lowercase().as_str(),
+                        "disabled" | "skipped" | "notrun" | "not run" | "ignored"
+                    );
+                    self.case = Some(Case {
+                        skipped: not_run,
+                        ..Case::default()
+                    });
                 }
                 let classname = attr(element, "classname").unwrap_or_default();
                 // jest-junit joins describe blocks with " › ".

@@ -390,3 +390,45 @@ async fn a_bundle_verifies_offline_and_its_report_renders_in_a_real_browser() {
     assert!(pdf.len() > 10_000, "{} bytes", pdf.len());
     let _ = std::fs::copy(&shot, std::env::temp_dir().join("custody-report.png"));
 }
+
+/// Issue 15, item 14: GOVERNANCE-mode locks were warnings (exit 0) while the README says
+/// bypassable locks are findings. HIPAA retention needs a lock nobody can lift: an
+/// error naming the mode; the COMPLIANCE twin of the same pipeline passes.
+#[tokio::test(flavor = "current_thread")]
+async fn a_governance_lock_is_an_error() {
+    let opts = |p: &Pipeline| AuditOptions {
+        keys: p.trusted(),
+        required_stages: Vec::new(),
+        min_retention_years: 6,
+        verified_at: jiff::Timestamp::now(),
+        store_label: None,
+        required_services: Vec::new(),
+        scope: None,
+    };
+    let compliance = Pipeline::new();
+    compliance.release().await;
+    let audit = audit_query(&compliance.store, &commit_query(), &opts(&compliance))
+        .await
+        .unwrap()
+        .audit;
+    assert!(audit.ok, "{:?}", audit.findings);
+
+    let mut governance = Pipeline::new();
+    governance.retention.mode = custody_store::LockMode::Governance;
+    governance.release().await;
+    let audit = audit_query(&governance.store, &commit_query(), &opts(&governance))
+        .await
+        .unwrap()
+        .audit;
+    assert!(!audit.ok, "a GOVERNANCE lock passed");
+    let errors: Vec<_> = audit
+        .findings
+        .iter()
+        .filter(|f| f.severity == custody_audit::Severity::Error)
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(
+        errors.iter().all(|f| f.message.contains("GOVERNANCE mode")),
+        "{errors:?}"
+    );
+}

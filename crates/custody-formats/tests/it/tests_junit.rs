@@ -36,8 +36,9 @@ pub(crate) const CASES: &[(&str, Expected)] = &[
             counts: [3, 2, 1, 0, 0],
             duration: Some(0.946),
             timestamp: Some(("2024-12-02T20:06:10.512+00:00", Some(1_733_169_970))),
-            // root: tests=3 failures=1 errors=0; no `skipped` anywhere.
-            declared: [Some(3), Some(1), Some(0), None],
+            // root: tests=3 failures=1 errors=0; no `skipped` anywhere, but the suite's
+            // `disabled="0"` declares that no test was left out.
+            declared: [Some(3), Some(1), Some(0), Some(0)],
             disagree: false,
         },
     ),
@@ -190,4 +191,40 @@ fn junit_outcome_precedence() {
             disagree: false,
         },
     );
+}
+
+/// Issue 15, item 11: disabled tests never ran, yet counted as passed. A case marked
+/// `status="disabled"` is skipped, and a suite's `disabled="N"` is a declared skip: a
+/// suite claiming disabled tests its cases do not show is flagged.
+#[test]
+fn junit_disabled_tests_are_skipped_not_passed() {
+    let doc = br#"<testsuites tests="3" disabled="1">
+  <testsuite name="s" tests="3" disabled="1">
+    <testcase name="ran"/>
+    <testcase name="off" status="disabled"/>
+    <testcase name="also ran"/>
+  </testsuite>
+</testsuites>"#;
+    check(
+        "disabled.xml",
+        doc,
+        &Expected {
+            dialect: JunitDialect::Generic,
+            suites: 1,
+            counts: [3, 2, 0, 0, 1],
+            duration: None,
+            timestamp: None,
+            declared: [Some(3), None, None, Some(1)],
+            disagree: false,
+        },
+    );
+    // the twin: the suite says one is disabled, no case says which: counted as they
+    // ran, and the disagreement is flagged
+    let unmarked = br#"<testsuite name="s" tests="2" disabled="1">
+  <testcase name="a"/>
+  <testcase name="b"/>
+</testsuite>"#;
+    let s = tests("unmarked.xml", unmarked);
+    assert_eq!((s.passed, s.skipped), (2, 0));
+    assert!(s.attributes_disagree);
 }
