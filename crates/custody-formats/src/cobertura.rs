@@ -103,14 +103,44 @@ impl Visitor for Cobertura {
 }
 
 pub(crate) fn rate(covered: u64, valid: u64) -> Option<f64> {
-    // Counts stay far below 2^53 in any real report, so the f64 is exact.
-    (valid > 0).then(|| covered as f64 / valid as f64)
+    // Counts stay far below 2^53 in any real report, so the f64 is exact; the callers
+    // refuse covered > valid, and a rate is never reported above 1 regardless.
+    (valid > 0).then(|| (covered as f64 / valid as f64).min(1.0))
 }
 
 pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<CoverageSummary, FormatError> {
     let mut c = Cobertura::default();
     xml::walk(file, bytes, &mut c)?;
 
+    let impossible = |detail: String| FormatError::Malformed {
+        file: file.to_owned(),
+        syntax: crate::error::Syntax::Xml,
+        detail,
+    };
+    for (name, r) in [
+        ("line-rate", c.root_line_rate),
+        ("branch-rate", c.root_branch_rate),
+    ] {
+        if let Some(r) = r
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(impossible(format!(
+                "the root {name} is {r}: a rate lies between 0 and 1"
+            )));
+        }
+    }
+    for (what, covered, valid) in [
+        ("lines", c.root_lines_covered, c.root_lines_valid),
+        ("branches", c.root_branches_covered, c.root_branches_valid),
+    ] {
+        if let (Some(covered), Some(valid)) = (covered, valid)
+            && covered > valid
+        {
+            return Err(impossible(format!(
+                "the root declares {covered} {what} covered of {valid}: more than there are"
+            )));
+        }
+    }
     let counted_valid = u64::try_from(c.lines.len())
         .unwrap_or(u64::MAX)
         .saturating_add(c.unnumbered_valid);

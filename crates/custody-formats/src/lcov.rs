@@ -1,8 +1,11 @@
 //! lcov tracefiles (geninfo, istanbul/c8, gcovr, grcov). Each `SF:` record
 //! declares its totals in `LF`/`LH` (lines), `BRF`/`BRH` (branches) and
-//! `FNF`/`FNH` (functions); those are used when present, in any order. Without
-//! them the totals are counted from `DA`, `BRDA` and `FN`/`FNDA` lines, merging
-//! repeated entries for the same line or function as lcov's own tools do.
+//! `FNF`/`FNH` (functions). Where the record also has the lines they summarize (`DA`,
+//! `BRDA`, `FN`/`FNDA`), those are counted instead, merging repeated entries for the
+//! same line or function as lcov's own tools do: a file can declare anything, and
+//! `LH:300` over lines that were never hit is not coverage. A declared hit count above
+//! its total is refused; the declared totals are used alone only where nothing else
+//! is written.
 //!
 //! Line formats to be careful with: `DA:<line>,<hits>[,<checksum>]` (gcovr writes
 //! the checksum), hit counts written as 2^64-1 by some istanbul versions, and
@@ -51,32 +54,52 @@ fn hits<K>(map: &HashMap<K, bool>) -> u64 {
     len(map.values().filter(|h| **h).count())
 }
 
+/// Declared and counted totals of one kind: the line records win where they exist (a
+/// file can declare anything), and a declared hit count above its total is refused.
+fn pick<K>(
+    declared_total: Option<u64>,
+    declared_hit: Option<u64>,
+    records: &HashMap<K, bool>,
+    what: &str,
+) -> Result<(u64, u64), String> {
+    if let (Some(total), Some(hit)) = (declared_total, declared_hit)
+        && hit > total
+    {
+        return Err(format!(
+            "declares {hit} {what} hit of {total}: more than there are"
+        ));
+    }
+    if !records.is_empty() {
+        return Ok((len(records.len()), hits(records)));
+    }
+    let total = declared_total.unwrap_or(0);
+    let hit = declared_hit.unwrap_or(0);
+    if hit > total {
+        return Err(format!(
+            "declares {hit} {what} hit of {total}: more than there are"
+        ));
+    }
+    Ok((total, hit))
+}
+
 impl Totals {
-    fn add(&mut self, r: Record) {
-        self.lines_valid = self
-            .lines_valid
-            .saturating_add(r.lf.unwrap_or_else(|| len(r.lines.len())));
-        self.lines_covered = self
-            .lines_covered
-            .saturating_add(r.lh.unwrap_or_else(|| hits(&r.lines)));
+    fn add(&mut self, r: Record) -> Result<(), String> {
+        let (lines_valid, lines_covered) = pick(r.lf, r.lh, &r.lines, "lines")?;
+        let (branches_valid, branches_covered) = pick(r.brf, r.brh, &r.branches, "branches")?;
+        let (functions_valid, functions_covered) = pick(r.fnf, r.fnh, &r.functions, "functions")?;
+        self.lines_valid = self.lines_valid.saturating_add(lines_valid);
+        self.lines_covered = self.lines_covered.saturating_add(lines_covered);
         if r.brf.is_some() || !r.branches.is_empty() {
             self.branch_data = true;
         }
-        self.branches_valid = self
-            .branches_valid
-            .saturating_add(r.brf.unwrap_or_else(|| len(r.branches.len())));
-        self.branches_covered = self
-            .branches_covered
-            .saturating_add(r.brh.unwrap_or_else(|| hits(&r.branches)));
+        self.branches_valid = self.branches_valid.saturating_add(branches_valid);
+        self.branches_covered = self.branches_covered.saturating_add(branches_covered);
         if r.fnf.is_some() || !r.functions.is_empty() {
             self.function_data = true;
         }
-        self.functions_valid = self
-            .functions_valid
-            .saturating_add(r.fnf.unwrap_or_else(|| len(r.functions.len())));
-        self.functions_covered = self
-            .functions_covered
-            .saturating_add(r.fnh.unwrap_or_else(|| hits(&r.functions)));
+        self.functions_valid = self.functions_valid.saturating_add(functions_valid);
+        self.functions_covered = self.functions_covered.saturating_add(functions_covered);
+        Ok(())
     }
 }
 
@@ -98,6 +121,11 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<CoverageSummary, For
         detail: format!("line {number}: cannot read `{line}`"),
     };
 
+    let impossible = |number: usize, detail: String| FormatError::Malformed {
+        file: file.to_owned(),
+        syntax: Syntax::Lcov,
+        detail: format!("the record ending at line {number} {detail}"),
+    };
     let mut totals = Totals::default();
     let mut files = BTreeSet::new();
     let mut record: Option<Record> = None;
@@ -111,7 +139,7 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<CoverageSummary, For
         last_line = line;
         if line == "end_of_record" {
             if let Some(r) = record.take() {
-                totals.add(r);
+                totals.add(r).map_err(|detail| impossible(number, detail))?;
             }
             continue;
         }
@@ -122,7 +150,7 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<CoverageSummary, For
             // A new SF without end_of_record: close the previous one rather than
             // merge two files' data.
             if let Some(r) = record.take() {
-                totals.add(r);
+                totals.add(r).map_err(|detail| impossible(number, detail))?;
             }
             files.insert(value.to_owned());
             record = Some(Record::default());

@@ -23,8 +23,9 @@ pub(crate) struct Expected {
 //   and its branch rate is the root `branch-rate="0"`. files = distinct
 //   `class/@filename`. Epoch: coverage.py and istanbul write milliseconds, gcovr
 //   seconds (python `datetime.fromtimestamp` puts all three in 2016–2021).
-// - lcov: python summing LF/LH, BRF/BRH, FNF/FNH over records; files = distinct
-//   SF paths.
+// - lcov: what the reference tool reads, `lcov --rc lcov_branch_coverage=1 --summary`
+//   (LCOV 1.16, Debian): totals counted from the DA, BRDA and FN/FNDA lines, not the
+//   declared LF/LH, BRF/BRH, FNF/FNH; files = distinct SF paths.
 pub(crate) const CASES: &[(&str, Expected)] = &[
     (
         "coverage-cobertura/coveragepy-4.0.3.cobertura.xml",
@@ -78,10 +79,12 @@ pub(crate) const CASES: &[(&str, Expected)] = &[
         "coverage-lcov/grcov-fn-with-commas.info",
         Expected {
             format: Format::Lcov,
-            lines: (60, 29),
+            // the file declares LF:60 LH:29 FNF:6 FNH:3 over 57 distinct DA lines
+            // (12, 18 and 53 twice) and 7 functions: counted, as lcov reads it
+            lines: (57, 27),
             branches: Some((20, 3)),
             branch_rate: Some(3.0 / 20.0),
-            functions: Some((6, 3)),
+            functions: Some((7, 4)),
             files: 1,
             timestamp: None,
         },
@@ -177,8 +180,8 @@ fn without(rel: &str, prefixes: &[&str]) -> Vec<u8> {
 /// python over grcov-fn-with-commas.info: 60 DA lines, 57 distinct line numbers
 /// (12, 18 and 53 appear twice), 27 of them with hits > 0; 7 FN names when split
 /// at the first comma only (`cubic-bezier(0.0, 0.0, 1.0, 1.0)` stays whole), 4 of
-/// them with FNDA count > 0. The file's own FNF:6 disagrees, which is why the
-/// declared totals win when present.
+/// them with FNDA count > 0. The file's own LF:60 and FNF:6 disagree; the line
+/// records win whether the totals are declared or not (as `lcov --summary` reads it).
 #[test]
 fn lcov_falls_back_to_da_and_fn_lines() {
     let file = "coverage-lcov/grcov-fn-with-commas.info";
@@ -210,4 +213,58 @@ fn cobertura_counts_class_lines_without_root_attributes() {
     assert_eq!((s.lines_valid, s.lines_covered), (51, 51));
     assert_eq!(s.branches_valid.zip(s.branches_covered), Some((16, 16)));
     assert_eq!(s.files, 2);
+}
+
+/// Issue 15, item 10: declared totals were trusted. Every DA line with 0 hits under a
+/// declared `LH:300` read as 100% (a rate over 1 was accepted): the line records win,
+/// so it reads 0 of 3; a hit count declared above its total, with nothing to count,
+/// is refused naming the record; no rate is ever above 1.
+#[test]
+fn lcov_declared_totals_cannot_outvote_the_lines() {
+    let lying = b"TN:\nSF:a.js\nDA:1,0\nDA:2,0\nDA:3,0\nLF:3\nLH:300\nend_of_record\n";
+    let err = custody_formats::summarize("lying.lcov", lying).unwrap_err();
+    assert!(err.to_string().contains("300 lines hit of 3"), "{err}");
+    let declared_only = b"TN:\nSF:a.js\nLF:3\nLH:300\nend_of_record\n";
+    let err = custody_formats::summarize("declared.lcov", declared_only).unwrap_err();
+    assert!(err.to_string().contains("declared.lcov"), "{err}");
+    // consistent declared totals over zero-hit lines: the lines say 0 of 3
+    let zero = b"TN:\nSF:a.js\nDA:1,0\nDA:2,0\nDA:3,0\nLF:3\nLH:3\nend_of_record\n";
+    let s = coverage("zero.lcov", zero);
+    assert_eq!((s.lines_valid, s.lines_covered), (3, 0));
+    assert_eq!(s.line_rate, Some(0.0));
+}
+
+/// The Cobertura twin: a root claiming more lines covered than valid, or a rate above 1,
+/// is refused naming the file.
+#[test]
+fn cobertura_impossible_totals_are_refused() {
+    let file = "coverage-cobertura/istanbul.cobertura.xml";
+    let text = String::from_utf8(crate::read(file)).unwrap();
+    let valid = text
+        .split("lines-valid=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let covered = text
+        .split("lines-covered=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let more: u64 = valid.parse::<u64>().unwrap() + 1;
+    let bad = text.replacen(
+        &format!("lines-covered=\"{covered}\""),
+        &format!("lines-covered=\"{more}\""),
+        1,
+    );
+    let err = custody_formats::summarize("more.xml", bad.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("more.xml") && err.to_string().contains("more than there are"),
+        "{err}"
+    );
+    let rate = text.replacen("line-rate=\"1\"", "line-rate=\"1.5\"", 1);
+    assert_ne!(rate, text, "the fixture's root line-rate");
+    let err = custody_formats::summarize("rate.xml", rate.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("between 0 and 1"), "{err}");
 }
