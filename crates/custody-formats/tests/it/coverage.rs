@@ -222,10 +222,10 @@ fn cobertura_counts_class_lines_without_root_attributes() {
 #[test]
 fn lcov_declared_totals_cannot_outvote_the_lines() {
     let lying = b"TN:\nSF:a.js\nDA:1,0\nDA:2,0\nDA:3,0\nLF:3\nLH:300\nend_of_record\n";
-    let err = custody_formats::summarize("lying.lcov", lying).unwrap_err();
+    let err = summarize("lying.lcov", lying).unwrap_err();
     assert!(err.to_string().contains("300 lines hit of 3"), "{err}");
     let declared_only = b"TN:\nSF:a.js\nLF:3\nLH:300\nend_of_record\n";
-    let err = custody_formats::summarize("declared.lcov", declared_only).unwrap_err();
+    let err = summarize("declared.lcov", declared_only).unwrap_err();
     assert!(err.to_string().contains("declared.lcov"), "{err}");
     // consistent declared totals over zero-hit lines: the lines say 0 of 3
     let zero = b"TN:\nSF:a.js\nDA:1,0\nDA:2,0\nDA:3,0\nLF:3\nLH:3\nend_of_record\n";
@@ -258,13 +258,13 @@ fn cobertura_impossible_totals_are_refused() {
         &format!("lines-covered=\"{more}\""),
         1,
     );
-    let err = custody_formats::summarize("more.xml", bad.as_bytes()).unwrap_err();
+    let err = summarize("more.xml", bad.as_bytes()).unwrap_err();
     assert!(
         err.to_string().contains("more.xml") && err.to_string().contains("more than there are"),
         "{err}"
     );
     let rate = text.replacen("line-rate=\"1\"", "line-rate=\"1.5\"", 1);
     assert_ne!(rate, text, "the fixture's root line-rate");
-    let err = custody_formats::summarize("rate.xml", rate.as_bytes()).unwrap_err();
+    let err = summarize("rate.xml", rate.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("between 0 and 1"), "{err}");
 }
