@@ -239,7 +239,7 @@ fn lcov_declared_totals_cannot_outvote_the_lines() {
 #[test]
 fn cobertura_impossible_totals_are_refused() {
     let file = "coverage-cobertura/istanbul.cobertura.xml";
-    let text = String::from_utf8(crate::read(file)).unwrap();
+    let text = String::from_utf8(read(file)).unwrap();
     let valid = text
         .split("lines-valid=\"")
         .nth(1)
