@@ -58,7 +58,8 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct PolicyTestArgs {
-    /// Directories of .rego files (user policies and their tests). None: built-in tests only.
+    /// Directories of .rego files (user policies and their tests), whose tests run
+    /// against the built-in rules plus theirs. None: the built-in tests.
     pub dirs: Vec<PathBuf>,
     /// Data files (YAML or JSON) merged over the built-in thresholds.
     #[arg(long = "data")]

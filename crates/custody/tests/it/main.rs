@@ -689,3 +689,57 @@ fn policy_test_runs_the_builtin_rego_tests_and_fails_on_a_failing_one() {
     );
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }
+
+/// Issue 15, item 15: `custody policy test DIR` failed for any user rule, the README's
+/// own example included, because a built-in test counts the built-in rules (19) and a
+/// user rule that denies the built-in fixture failed tests the user cannot fix. With a
+/// DIR, the user's tests run against the built-in rules plus theirs, alone.
+#[test]
+fn policy_test_of_a_user_dir_runs_the_users_tests_alone() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let rule = readme
+        .split("```rego\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("README's policy example");
+    assert!(
+        rule.contains("package custody.rules.acme_registry"),
+        "{rule}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("acme-registry.rego"), rule).unwrap();
+    std::fs::write(
+        dir.path().join("acme_registry_test.rego"),
+        r#"package acme_registry_test
+
+import rego.v1
+
+test_an_image_elsewhere_is_denied if {
+	some msg in data.custody.rules.acme_registry.deny with input as {"artifact": {"name": "docker.io/library/app"}}
+	contains(msg, "is not under ghcr.io/acme/")
+}
+
+test_our_image_passes if {
+	count(data.custody.rules.acme_registry.deny) == 0 with input as {"artifact": {"name": "ghcr.io/acme/app"}}
+}
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    assert!(
+        !stdout.contains("custody_test"),
+        "built-in tests ran: {stdout}"
+    );
+}
