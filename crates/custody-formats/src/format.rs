@@ -105,6 +105,16 @@ impl fmt::Display for Format {
 }
 
 impl Kind {
+    /// What the file is evidence of, in a person's words.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Sbom => "an SBOM",
+            Kind::Tests => "test results",
+            Kind::Coverage => "test coverage",
+            Kind::Scan => "a vulnerability scan",
+        }
+    }
+
     /// What files of this stage look like, for error messages.
     pub fn expected(self) -> &'static str {
         match self {

@@ -92,7 +92,7 @@ pub enum OidcError {
     BadSignature { kid: String },
     #[error("the token claims are not a JSON object: {0}")]
     Claims(String),
-    #[error("claim `iss` is {found:?}, expected the pinned issuer `{expected}`")]
+    #[error("claim `iss` is {}, expected the pinned issuer `{expected}`", shown(found.as_deref()))]
     Issuer {
         expected: String,
         found: Option<String>,
@@ -145,4 +145,33 @@ pub enum PlatformError {
     },
     #[error("{url} answered JSON of an unexpected shape: {reason}")]
     Shape { url: String, reason: String },
+}
+
+/// A claim's value for a message: quoted as the token has it, or `missing`.
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "missing".to_owned(), |v| format!("`{v}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 16: the issuer mismatch printed Rust's debug text
+    /// (`Some("https://…")`).
+    #[test]
+    fn an_issuer_mismatch_reads_as_words() {
+        let e = OidcError::Issuer {
+            expected: "https://token.actions.githubusercontent.com".into(),
+            found: Some("https://evil.example".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "claim `iss` is `https://evil.example`, expected the pinned issuer `https://token.actions.githubusercontent.com`"
+        );
+        let e = OidcError::Issuer {
+            expected: "https://gitlab.com".into(),
+            found: None,
+        };
+        assert!(e.to_string().starts_with("claim `iss` is missing,"), "{e}");
+    }
 }

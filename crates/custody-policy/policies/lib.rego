@@ -52,3 +52,12 @@ lower_set(xs) := {lower(x) | some x in xs}
 # sprintf's %s ("a, b" with the quotes); trim_space yields a plain string in both
 # engines, and the joined texts never carry meaningful outer spaces.
 join(sep, xs) := trim_space(concat(sep, xs))
+
+# A span of seconds as a person reads it: minutes under two hours, hours from there.
+span(seconds) := sprintf("%d minutes", [round(seconds / 60)]) if {
+	seconds < 7200
+}
+
+span(seconds) := sprintf("%d hours", [round(seconds / 3600)]) if {
+	seconds >= 7200
+}

@@ -28,7 +28,7 @@ deny contains msg if {
 
 deny contains msg if {
 	lib.latest_scan.ageSeconds > limit
-	msg := sprintf("the latest scan of %s (record %s) is %d seconds old; the limit is %d seconds (scan.max_age_hours %d)", [lib.digest, lib.latest_scan.record, lib.latest_scan.ageSeconds, limit, lib.config.scan.max_age_hours])
+	msg := sprintf("the latest scan of %s (record %s) is %s old; the limit is %d hours (scan.max_age_hours): scan the image again", [lib.digest, lib.latest_scan.record, lib.span(lib.latest_scan.ageSeconds), lib.config.scan.max_age_hours])
 }
 
 deny contains msg if {
@@ -36,4 +36,4 @@ deny contains msg if {
 	msg := sprintf("the latest scan of %s (record %s) claims a scan time in the future", [lib.digest, lib.latest_scan.record])
 }
 
-pass := sprintf("the latest scan (record %s) is %d seconds old; the limit is %d", [lib.latest_scan.record, lib.latest_scan.ageSeconds, limit])
+pass := sprintf("the latest scan (record %s) is %s old; the limit is %d hours", [lib.latest_scan.record, lib.span(lib.latest_scan.ageSeconds), lib.config.scan.max_age_hours])

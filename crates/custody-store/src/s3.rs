@@ -69,7 +69,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
@@ -947,7 +947,7 @@ where
         return StoreError::S3Unreachable {
             operation,
             target: target.to_owned(),
-            message: DisplayErrorContext(e).to_string(),
+            message: causes(e),
         };
     }
     let code = e.code().map(str::to_owned);
@@ -967,7 +967,7 @@ where
         (Some(code), Some(msg), _) => format!("{code}: {msg}{hint}"),
         (Some(code), None, _) => format!("{code}{hint}"),
         (None, _, Some(status)) => format!("HTTP {status} (after retries)"),
-        (None, _, None) => DisplayErrorContext(e).to_string(),
+        (None, _, None) => causes(e),
     };
     StoreError::S3 {
         operation,
@@ -976,9 +976,51 @@ where
     }
 }
 
+/// An error and its causes as one line of their messages (`dispatch failure: io error:
+/// … : Connection refused (os error 111)`): the SDK's own context printer appends the
+/// whole chain again as Rust debug text, which no person should have to read.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        let text = text.lines().next().unwrap_or_default().trim().to_owned();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15, item 16: an unreachable S3 dumped the SDK's debug chain into the
+    /// spool message.
+    #[test]
+    fn causes_read_as_one_line_of_words() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let text = causes(&Outer(io));
+        assert_eq!(text, "dispatch failure: Connection refused (os error 111)");
+        assert!(!text.contains('{') && !text.contains("Some("));
+    }
 
     #[test]
     fn urls_parse_into_bucket_and_prefix() {

@@ -184,14 +184,15 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
         return Err(input_err(
             path,
             format!(
-                "a {:?} file is {kind:?} evidence, which stage `{}` does not take (it takes {})",
+                "this {} file is {}, which stage `{}` does not take: it takes {}; upload it with the stage it belongs to",
                 summary.format(),
+                kind.noun(),
                 cfg.stage,
                 kinds
                     .iter()
-                    .map(|k| format!("{k:?}"))
+                    .map(|k| k.expected())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", or ")
             ),
         ));
     }

@@ -33,7 +33,7 @@ test_scan_by_config_digest_only_fails if {
 test_stale_scan_fails if {
 	inp := scan_with({"ageSeconds": 90000})
 	f.status(inp, "scan-fresh") == "fail"
-	contains(f.message(inp, "scan-fresh"), "90000 seconds old")
+	contains(f.message(inp, "scan-fresh"), "25 hours old")
 }
 
 test_freshness_threshold_is_data if {

@@ -122,15 +122,31 @@ fn is_not_found(e: &octocrab::Error) -> bool {
 }
 
 fn api_error(what: &str, e: &octocrab::Error) -> PolicyError {
-    let detail = match e {
+    match e {
+        // GitHub answered: the token's rights are the likely cause of a refusal
         octocrab::Error::GitHub { source, .. } => {
-            format!("{} {}", source.status_code, source.message)
+            let status = source.status_code.as_u16();
+            let hint = if matches!(status, 401 | 403 | 404) {
+                " (check the token's permissions: actions:read, deployments:read, contents:read, pull-requests:read)"
+            } else {
+                ""
+            };
+            PolicyError::Platform(format!(
+                "GitHub {what}: {} {}{hint}",
+                source.status_code, source.message
+            ))
         }
-        other => other.to_string(),
-    };
-    PolicyError::Platform(format!(
-        "GitHub {what}: {detail} (check the token's permissions: actions:read, deployments:read, contents:read, pull-requests:read)"
-    ))
+        // no answer: the API could not be reached, whatever the token may do
+        other => PolicyError::Platform(format!(
+            "GitHub {what}: the API did not answer ({}): check the API URL (GITHUB_API_URL or --github-api-url) and the runner's network",
+            first_line(&other.to_string())
+        )),
+    }
+}
+
+/// The first line of an error's text: transport errors carry long chains.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 /// Builds the client: configurable base URL, timeouts, the token as a secret.

@@ -212,7 +212,7 @@ async fn stale_scan_denies() {
     let scan = trivy(&p.digest_hex, 2 * 86400, &[]);
     let p = pipeline_with("scan", &[("trivy.json", scan)], "production").await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
-    expect(&d, &["scan-fresh"], "the limit is 86400 seconds");
+    expect(&d, &["scan-fresh"], "the limit is 24 hours");
 }
 
 #[tokio::test]

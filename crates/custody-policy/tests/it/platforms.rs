@@ -188,6 +188,28 @@ async fn github_missing_environment_fails_closed_and_api_errors_are_errors() {
     );
     assert!(!text.contains("ghs_test_token"));
     assert!(!format!("{:?}", github_config(&server)).contains("ghs_test_token"));
+    // a refusal points at the token's rights
+    assert!(text.contains("check the token's permissions"), "{text}");
+}
+
+/// Issue 15, item 16: an API that does not answer was blamed on the token's
+/// permissions. It is named as unreachable, with what to check, in one line.
+#[tokio::test]
+async fn github_unreachable_api_is_not_blamed_on_the_token() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = GitHubConfig {
+        api_url: format!("http://{closed}"),
+        ..github_config(&Server::start(Vec::new()))
+    };
+    let err = github::gather(&cfg, Gate::PreDeploy).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("the API did not answer"), "{text}");
+    assert!(text.contains("GITHUB_API_URL"), "{text}");
+    assert!(!text.contains("permissions"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
 }
 
 const GL_PROJECT: &str = "/api/v4/projects/acme%2Fapp";

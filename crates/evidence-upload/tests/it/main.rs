@@ -518,11 +518,13 @@ fn bad_input_is_refused_clearly_and_stores_nothing() {
     refused(&job, "test", &["truncated.xml"], "truncated.xml");
     refused(&job, "build", &["empty.json"], "empty");
     refused(&job, "scan", &["notes.txt"], "notes.txt");
+    // in the user's words, with what to do (issue 15, item 16: it said "a JunitXml
+    // file is Tests evidence … takes Scan")
     refused(
         &job,
         "scan",
         &["fixtures/tests-junit/jest-junit.xml"],
-        "does not take",
+        "this JUnit XML file is test results, which stage `scan` does not take: it takes a Trivy JSON, Grype JSON or SARIF 2.1.0 scan report; upload it with the stage it belongs to",
     );
     refused(&job, "build", &["../outside.json"], "outside the workspace");
     refused(
