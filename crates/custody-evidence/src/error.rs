@@ -27,10 +27,12 @@ pub enum VerifyError {
     PayloadBase64(String),
     #[error("signature {index} is not valid base64 (standard or URL-safe): {reason}")]
     SignatureBase64 { index: usize, reason: String },
+    #[error("envelope carries {found} signatures, more than the {max} Custody verifies")]
+    TooManySignatures { found: usize, max: usize },
     #[error(
-        "signature {index} has no `keyid` field; DSSE envelopes Custody accepts always carry one (it may be empty)"
+        "this is a Sigstore bundle ({media_type}), not a DSSE envelope: Custody verifies its own envelopes and cosign's legacy signatures; take the bundle's `dsseEnvelope` out, or verify it with cosign or gh attestation verify"
     )]
-    MissingKeyId { index: usize },
+    SigstoreBundle { media_type: String },
     #[error("envelope carries no signatures")]
     NoSignatures,
     #[error(

@@ -52,7 +52,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
             ));
         }
     };
-    let env = Envelope::from_slice(&bytes).with_context(|| origin.clone())?;
+    let env = match Envelope::from_slice(&bytes) {
+        Ok(env) => env,
+        // not a verification failure: the wrong kind of file for this command
+        Err(e @ custody_evidence::VerifyError::SigstoreBundle { .. }) => {
+            return Err(fail(Exit::Usage, format!("{origin}: {e}")));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(origin.clone())),
+    };
     let verified = verify_envelope(&env, &keys).with_context(|| origin.clone())?;
     if let Some(expected) = &expected_subject {
         verified
