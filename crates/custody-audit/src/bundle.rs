@@ -39,6 +39,14 @@ const DERIVED: [&str; 4] = ["verification.json", "report.html", "report.md", "VE
 /// A manifest larger than this is not one of ours.
 const MAX_MANIFEST: u64 = 64 << 20;
 
+/// How far a bundle may expand: the larger of a floor and a ratio of its compressed
+/// size. Evidence is mostly JSON and XML, which gzip shrinks ten to thirty times; a
+/// decompression bomb expands a thousand times and more.
+const MAX_EXPANSION_FLOOR: u64 = 256 << 20;
+const MAX_EXPANSION_RATIO: u64 = 200;
+/// The most entries a bundle may hold.
+const MAX_ENTRIES: u64 = 1_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("{path}: {source}")]
@@ -575,7 +583,42 @@ fn mismatch(file: &str, message: String) -> Finding {
 
 /// Unpacks regular files and directories under `custody-bundle/`, refusing anything
 /// else: absolute paths, `..`, links, devices, duplicates.
+/// Reads every header once, writing nothing: the entries and the bytes they declare
+/// must stay within the limits before a single file is written.
+fn check_limits(bundle: &Path) -> Result<(), BundleError> {
+    let file = File::open(bundle).map_err(io(bundle))?;
+    let compressed = file.metadata().map_err(io(bundle))?.len();
+    let max_bytes = MAX_EXPANSION_FLOOR.max(compressed.saturating_mul(MAX_EXPANSION_RATIO));
+    let too_big = |what: String| BundleError::Format {
+        bundle: bundle.to_path_buf(),
+        message: format!(
+            "{what}: refused before anything was written (a decompression bomb, or not a Custody bundle)"
+        ),
+    };
+    let read_err = |e: std::io::Error| BundleError::Format {
+        bundle: bundle.to_path_buf(),
+        message: format!("not a readable .tar.gz ({e})"),
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    for entry in archive.entries().map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        entries = entries.saturating_add(1);
+        if entries > MAX_ENTRIES {
+            return Err(too_big(format!("more than {MAX_ENTRIES} entries")));
+        }
+        bytes = bytes.saturating_add(entry.header().size().map_err(read_err)?);
+        if bytes > max_bytes {
+            return Err(too_big(format!(
+                "its entries declare more than {max_bytes} bytes ({compressed} compressed; at most {MAX_EXPANSION_RATIO} times that, or {MAX_EXPANSION_FLOOR})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn extract(bundle: &Path, into: &Path) -> Result<(), BundleError> {
+    check_limits(bundle)?;
     let file = File::open(bundle).map_err(io(bundle))?;
     let gz = flate2::read::GzDecoder::new(file);
     let mut archive = tar::Archive::new(gz);

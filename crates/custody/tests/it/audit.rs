@@ -1026,3 +1026,69 @@ fn years_out_of_range_are_usage_errors_not_panics() {
         "{err}"
     );
 }
+
+/// Issue 15, item 8: 3 MB of gzip made verify-bundle write 3 GB to the temp dir before
+/// refusing. The entries and the bytes they declare are checked before anything is
+/// written: a bundle expanding past 200 times its size (and past 256 MiB) is refused.
+#[test]
+fn a_decompression_bomb_is_refused_before_anything_is_written() {
+    let e = Env::new();
+    e.pipeline();
+    e.ok(&[
+        "export", "--store", "store", "--commit", COMMIT, "--key", KEY, "--out", "a.tar.gz",
+    ]);
+    let dir = bundle_files(&e, "a.tar.gz");
+    // 300 MiB of zeros beside the evidence: gzip makes it about 300 KB
+    let bomb = dir.join("custody-bundle/padding.bin");
+    let f = std::fs::File::create(&bomb).unwrap();
+    f.set_len(300 << 20).unwrap();
+    let packed = e.path("bomb.tar.gz");
+    repack(&dir, &packed);
+    std::fs::remove_file(&bomb).unwrap();
+    let size = std::fs::metadata(&packed).unwrap().len();
+    assert!(size < 2 << 20, "the bomb is small: {size}");
+    // the process's temporary directory, watched while it runs: the bytes it ever held
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["verify-bundle", packed.to_str().unwrap(), "--key"])
+        .arg(e.path(KEY))
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watched = tmp.path().to_path_buf();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut most = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            most = most.max(walk(&watched));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        most
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused before anything was written"), "{err}");
+    assert_eq!(most, 0, "{most} bytes were written before the refusal");
+}
+
+fn walk(dir: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            total += walk(&p);
+        } else {
+            total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
