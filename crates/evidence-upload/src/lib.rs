@@ -200,7 +200,12 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
         Summary::Sbom(_)
             if bytes.len() as u64 <= cfg.inline_bytes && bytes.first() != Some(&b'<') =>
         {
-            serde_json::from_slice(&bytes).ok()
+            // inline only what the statement can carry: JSON readers stop at 128
+            // levels, and the statement nests the document a level deeper; a deeper
+            // SBOM is referenced by digest, like a large one
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .filter(|v| json_depth(v) <= MAX_INLINE_DEPTH)
         }
         _ => None,
     };
@@ -217,6 +222,19 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
         summary: Some(summary),
         inline,
     })
+}
+
+/// The deepest document the statement inlines (serde_json and most JSON readers stop
+/// at 128 levels; the statement adds its own).
+const MAX_INLINE_DEPTH: usize = 100;
+
+/// How deep a JSON value nests arrays and objects (a scalar is 0).
+fn json_depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A record to store: its draft and the files it names.

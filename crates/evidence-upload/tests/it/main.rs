@@ -486,6 +486,49 @@ fn retention_years_out_of_range_are_usage_errors() {
     }
 }
 
+/// Issue 15, item 6: a valid CycloneDX document nested 126 levels deep had its
+/// material stored, then its record failed (exit 4): the statement inlining it nested
+/// past the 128 levels JSON readers accept. It is referenced by digest instead, like a
+/// large SBOM, and the stage stores its record.
+#[test]
+fn a_deeply_nested_sbom_is_referenced_not_inlined() {
+    let job = Job::new();
+    let mut component = serde_json::json!({"type": "library", "name": "leaf", "version": "1"});
+    // each level is an object holding an array: 62 levels make 126 with the root's two
+    for i in 0..62 {
+        component = serde_json::json!({
+            "type": "library",
+            "name": format!("level-{i}"),
+            "version": "1",
+            "components": [component],
+        });
+    }
+    let bom = serde_json::json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "metadata": {"component": {"type": "container", "name": "app"}},
+        "components": [component],
+    });
+    std::fs::write(
+        job.ws().join("deep.cdx.json"),
+        serde_json::to_vec(&bom).unwrap(),
+    )
+    .unwrap();
+    let out = job.json("build", &["deep.cdx.json"], &[]);
+    let record = out["records"][0]["record"].as_str().unwrap();
+    let st = job.statement(record);
+    assert_eq!(st["predicateType"], "https://custody.dev/sbom/v1", "{st}");
+    let o = Command::new(custody())
+        .args(["verify", "--record", record, "--store"])
+        .arg(job.store())
+        .arg("--key")
+        .arg(job.dir.path().join("ci.key.pub"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Runs a failing upload and checks the error, its exit code, and that the store
 /// received nothing.
 fn refused(job: &Job, stage: &str, files: &[&str], needle: &str) {
