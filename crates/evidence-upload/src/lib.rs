@@ -203,7 +203,7 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
             // inline only what the statement can carry: JSON readers stop at 128
             // levels, and the statement nests the document a level deeper; a deeper
             // SBOM is referenced by digest, like a large one
-            serde_json::from_slice::<serde_json::Value>(&bytes)
+            serde_json::from_slice::<Value>(&bytes)
                 .ok()
                 .filter(|v| json_depth(v) <= MAX_INLINE_DEPTH)
         }
@@ -229,10 +229,10 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
 const MAX_INLINE_DEPTH: usize = 100;
 
 /// How deep a JSON value nests arrays and objects (a scalar is 0).
-fn json_depth(v: &serde_json::Value) -> usize {
+fn json_depth(v: &Value) -> usize {
     match v {
-        serde_json::Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
-        serde_json::Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
         _ => 0,
     }
 }
