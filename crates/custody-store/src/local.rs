@@ -302,17 +302,45 @@ impl LocalStore {
         }
     }
 
+    /// Holds the store's retention lock (an advisory exclusive lock on
+    /// `tmp/.retention.lock`) while `f` reads, merges and writes a retention: without
+    /// it two writers read the same old date and the later rename wins, shorter or not.
+    fn with_retention_lock<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let dir = self.root.join("tmp");
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let path = dir.join(RETENTION_LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        file.lock().map_err(|e| StoreError::io(&path, e))?;
+        let out = f();
+        // released on close too; an explicit unlock keeps the window short
+        let _ = file.unlock();
+        out
+    }
+
     /// Sets or extends an object's retention. A later date replaces an earlier one; an
     /// earlier date than the current one is ignored when re-storing the same bytes.
     fn lock(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
+        self.with_retention_lock(|| self.lock_held(d, retention))
+    }
+
+    /// `lock`, with the retention lock held.
+    fn lock_held(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
         let path = self.retention_path(d);
         let bytes =
             serde_json::to_vec(retention).map_err(|e| StoreError::Invalid(e.to_string()))?;
         match self.read_retention(d)? {
             None => {
                 if !self.write_new(&path, &bytes)? {
-                    // a concurrent writer locked it first: make sure ours is not later
-                    return self.lock(d, retention);
+                    // a writer without the lock (an older custody) was first: merge
+                    return self.lock_held(d, retention);
                 }
             }
             Some(cur) => {
@@ -338,6 +366,10 @@ impl LocalStore {
 
     /// Explicitly sets a retention date: extending is allowed, shortening refused.
     pub fn extend_retention(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
+        self.with_retention_lock(|| self.extend_retention_held(d, retention))
+    }
+
+    fn extend_retention_held(&self, d: &Digest, retention: &Retention) -> Result<(), StoreError> {
         if let Some(cur) = self.read_retention(d)?
             && retention.retain_until < cur.retain_until
         {
@@ -347,7 +379,7 @@ impl LocalStore {
                 requested: retention.retain_until,
             });
         }
-        self.lock(d, retention)
+        self.lock_held(d, retention)
     }
 
     /// Hashes an object's file in constant memory and compares it with its name.
@@ -672,9 +704,16 @@ impl LocalStore {
     /// readers; this lists them for cleanup.
     pub fn stale_temporaries(&self) -> Result<Vec<PathBuf>, StoreError> {
         let dir = self.root.join("tmp");
-        Ok(list_dir(&dir)?.into_iter().map(|n| dir.join(n)).collect())
+        Ok(list_dir(&dir)?
+            .into_iter()
+            .filter(|n| n != RETENTION_LOCK)
+            .map(|n| dir.join(n))
+            .collect())
     }
 }
+
+/// The lock file, in `tmp/`, that serializes retention updates (never a temporary).
+const RETENTION_LOCK: &str = ".retention.lock";
 
 fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
     let rd = match fs::read_dir(dir) {
