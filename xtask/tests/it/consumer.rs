@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::guard::{self, AUDIENCE, Api, GITLAB_ISSUER, PROJECT_ID, REPOSITORY, REPOSITORY_ID};
+use crate::guard::{self, Api, PROJECT_ID, REPOSITORY};
 use crate::support;
 
 /// A fresh image digest (the registry is shared by the tests running at once): the one
@@ -210,31 +210,8 @@ impl Platform {
     /// The team's tier model: trust anchors on the stand-in, `production` in a tier of
     /// its own, build jobs in `development`.
     fn tier_model(&self) -> String {
-        let base = &self.api().base;
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        format!(
-            r#"version: 1
-trust:
-  github:
-    jwks_url: {base}/.well-known/jwks
-    api_url: {base}
-    audience: {AUDIENCE}
-    repository: {REPOSITORY}
-    repository_id: {REPOSITORY_ID}
-  gitlab:
-    issuer: {GITLAB_ISSUER}
-    jwks_url: {base}/.well-known/jwks
-    api_url: {base}
-    audience: {AUDIENCE}
-    project_id: {PROJECT_ID}
-    token_variable: CUSTODY_ID_TOKEN
-local:
-  metadata_endpoint: {closed}
-  probe_timeout_ms: 200
-environments:
+        self.trust.tier_model_with(
+            r#"environments:
   production: production
 default_tier: development
 tiers:
@@ -247,7 +224,7 @@ tiers:
     hardening:
       no_root: false
       no_privileged_capabilities: false
-"#
+"#,
         )
     }
 }
@@ -264,7 +241,7 @@ fn policy_data(name: &str) -> String {
 /// The sample repository at `dir`: tests/consumer, the fixtures its scripts read, the
 /// README's files, the tier model and fresh keys. Returns (evidence key, cosign key).
 fn consumer_repo(dir: &Path, platform: &Platform, readme: &[(&str, String)]) -> (PathBuf, PathBuf) {
-    copy_dir(&support::root().join("tests/consumer"), dir);
+    crate::gitlab::copy_dir(&support::root().join("tests/consumer"), dir);
     let shared = support::root().join("../shared/fixtures");
     for (to, from) in [
         (
@@ -313,19 +290,6 @@ fn consumer_repo(dir: &Path, platform: &Platform, readme: &[(&str, String)]) -> 
     )
     .unwrap();
     (ci, cosign)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A sign script that forgot `cosign sign`: the signature file, nothing in the registry.
@@ -577,7 +541,7 @@ fn gitlab_parent_from_the_readme_reaches_allow_and_denies_a_missing_signature() 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("app");
     let (ci_key, cosign_key) = consumer_repo(&dir, &platform, &readme);
-    copy_dir(&support::root().join("templates"), &dir.join("templates"));
+    crate::gitlab::copy_dir(&support::root().join("templates"), &dir.join("templates"));
     std::fs::write(
         dir.join(".gitignore"),
         ".gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n",

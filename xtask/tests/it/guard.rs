@@ -231,6 +231,14 @@ impl Trust {
     /// server; every environment and job is in a `development` tier of hosted runners,
     /// and the metadata probe goes to a closed loopback port.
     pub fn tier_model(&self) -> String {
+        self.tier_model_with(
+            "environments:\n  production: development\ndefault_tier: development\ntiers:\n  development:\n    runner_environment: hosted\n",
+        )
+    }
+
+    /// The tier model with these trust anchors and local settings, and `tiers` (the
+    /// `environments`, `default_tier` and `tiers` sections) as given.
+    pub fn tier_model_with(&self, tiers: &str) -> String {
         let closed = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
@@ -254,13 +262,7 @@ trust:
 local:
   metadata_endpoint: {closed}
   probe_timeout_ms: 200
-environments:
-  production: development
-default_tier: development
-tiers:
-  development:
-    runner_environment: hosted
-"#,
+{tiers}"#,
             base = self.api.base
         )
     }
