@@ -21,7 +21,11 @@
 //!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
 //!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
 //!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
-//! 6. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
+//! 6. The independent C2SP tlog-tiles checker (tests/interop/tlogcheck, Go, sharing no
+//!    code with the Rust log): Debian's `golang-go` and `golang-golang-x-mod-dev`
+//!    (apt-installed when missing), built in GOPATH mode with no module download into
+//!    `target/interop/tlogcheck` and named by `CUSTODY_TLOGCHECK`.
+//! 7. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
 //!    (`cargo xtask dist --verify-reproducible` for both targets): two clean release
 //!    builds compared byte for byte and the provenance verified by `custody` and
 //!    securesystemslib. Opt-in: it is two full cross builds (tens of minutes).
@@ -62,6 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let registry = crate::registry::start()?;
     let gitlab_ci_local = npm_tools()?;
     util::debian_package("rsync", "/usr/bin/rsync")?;
+    let tlogcheck = tlogcheck()?;
     let binaries = step_binaries(&args.rest)?;
     let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
@@ -80,6 +85,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env("CUSTODY_ZIZMOR", venv_bin.join("zizmor"))
             .env("CUSTODY_GITLAB_CI_LOCAL", gitlab_ci_local)
             .env("CUSTODY_STEP_BINARIES", binaries)
+            .env("CUSTODY_TLOGCHECK", tlogcheck)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     if std::env::var("CUSTODY_REPRO").is_ok_and(|v| v == "1") {
@@ -112,6 +118,34 @@ fn npm_tools() -> anyhow::Result<std::path::PathBuf> {
         std::fs::write(&stamp, &wanted)?;
     }
     std::path::absolute(&bin).context("locating gitlab-ci-local")
+}
+
+/// The Go tlog-tiles checker built from tests/interop/tlogcheck with Debian's Go and
+/// golang.org/x/mod (both installed when missing), hermetically: GOPATH mode over the
+/// Debian sources only (nothing downloaded), the build cache under the target
+/// directory, no GOFLAGS from the environment. Returns the absolute path of the binary.
+fn tlogcheck() -> anyhow::Result<std::path::PathBuf> {
+    const GOPATH: &str = "/usr/share/gocode";
+    util::debian_package("golang-go", "/usr/bin/go")?;
+    util::debian_package(
+        "golang-golang-x-mod-dev",
+        &format!("{GOPATH}/src/golang.org/x/mod/sumdb/tlog/tlog.go"),
+    )?;
+    let out = std::path::absolute(util::target_dir().join("interop"))?;
+    let bin = out.join("tlogcheck");
+    util::run(
+        Command::new("/usr/bin/go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("./tests/interop/tlogcheck")
+            .env("GO111MODULE", "off")
+            .env("GOPATH", GOPATH)
+            .env("GOCACHE", out.join("gocache"))
+            .env("GOFLAGS", "")
+            .env("GOTOOLCHAIN", "local"),
+    )
+    .context("building tests/interop/tlogcheck")?;
+    Ok(bin)
 }
 
 /// Builds what the test run needs, the step binaries among them, and returns their

@@ -79,6 +79,10 @@ pub enum StoreError {
     },
     #[error("invalid record: {0}")]
     Invalid(String),
+    /// The transparency log contradicts itself or a checkpoint: a fork, a removed
+    /// entry, an altered tile.
+    #[error("the transparency log is inconsistent: {0}")]
+    LogInconsistent(String),
     #[error("the store at {store} is unavailable: {detail}")]
     Unavailable { store: String, detail: String },
     #[error(

@@ -26,7 +26,17 @@
 //! retention-sha256-ab                   abcdef….json            retention marker (JSON)
 //! chain-<C(chain id)>                   000000000007_<hex>      the 8th record's digest
 //! index-<kind>-<C(value)>               <nanos:020>_<hex>       the record's digest
+//! log-<C(dir)>                          <name>_<sha256 hex>     a log file (`log/dir/name`)
+//! log-<C(parent)>                       <dir>_dir               (empty) lists `dir`
 //! ```
+//!
+//! The transparency log's write-once files ([`crate::log`]) rely on what the package
+//! API does guarantee: file ids grow with every upload, and listing returns them. A log
+//! file's name carries the digest of its bytes, so several writers racing for one name
+//! (an index claim) each upload their own file, and the *first uploaded* (lowest
+//! package-file id) is the name's content for every reader; a download is checked
+//! against the digest in its name, so a later upload under the same name and digest
+//! with other bytes is an error, never a substitution.
 //!
 //! `kind` is one of `subject commit pipeline day environment stage control`. GitLab allows
 //! `[A-Za-z0-9._-]` in file names and `\A(\.?[\w+-]+\.?)+\z` in versions, so values go
@@ -612,6 +622,20 @@ fn index_version(key: &IndexKey) -> String {
     format!("index-{kind}-{}", gitlab_component(&value))
 }
 
+/// The version holding a log directory's files (`log/DIR/…`).
+fn log_version(dir: &str) -> String {
+    format!("log-{}", gitlab_component(&encode_component(dir)))
+}
+
+/// A log file's upload name: its base name and the SHA-256 of its bytes, so that a
+/// reader can tell the first write from any later upload of the same name.
+fn log_file(base: &str, bytes: &[u8]) -> String {
+    format!("{base}_{}", Digest::of(bytes).hex())
+}
+
+/// The marker a directory leaves in its parent, so that the parent can be listed.
+const LOG_DIR_SUFFIX: &str = "_dir";
+
 const DAY_PREFIX: &str = "index-day-";
 
 // ---------------------------------------------------------------------------------------
@@ -1052,6 +1076,94 @@ impl GitLabStore {
             .collect())
     }
 
+    /// The first upload (lowest package-file id) of a log file, checked against the
+    /// digest its upload name carries.
+    async fn first_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::log::check_log_name(name)?;
+        let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
+        let version = log_version(dir);
+        let first = self.list_files(&version).await?.into_iter().find(|(_, f)| {
+            f.file_name
+                .rsplit_once('_')
+                .is_some_and(|(b, h)| b == base && h.len() == 64)
+        });
+        let Some((_, f)) = first else {
+            return Ok(None);
+        };
+        let want = f.file_name.rsplit_once('_').map_or("", |(_, h)| h);
+        let bytes = self
+            .get_file(&version, &f.file_name)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "{}: listed but not downloadable",
+                    self.file_url(&version, &f.file_name).display()
+                ))
+            })?;
+        if Digest::of(&bytes).hex() != want {
+            return Err(StoreError::Invalid(format!(
+                "{}: its bytes do not hash to the digest its name carries; a later upload replaced the log file",
+                self.file_url(&version, &f.file_name).display()
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn put_log_file_impl(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::log::check_log_name(name)?;
+        // every ancestor directory leaves a marker in its parent (idempotent)
+        let parts: Vec<&str> = name.split('/').collect();
+        for depth in 1..parts.len().saturating_sub(1) {
+            let (Some(above), Some(dir)) = (parts.get(..depth), parts.get(depth)) else {
+                continue;
+            };
+            let parent = above.join("/");
+            let marker = format!("{dir}{LOG_DIR_SUFFIX}");
+            let version = log_version(&parent);
+            if !self.has_file(&version, &marker).await? {
+                self.upload(&version, &marker, b"").await?;
+            }
+        }
+        let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
+        let version = log_version(dir);
+        let file = log_file(base, bytes);
+        if !self.has_file(&version, &file).await? {
+            self.upload(&version, &file, bytes).await?;
+        }
+        // the first upload of the name wins, also when another writer raced us
+        match self.first_log_file(name).await? {
+            Some(held) if held == bytes => Ok(None),
+            Some(held) => Ok(Some(held)),
+            None => Err(StoreError::Invalid(format!(
+                "{}: uploaded, yet not listed",
+                self.file_url(&version, &file).display()
+            ))),
+        }
+    }
+
+    async fn list_log_dir_impl(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        crate::log::check_log_name(dir)?;
+        let mut out: Vec<String> = self
+            .list_files(&log_version(dir))
+            .await?
+            .into_iter()
+            .filter_map(|(_, f)| {
+                if let Some(d) = f.file_name.strip_suffix(LOG_DIR_SUFFIX) {
+                    return Some(d.to_owned());
+                }
+                let (base, hex) = f.file_name.rsplit_once('_')?;
+                (hex.len() == 64).then(|| base.to_owned())
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn put_bytes(
         &self,
         bytes: &[u8],
@@ -1145,6 +1257,9 @@ impl EvidenceStore for GitLabStore {
             record,
             digest,
         } = decode_record(envelope)?;
+        // the log entry is made (and its size checked) before anything is stored
+        let log_entry = crate::log::LogEntry::of_record(&statement, &record, digest);
+        log_entry.to_bytes()?;
         for m in &record.materials {
             if !self.has_object(&m.digest).await? {
                 return Err(StoreError::MissingMaterial { digest: m.digest });
@@ -1199,6 +1314,7 @@ impl EvidenceStore for GitLabStore {
                     .await?;
             }
         }
+        crate::log::sequence(self, &log_entry, retention).await?;
         Ok(outcome)
     }
 
@@ -1277,6 +1393,23 @@ impl EvidenceStore for GitLabStore {
             }
         }
         Ok(())
+    }
+    async fn put_log_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        _retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // GitLab has no lock to give a log file; its retention is the store's promise
+        self.put_log_file_impl(name, bytes).await
+    }
+
+    async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.first_log_file(name).await
+    }
+
+    async fn list_log_dir(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        self.list_log_dir_impl(dir).await
     }
 }
 

@@ -13,6 +13,7 @@ mod gitlab;
 mod index;
 mod layout;
 mod local;
+pub mod log;
 mod options;
 mod push;
 mod query;
@@ -146,6 +147,20 @@ pub trait EvidenceStore {
     async fn query(&self, query: &Query) -> Result<Vec<RecordRef>, StoreError>;
     /// Deletes an object; refused while its retention lock holds.
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError>;
+    /// Writes a file of the transparency log (`log/NAME`: an entry claim, a tile, a
+    /// checkpoint, a record's index), write-once: the first write of a name wins, also
+    /// among racing writers. `None` when the name now holds `bytes`; otherwise the
+    /// bytes it held already.
+    async fn put_log_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A log file's bytes (its first write); `None` when it does not exist.
+    async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The names directly under a log directory (files and directories), unordered.
+    async fn list_log_dir(&self, dir: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Any backend, chosen by URL.
@@ -303,5 +318,19 @@ impl EvidenceStore for AnyStore {
     }
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         dispatch!(self, s => EvidenceStore::delete_object(s, digest).await)
+    }
+    async fn put_log_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, s => EvidenceStore::put_log_file(s, name, bytes, retention).await)
+    }
+    async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, s => EvidenceStore::get_log_file(s, name).await)
+    }
+    async fn list_log_dir(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => EvidenceStore::list_log_dir(s, dir).await)
     }
 }

@@ -32,6 +32,7 @@ use crate::layout::{
     DecodedRecord, chain_entry_name, check_previous, day_in_range, decode_record, finish,
     merge_retention, parse_pointer_name, pointer_name, retention_holds,
 };
+use crate::log::{self, LogEntry};
 use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
@@ -182,6 +183,12 @@ impl LocalStore {
     fn index_dir(&self, key: &IndexKey) -> PathBuf {
         let [kind, value] = key.segments();
         self.root.join("index").join(kind).join(value)
+    }
+
+    /// `log/NAME`: files of the transparency log, written once like chain entries.
+    fn log_path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        log::check_log_name(name)?;
+        Ok(self.root.join("log").join(name))
     }
 
     fn tmp_file(&self) -> Result<NamedTempFile, StoreError> {
@@ -540,6 +547,9 @@ impl LocalStore {
                 }
             }
         }
+        // the log entry is made (and its size checked) before anything is stored
+        let log_entry = LogEntry::of_record(&statement, &record, digest);
+        log_entry.to_bytes()?;
         let chain = &record.chain;
         let chain_dir = self.chain_dir(&chain.id);
         let prev_actual = match chain.sequence.checked_sub(1) {
@@ -579,6 +589,13 @@ impl LocalStore {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(StoreError::io(&path, e)),
             }
+        }
+        // a spool's records are sequenced by the store they are pushed to, an imported
+        // record (in a bundle) keeps the index its source log gave it
+        if mode == Mode::Put
+            && let Some(r) = retention
+        {
+            log::ready(log::sequence(self, &log_entry, r))??;
         }
         Ok(outcome)
     }
@@ -772,6 +789,30 @@ impl EvidenceStore for LocalStore {
     }
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_object_sync(digest)
+    }
+    async fn put_log_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        _retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.log_path(name)?;
+        if self.write_new(&path, bytes)? {
+            return Ok(None);
+        }
+        let existing = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        Ok((existing != bytes).then_some(existing))
+    }
+    async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.log_path(name)?;
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+    async fn list_log_dir(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        list_dir(&self.log_path(dir)?)
     }
 }
 

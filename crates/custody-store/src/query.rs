@@ -7,16 +7,26 @@ use serde::{Deserialize, Serialize};
 use crate::index::IndexKey;
 
 /// What an auditor asks for. Criteria combine with AND; an empty query lists all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Query {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub day: Option<jiff::civil::Date>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<Control>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
 }
 

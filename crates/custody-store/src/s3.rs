@@ -558,13 +558,16 @@ impl S3Store {
         let layout::DecodedRecord {
             statement, record, ..
         } = layout::decode_record(envelope)?;
+        // the log entry is made (and its size checked) before anything is stored
+        let digest = Digest::of(envelope);
+        let log_entry = crate::log::LogEntry::of_record(&statement, &record, digest);
+        log_entry.to_bytes()?;
         self.ensure_writable().await?;
         for m in &record.materials {
             if self.head(&self.object_key(&m.digest)).await?.is_none() {
                 return Err(StoreError::MissingMaterial { digest: m.digest });
             }
         }
-        let digest = Digest::of(envelope);
         let chain = &record.chain;
         let chain_dir = self.key(&layout::chain_dir(&chain.id));
         let entry_key = |seq: u64| format!("{chain_dir}/{}", layout::chain_entry_name(seq));
@@ -606,7 +609,67 @@ impl S3Store {
             self.put(&key, Body::Bytes(b""), &empty, 0, retention, true)
                 .await?;
         }
+        crate::log::sequence(self, &log_entry, retention).await?;
         Ok(outcome)
+    }
+
+    /// A log file's key: `PREFIX/log/NAME`.
+    fn log_key(&self, name: &str) -> Result<String, StoreError> {
+        crate::log::check_log_name(name)?;
+        Ok(self.key(&format!("log/{name}")))
+    }
+
+    /// The bytes of a key's oldest real version: what the first writer wrote.
+    async fn get_oldest(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.versions(key).await?.pop() {
+            Some(v) => self.get(key, Some(&v)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn put_log_file_impl(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.log_key(name)?;
+        let digest = Digest::of(bytes);
+        self.put(
+            &key,
+            Body::Bytes(bytes),
+            &digest,
+            bytes.len() as u64,
+            retention,
+            true,
+        )
+        .await?;
+        // whatever the PUT said (a server without If-None-Match, or a delete marker
+        // that let a second write through), the oldest version decides
+        match self.get_oldest(&key).await? {
+            Some(held) if held == bytes => Ok(None),
+            Some(held) => Ok(Some(held)),
+            None => Err(StoreError::Invalid(format!(
+                "{}: written, yet no version of it is listed",
+                self.target(&key)
+            ))),
+        }
+    }
+
+    async fn list_log_dir_impl(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{}/", self.log_key(dir)?);
+        let (versions, prefixes) = self.list_versions(&prefix, Some("/")).await?;
+        let mut out: Vec<String> = versions
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned))
+            .chain(prefixes.into_iter().filter_map(|p| {
+                p.strip_prefix(&prefix)
+                    .map(|p| p.trim_end_matches('/').to_owned())
+            }))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     async fn chain_head_impl(&self, chain_id: &str) -> Result<Option<(u64, Digest)>, StoreError> {
@@ -794,6 +857,20 @@ impl EvidenceStore for S3Store {
     }
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_object_impl(digest).await
+    }
+    async fn put_log_file(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        retention: &Retention,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.put_log_file_impl(name, bytes, retention).await
+    }
+    async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_oldest(&self.log_key(name)?).await
+    }
+    async fn list_log_dir(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        self.list_log_dir_impl(dir).await
     }
 }
 

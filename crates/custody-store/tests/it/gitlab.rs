@@ -1025,3 +1025,22 @@ fn gitlab_a_server_that_never_answers_times_out_as_unreachable() {
         "every attempt reached the server"
     );
 }
+
+/// The store a writer process of the log's concurrency test opens.
+pub(crate) fn open_for_writer(url: &str) -> AnyStore {
+    AnyStore::GitLab(GitLabStore::open(url, &options(Some(GitLabToken::private(PAT)))).unwrap())
+}
+
+/// Issue 14: sixteen processes append 1,008 records to one package; the first upload
+/// of each log file (lowest package-file id) decides every race.
+#[test]
+fn gitlab_sixteen_processes_append_a_thousand_records() {
+    let server = Server::start();
+    let spec = format!("gitlab {}", server.url());
+    run(super::log::writers_race_as_processes(
+        &store(&server),
+        &spec,
+        16,
+        4,
+    ));
+}

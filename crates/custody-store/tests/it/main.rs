@@ -13,6 +13,7 @@
 
 #[cfg(feature = "gitlab")]
 mod gitlab;
+mod log;
 #[cfg(feature = "s3")]
 mod s3;
 

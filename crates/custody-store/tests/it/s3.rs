@@ -998,3 +998,27 @@ async fn s3_killed_server_gives_a_clear_error() {
         "bounded retries"
     );
 }
+
+/// The store a writer process of the log's concurrency test opens.
+pub(crate) fn open_for_writer(endpoint: &str, bucket: &str) -> AnyStore {
+    AnyStore::S3(Box::new(
+        S3Store::new(&format!("s3://{bucket}/evidence"), options(endpoint)).unwrap(),
+    ))
+}
+
+/// Issue 14: sixteen processes append 1,008 records to one bucket; the log holds each
+/// once, with no gap and no index used twice (conditional writes decide every race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sixteen_processes_append_a_thousand_records() {
+    let Some(env) = env(
+        "s3_sixteen_processes_append_a_thousand_records",
+        true,
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let spec = format!("s3 {} {}", env.moto.endpoint, env.bucket);
+    super::log::writers_race_as_processes(&env.store, &spec, 16, 4).await;
+}
