@@ -13,11 +13,14 @@
 //! pre-approval gate, which denies because the artifact is not signed yet; sign (a
 //! `cosign sign-blob`-style ECDSA signature); the gate again; an approval by an
 //! authorized approver; the pre-deploy gate; the deploy record; then the auditor's
-//! query, verification, an offline-verified export bundle and its HTML report.
+//! query, verification, a checkpoint of the store's transparency log signed by the
+//! parent's log key, and an offline-verified export bundle that proves itself complete
+//! against that checkpoint, with its HTML report.
 //!
-//! `--tamper` runs the same pipeline with two faults, so a newcomer sees the guards
-//! bite: one byte of the stored scan report is changed after upload, and the approval
-//! comes from the commit's author. The pre-deploy gate denies (evidence integrity,
+//! `--tamper` runs the same pipeline with three faults, so a newcomer sees the guards
+//! bite: the scan record is cut from a copy of the store and a bundle exported without
+//! it (`verify-bundle --log-key` names the missing log index); one byte of the stored
+//! scan report is changed after upload; and the approval comes from the commit's author. The pre-deploy gate denies (evidence integrity,
 //! separation of duties, an unauthorized approver), nothing is deployed, and the
 //! auditor's verification fails naming the altered file. The demo fails if either
 //! guard does not bite.
@@ -484,6 +487,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ),
     );
     forged_copy(&d, s["records"][0]["record"].as_str().unwrap_or_default())?;
+    let cp = checkpoint(&d)?;
+    output(&mut d.custody(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+    ]))?;
+    step(
+        "log",
+        &format!(
+            "the parent signs a checkpoint of the store's transparency log: {} entries, root {}; `custody log verify` proves every stored record is in it",
+            cp["size"],
+            cp["root"].as_str().unwrap_or("?")
+        ),
+    );
 
     let bundle = dir.join("audit.tar.gz");
     output(&mut d.custody(&[
@@ -496,10 +516,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "build,test,scan,sign,deploy",
         "--key",
         "pipeline.key.pub",
+        "--log-key",
+        "log.key.pub",
         "--out",
         "audit.tar.gz",
     ]))?;
-    output(&mut d.custody(&["verify-bundle", "audit.tar.gz", "--key", "pipeline.key.pub"]))?;
+    output(&mut d.custody(&[
+        "verify-bundle",
+        "audit.tar.gz",
+        "--key",
+        "pipeline.key.pub",
+        "--log-key",
+        "log.key.pub",
+    ]))?;
     let report = dir.join("report");
     std::fs::create_dir_all(&report)?;
     output(
@@ -512,7 +541,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     step(
         "export",
         &format!(
-            "audit bundle {} verified offline (evidence, keys, verification, report)",
+            "audit bundle {} verified offline (evidence, keys, verification, report), and complete: the log's entries for the commit, under the checkpoint, are all in it",
             bundle.display()
         ),
     );
@@ -573,6 +602,7 @@ fn forged_copy(d: &Demo, record: &str) -> anyhow::Result<()> {
 /// `--tamper`: the stored scan report loses a byte's honesty and the author approves
 /// their own change. Both guards must bite.
 fn tampered(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
+    removed_from_bundle(d, scan_record)?;
     // the scan report the record names, as stored
     let env: Value = serde_json::from_slice(&std::fs::read(object_path(&d.dir, scan_record))?)?;
     let payload = base64_decode(env["payload"].as_str().unwrap_or_default())?;
@@ -659,11 +689,155 @@ fn tampered(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("Both guards bit: the gate refused the deploy and the audit names the altered file.");
+    println!(
+        "Every guard bit: the log named the record missing from the bundle, the gate refused the deploy, and the audit names the altered file."
+    );
     println!(
         "The gates' step summary: {}",
         d.dir.join("summary.md").display()
     );
+    Ok(())
+}
+
+/// The parent's log key (made once) and a checkpoint signed with it.
+fn checkpoint(d: &Demo) -> anyhow::Result<Value> {
+    if !d.dir.join("log.key").exists() {
+        output(&mut d.custody(&[
+            "log",
+            "keygen",
+            "--origin",
+            "custody.demo/evidence",
+            "--out",
+            "log.key",
+        ]))?;
+    }
+    d.json(&[
+        "log",
+        "checkpoint",
+        "--store",
+        "store",
+        "--log-signing-key",
+        "log.key",
+        "--format",
+        "json",
+    ])
+}
+
+/// `--tamper`, first fault: the scan record is cut from a copy of the store (its
+/// envelope, chain entry and index pointers: what an insider exporting a bundle would
+/// leave out), and the bundle exported from the copy. With the log's verifier key,
+/// `verify-bundle` names the missing log index.
+fn removed_from_bundle(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
+    checkpoint(d)?;
+    let cut = d.dir.join("cut-store");
+    copy_tree(&d.dir.join("store"), &cut)?;
+    let hex = scan_record.trim_start_matches("sha256:");
+    remove_record(&cut, &cut, hex, scan_record)?;
+    let _ = d
+        .custody(&[
+            "export",
+            "--store",
+            "cut-store",
+            "--commit",
+            &d.commit,
+            "--require-stages",
+            "none",
+            "--key",
+            "pipeline.key.pub",
+            "--log-key",
+            "log.key.pub",
+            "--out",
+            "cut.tar.gz",
+        ])
+        .output()?;
+    step(
+        "TAMPER",
+        "the scan record is cut from a copy of the store and an audit bundle exported without it",
+    );
+    let out = d
+        .custody(&[
+            "verify-bundle",
+            "cut.tar.gz",
+            "--key",
+            "pipeline.key.pub",
+            "--log-key",
+            "log.key.pub",
+            "--format",
+            "json",
+        ])
+        .output()?;
+    let v = parse(&out, "custody verify-bundle")?;
+    let missing: Vec<String> = v["consistency"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| {
+            f["about"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("log index"))
+        })
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["about"].as_str().unwrap_or(""),
+                f["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if out.status.success() || missing.is_empty() {
+        bail!("verify-bundle accepted a bundle with a record removed: the log did not bite");
+    }
+    step(
+        "verify-bundle",
+        &format!(
+            "the bundle fails (exit {}): the log shows what is missing:",
+            out.status.code().unwrap_or(-1)
+        ),
+    );
+    for m in &missing {
+        more(&format!("✗ {m}"));
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::write(&dest, std::fs::read(e.path())?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every file outside `log/` that names the record: its envelope (by digest),
+/// its index pointers (by name) and its chain entry (by content).
+fn remove_record(root: &Path, dir: &Path, hex: &str, digest: &str) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let path = e.path();
+        if path == root.join("log") {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            remove_record(root, &path, hex, digest)?;
+            continue;
+        }
+        let flat = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('/', "");
+        let names_it =
+            flat.contains(hex) || std::fs::read_to_string(&path).is_ok_and(|t| t.trim() == digest);
+        if names_it {
+            std::fs::remove_file(&path)?;
+        }
+    }
     Ok(())
 }
 

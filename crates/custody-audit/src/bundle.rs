@@ -16,6 +16,17 @@
 //! `verify-bundle` derives it again and compares bytes, so a changed byte anywhere is
 //! found — in evidence by its digest or signature, in a derived file by the difference.
 //! Trust comes from keys the auditor holds; the bundled keys only say which were used.
+//!
+//! Every file must be accounted for: `BUNDLE.json`, the derived files, the keys it
+//! lists, and in `store/` exactly the files an export of the evidence writes (found by
+//! copying the evidence again, into a scratch store, the way `export` does: envelopes,
+//! materials, locks, chain entries, index pointers, the store's marker). Any other file
+//! (a key, an envelope, a page, a pointer or an object added after export) is a finding
+//! that names it.
+//!
+//! The checks are the auditor's: the stages and the retention minimum in `BUNDLE.json`
+//! are what the exporter chose, and apply only unless [`AuditorChecks`] replaces them.
+//! The derived files are still compared with the manifest's values, which made them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -65,6 +76,9 @@ pub enum BundleError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A check the auditor asked for that cannot be applied.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
@@ -99,6 +113,11 @@ pub struct Manifest {
 #[derive(Debug, Clone)]
 pub struct ExportRequest {
     pub query: String,
+    /// The query itself, whose completeness the bundle's log range shows.
+    pub filter: custody_store::Query,
+    /// The log's verifier keys: with any, the bundle carries the latest checkpoint they
+    /// accept and the log range that proves it complete (`log/`).
+    pub log_keys: Vec<custody_store::log::LogVerifier>,
     pub required_stages: Vec<String>,
     pub min_retention_years: i16,
     pub created_at: Timestamp,
@@ -150,6 +169,13 @@ pub async fn export<S: EvidenceStore>(
     let bundle_store = LocalStore::create(root.join("store"))?.with_durability(Durability::None);
     copy_evidence(store, &source, &bundle_store).await?;
 
+    if !req.log_keys.is_empty() {
+        for (name, bytes) in
+            crate::completeness::export_files(store, &req.log_keys, &req.filter, refs).await?
+        {
+            write_file(&root.join(name), &bytes)?;
+        }
+    }
     let keys = write_keys(&root, trusted)?;
     let bundle_keys = read_bundle_keys(&root, &keys)?;
     let manifest_base = Manifest {
@@ -193,13 +219,14 @@ pub async fn export<S: EvidenceStore>(
     })?;
     Ok(Exported {
         source: source.audit,
-        bundle: derived.audit,
+        bundle: derived.collected.audit,
         path: out.to_path_buf(),
         bytes,
     })
 }
 
 /// Copies the records, their materials and locks, and their chains' entries as found.
+/// `verify-bundle` runs it again to know which store files a bundle may hold.
 async fn copy_evidence<S: EvidenceStore>(
     store: &S,
     source: &Collected,
@@ -291,7 +318,7 @@ fn read_bundle_keys(root: &Path, names: &[String]) -> Result<TrustedKeys, Bundle
 }
 
 struct Derived {
-    audit: Audit,
+    collected: Collected,
     files: Vec<(String, Vec<u8>)>,
 }
 
@@ -315,7 +342,7 @@ async fn derive(
         },
     )
     .await?;
-    let audit = collected.audit;
+    let audit = &collected.audit;
     let mut files = Vec::new();
     for e in &audit.records {
         if let Ok(bytes) = store.get_object(&e.digest).await {
@@ -328,20 +355,20 @@ async fn derive(
         created_at: manifest.created_at,
         keys: &manifest.keys,
     };
-    files.push(("verification.json".into(), to_json(&audit)?));
+    files.push(("verification.json".into(), to_json(audit)?));
     files.push((
         "report.html".into(),
-        report::html(&audit, &meta).into_bytes(),
+        report::html(audit, &meta).into_bytes(),
     ));
     files.push((
         "report.md".into(),
-        report::markdown(&audit, &meta).into_bytes(),
+        report::markdown(audit, &meta).into_bytes(),
     ));
     files.push((
         "VERIFY.md".into(),
-        report::verify_guide(&audit, &meta).into_bytes(),
+        report::verify_guide(audit, &meta).into_bytes(),
     ));
-    Ok(Derived { audit, files })
+    Ok(Derived { collected, files })
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, BundleError> {
@@ -424,14 +451,81 @@ pub enum KeySource {
     Bundled,
 }
 
+/// The checks an auditor holds a bundle to, replacing the ones its maker chose
+/// (`None`: the bundle's own value applies).
+#[derive(Debug, Clone, Default)]
+pub struct AuditorChecks {
+    /// Stages every pipeline must have recorded (empty: none required).
+    pub required_stages: Option<Vec<String>>,
+    /// The shortest lock accepted, in years after each record (0 to 100).
+    pub min_retention_years: Option<i16>,
+    /// The log's verifier keys: with any, the bundle must prove itself complete.
+    pub log_keys: Vec<custody_store::log::LogVerifier>,
+    /// The oldest checkpoint accepted (with `log_keys`).
+    pub max_checkpoint_age: Option<jiff::SignedDuration>,
+}
+
+/// Who chose a check's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The auditor, by a flag of `verify-bundle`.
+    Auditor,
+    /// The bundle's maker, in `BUNDLE.json`.
+    Bundle,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auditor => "auditor",
+            Self::Bundle => "bundle",
+        })
+    }
+}
+
+/// The checks a bundle's evidence was held to, and who chose each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedChecks {
+    pub required_stages: Vec<String>,
+    pub required_stages_from: Origin,
+    pub min_retention_years: i16,
+    pub min_retention_years_from: Origin,
+}
+
+impl AppliedChecks {
+    fn resolve(manifest: &Manifest, auditor: &AuditorChecks) -> Self {
+        let (required_stages, required_stages_from) = match &auditor.required_stages {
+            Some(s) => (s.clone(), Origin::Auditor),
+            None => (manifest.required_stages.clone(), Origin::Bundle),
+        };
+        let (min_retention_years, min_retention_years_from) = match auditor.min_retention_years {
+            Some(y) => (y, Origin::Auditor),
+            None => (manifest.min_retention_years, Origin::Bundle),
+        };
+        Self {
+            required_stages,
+            required_stages_from,
+            min_retention_years,
+            min_retention_years_from,
+        }
+    }
+}
+
 /// The outcome of an offline check.
 #[derive(Debug)]
 pub struct BundleCheck {
     pub manifest: Manifest,
-    /// The evidence verified with the keys chosen by [`KeySource`].
+    /// The checks applied to the evidence, and who chose them.
+    pub checks: AppliedChecks,
+    /// The evidence verified with the keys chosen by [`KeySource`] and the checks above.
     pub audit: Audit,
-    /// Derived files or the manifest that disagree with the evidence.
+    /// Files, derived or not, and manifest entries that disagree with the evidence.
     pub consistency: Vec<Finding>,
+    /// What the log proved (with the auditor's log keys); its findings are in
+    /// `consistency`.
+    pub completeness: Option<crate::completeness::Completeness>,
 }
 
 impl BundleCheck {
@@ -440,8 +534,21 @@ impl BundleCheck {
     }
 }
 
-/// Verifies a bundle with no access to the store it came from.
-pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleCheck, BundleError> {
+/// Verifies a bundle with no access to the store it came from, held to the auditor's
+/// checks where given and to the bundle's own otherwise.
+pub async fn verify_bundle(
+    bundle: &Path,
+    keys: &KeySource,
+    auditor: &AuditorChecks,
+) -> Result<BundleCheck, BundleError> {
+    if let Some(years) = auditor.min_retention_years
+        && !(0..=custody_store::MAX_RETENTION_YEARS).contains(&years)
+    {
+        return Err(BundleError::Invalid(format!(
+            "a minimum retention of {years} years: choose 0 to {}",
+            custody_store::MAX_RETENTION_YEARS
+        )));
+    }
     let dir = tempfile::Builder::new()
         .prefix(".custody-verify-")
         .tempdir()
@@ -530,6 +637,15 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
             consistency.push(mismatch(name, "a path outside the bundle".into()));
             continue;
         }
+        // BUNDLE.json is not signed: a file it lists is accounted for only if an export
+        // lists it, as a derived file or a key
+        if !derivable && !manifest.keys.contains(name) {
+            consistency.push(mismatch(
+                name,
+                "listed in BUNDLE.json, which lists only derived files and keys: not accounted for by BUNDLE.json or the evidence".into(),
+            ));
+            continue;
+        }
         match fs::read(root.join(name)) {
             Ok(b) if Digest::of(&b) == *digest => {}
             Ok(_) => consistency.push(mismatch(
@@ -541,19 +657,56 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
             Err(_) => consistency.push(mismatch(name, "missing from the bundle".into())),
         }
     }
-    for name in expected.iter().filter(|n| !manifest.files.contains_key(*n)) {
+    for name in expected
+        .iter()
+        .chain(&manifest.keys)
+        .filter(|n| !manifest.files.contains_key(*n))
+    {
         consistency.push(mismatch(name, "not listed in BUNDLE.json".into()));
     }
+    consistency.extend(
+        unaccounted(
+            &root,
+            &manifest,
+            &derived,
+            &store,
+            &dir.path().join("rebuilt"),
+        )
+        .await?,
+    );
+
+    let mut completeness = None;
+    if !auditor.log_keys.is_empty() {
+        let (c, findings) = crate::completeness::check(
+            &root,
+            &store,
+            &manifest.records,
+            &auditor.log_keys,
+            auditor.max_checkpoint_age,
+            Timestamp::now(),
+        )
+        .await?;
+        completeness = c;
+        consistency.extend(findings);
+    }
+    let checks = AppliedChecks::resolve(&manifest, auditor);
+    let own_checks = checks.required_stages == manifest.required_stages
+        && checks.min_retention_years == manifest.min_retention_years;
     let audit = match keys {
-        KeySource::Bundled => derived.audit,
-        KeySource::Given(k) => {
+        // the derived verification is this very audit
+        KeySource::Bundled if own_checks => derived.collected.audit,
+        _ => {
+            let keys = match keys {
+                KeySource::Bundled => bundle_keys,
+                KeySource::Given(k) => k.clone(),
+            };
             audit_refs(
                 &store,
                 &manifest.records,
                 &AuditOptions {
-                    keys: k.clone(),
-                    required_stages: manifest.required_stages.clone(),
-                    min_retention_years: manifest.min_retention_years,
+                    keys,
+                    required_stages: checks.required_stages.clone(),
+                    min_retention_years: checks.min_retention_years,
                     verified_at: manifest.created_at,
                     store_label: Some(manifest.source.clone()),
                     required_services: Vec::new(),
@@ -565,11 +718,109 @@ pub async fn verify_bundle(bundle: &Path, keys: &KeySource) -> Result<BundleChec
         }
     };
     consistency.sort();
+    consistency.dedup();
     Ok(BundleCheck {
         manifest,
+        checks,
         audit,
         consistency,
+        completeness,
     })
+}
+
+/// Every file of the unpacked bundle (`root`) that nothing accounts for: not
+/// `BUNDLE.json`, not a derived file, not a file it lists, and not one of the store
+/// files an export of the evidence writes. Those are found by copying the evidence
+/// again into a scratch store at `scratch`, exactly as [`export`] fills `store/`, so
+/// the set follows the store's layout instead of restating it.
+async fn unaccounted(
+    root: &Path,
+    manifest: &Manifest,
+    derived: &Derived,
+    store: &LocalStore,
+    scratch: &Path,
+) -> Result<Vec<Finding>, BundleError> {
+    let mut out = Vec::new();
+    let mut accounted: BTreeSet<String> = BTreeSet::new();
+    accounted.insert(MANIFEST.to_owned());
+    accounted.extend(derived.files.iter().map(|(n, _)| n.clone()));
+    accounted.extend(manifest.keys.iter().cloned());
+    accounted.extend(manifest.files.keys().cloned());
+    accounted.extend(crate::completeness::accounted(root));
+    let rebuilt = LocalStore::create(scratch)?.with_durability(Durability::None);
+    match copy_evidence(store, &derived.collected, &rebuilt).await {
+        Ok(()) => {
+            let mut files = Vec::new();
+            collect_files(scratch, scratch, &mut files)?;
+            // files being written are never part of a store, nor of an export
+            accounted.extend(
+                files
+                    .into_iter()
+                    .filter(|f| !f.starts_with("tmp/"))
+                    .map(|f| format!("store/{f}")),
+            );
+        }
+        Err(BundleError::Store(StoreError::Invalid(msg))) => {
+            out.push(mismatch(
+                "store",
+                format!("its evidence cannot be copied again ({msg}), so its files cannot be accounted for"),
+            ));
+            return Ok(out);
+        }
+        Err(e) => return Err(e),
+    }
+    // Files of a record or material that cannot be read are not copied again; the
+    // audit already reports it, by digest, and its files are not reported twice.
+    let mut unreadable: Vec<String> = Vec::new();
+    for (d, l) in &derived.collected.loaded {
+        if l.envelope.is_none() {
+            unreadable.push(d.hex());
+        }
+        if let Some(e) = &l.entry {
+            unreadable.extend(
+                e.materials
+                    .iter()
+                    .filter(|m| !m.present)
+                    .map(|m| m.material.digest.hex()),
+            );
+        }
+    }
+    let mut found = Vec::new();
+    collect_files(root, root, &mut found)?;
+    for name in found {
+        if accounted.contains(&name) {
+            continue;
+        }
+        let flat = name.replace('/', "");
+        if name.starts_with("store/") && unreadable.iter().any(|hex| flat.contains(hex.as_str())) {
+            continue;
+        }
+        out.push(mismatch(
+            &name,
+            "not accounted for by BUNDLE.json or the evidence: an export of this evidence does not write it".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The regular files below `dir`, as `/`-separated paths relative to `base`.
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), BundleError> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let ft = entry.file_type().map_err(io(&path))?;
+        if ft.is_dir() {
+            collect_files(base, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(base).unwrap_or(&path);
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
 }
 
 fn mismatch(file: &str, message: String) -> Finding {

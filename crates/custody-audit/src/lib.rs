@@ -9,12 +9,14 @@
 //! - [`retention`]: what expires when, and which locks are missing or too short.
 
 pub mod bundle;
+pub mod completeness;
 pub mod report;
 pub mod retention;
 pub mod verify;
 
 pub use bundle::{
-    BundleCheck, BundleError, ExportRequest, Exported, KeySource, Manifest, export, verify_bundle,
+    AppliedChecks, AuditorChecks, BundleCheck, BundleError, ExportRequest, Exported, KeySource,
+    Manifest, Origin, export, verify_bundle,
 };
 pub use verify::{
     AUDIT_SCHEMA, Audit, AuditOptions, CheckKind, Collected, Finding, RecordEntry, ServiceEntry,

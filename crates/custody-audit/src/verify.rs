@@ -4,6 +4,11 @@
 //! retention lock as the store reports it. Every problem becomes a [`Finding`] that
 //! names what and where; the run stops early only when the store itself cannot be read.
 //!
+//! The index is not trusted: a record an index pointer brings into an answer is part of
+//! it only when its statement has the key the pointer is filed under (the same keys the
+//! store derives when it files a record), so a pointer copied into another commit's or
+//! pipeline's directory is a finding, and its record counts for nothing there.
+//!
 //! The result depends only on the store's contents, the options and `verified_at`, never
 //! on the clock, so an exported bundle re-verified offline yields the same document.
 
@@ -13,7 +18,9 @@ use custody_evidence::{
     ChainLink, Control, Digest, Envelope, KeyIdScheme, Material, PipelineContext,
     ResourceDescriptor, Statement, TrustedKeys, verify_envelope,
 };
-use custody_store::{EvidenceStore, LockMode, Query, RecordRef, Retention, StoreError};
+use custody_store::{
+    EvidenceStore, IndexKey, LockMode, Query, RecordRef, Retention, StoreError, index_keys,
+};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -222,6 +229,8 @@ pub struct Audit {
 pub(crate) struct Loaded {
     pub envelope: Option<Vec<u8>>,
     pub entry: Option<RecordEntry>,
+    /// The keys the store files the record under, derived from its statement.
+    pub index: Vec<IndexKey>,
 }
 
 /// The audit and the raw bytes behind it (for export).
@@ -249,7 +258,7 @@ pub async fn audit_query<S: EvidenceStore>(
     opts: &AuditOptions,
 ) -> Result<Collected, StoreError> {
     let refs = store.query(query).await?;
-    audit_refs(store, &refs, opts).await
+    audit(store, &refs, Some(query), opts).await
 }
 
 /// Verifies the given records and everything they depend on: the other records of their
@@ -257,6 +266,16 @@ pub async fn audit_query<S: EvidenceStore>(
 pub async fn audit_refs<S: EvidenceStore>(
     store: &S,
     refs: &[RecordRef],
+    opts: &AuditOptions,
+) -> Result<Collected, StoreError> {
+    audit(store, refs, None, opts).await
+}
+
+/// The audit of `refs`, which `query` answered when given: each is checked against it.
+async fn audit<S: EvidenceStore>(
+    store: &S,
+    refs: &[RecordRef],
+    query: Option<&Query>,
     opts: &AuditOptions,
 ) -> Result<Collected, StoreError> {
     let mut a = Auditor {
@@ -268,12 +287,17 @@ pub async fn audit_refs<S: EvidenceStore>(
         chains: BTreeMap::new(),
     };
     let mut queue: Vec<Digest> = Vec::new();
-    let matched: BTreeSet<Digest> = refs.iter().map(|r| r.digest).collect();
+    let mut matched: BTreeSet<Digest> = BTreeSet::new();
     for r in refs {
-        if !a.loaded.contains_key(&r.digest) {
-            a.load(r.digest).await?;
-            a.check_index_time(r);
-            queue.push(r.digest);
+        match a.admit(r, query).await? {
+            Admitted::New => {
+                matched.insert(r.digest);
+                queue.push(r.digest);
+            }
+            Admitted::Known => {
+                matched.insert(r.digest);
+            }
+            Admitted::Refused => {}
         }
     }
     // Reach the rest of each pipeline and chain, until nothing new turns up.
@@ -290,7 +314,9 @@ pub async fn audit_refs<S: EvidenceStore>(
                 ..Query::default()
             };
             for r in store.query(&q).await? {
-                next.push(r.digest);
+                if a.admit(&r, Some(&q)).await? == Admitted::New {
+                    queue.push(r.digest);
+                }
             }
         }
         if !a.chains.contains_key(&entry.chain.id) {
@@ -314,6 +340,17 @@ pub async fn audit_refs<S: EvidenceStore>(
     let pipelines = a.check_pipelines();
     let services = a.check_services();
     Ok(a.finish(chains, pipelines, services))
+}
+
+/// What became of a record an index pointer named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    /// Read now, and part of the answer.
+    New,
+    /// Already read, and part of the answer.
+    Known,
+    /// Its statement does not satisfy the query: reported, and not part of the answer.
+    Refused,
 }
 
 struct Auditor<'a, S> {
@@ -355,6 +392,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                     Loaded {
                         envelope: None,
                         entry: None,
+                        index: Vec::new(),
                     },
                 );
                 return Ok(());
@@ -372,24 +410,34 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                     Loaded {
                         envelope: None,
                         entry: None,
+                        index: Vec::new(),
                     },
                 );
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        let entry = self.decode(d, &bytes).await?;
+        let (entry, index) = match self.decode(d, &bytes).await? {
+            Some((entry, index)) => (Some(entry), index),
+            None => (None, Vec::new()),
+        };
         self.loaded.insert(
             d,
             Loaded {
                 envelope: Some(bytes),
                 entry,
+                index,
             },
         );
         Ok(())
     }
 
-    async fn decode(&mut self, d: Digest, bytes: &[u8]) -> Result<Option<RecordEntry>, StoreError> {
+    /// The record as verified, and the index keys its statement gives it.
+    async fn decode(
+        &mut self,
+        d: Digest,
+        bytes: &[u8],
+    ) -> Result<Option<(RecordEntry, Vec<IndexKey>)>, StoreError> {
         let about = format!("record {d}");
         let env = match Envelope::from_slice(bytes) {
             Ok(e) => e,
@@ -434,6 +482,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             );
             return Ok(None);
         };
+        let index = index_keys(&statement, &rec);
         let retention = self.read_retention(&about, &d).await?;
         if let Some(r) = &retention {
             self.check_retention(&about, rec.recorded_at, r.as_ref());
@@ -488,7 +537,7 @@ impl<S: EvidenceStore> Auditor<'_, S> {
         let predicate = KEPT_PREDICATES
             .contains(&statement.predicate_type.as_str())
             .then(|| statement.predicate.clone());
-        Ok(Some(RecordEntry {
+        let entry = RecordEntry {
             digest: d,
             matched: false,
             verified: signer.is_some(),
@@ -504,7 +553,8 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             retention,
             summary: rec.summary.map(trim_summary),
             predicate,
-        }))
+        };
+        Ok(Some((entry, index)))
     }
 
     /// The lock as the store reports it (`Some(None)`: no lock). An unreadable lock is
@@ -590,6 +640,84 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 ),
             );
         }
+    }
+
+    /// Reads a record an index pointer named in answer to `query` (`None`: named by
+    /// digest) and holds the pointer against the record's statement. A record whose
+    /// statement does not satisfy the query is a finding and is left out: read only
+    /// because of the pointer, it is dropped (with what its reading found, which belongs
+    /// to its own audit), so it counts towards no stage, service or pipeline.
+    async fn admit(
+        &mut self,
+        r: &RecordRef,
+        query: Option<&Query>,
+    ) -> Result<Admitted, StoreError> {
+        let fresh = !self.loaded.contains_key(&r.digest);
+        let before = self.findings.len();
+        if fresh {
+            self.load(r.digest).await?;
+        }
+        let misses = query.map(|q| self.query_misses(r, q)).unwrap_or_default();
+        if misses.is_empty() {
+            self.check_index_time(r);
+            return Ok(if fresh {
+                Admitted::New
+            } else {
+                Admitted::Known
+            });
+        }
+        if fresh {
+            self.findings.truncate(before);
+            self.loaded.remove(&r.digest);
+        }
+        for m in misses {
+            self.error(CheckKind::Index, format!("record {}", r.digest), m);
+        }
+        Ok(Admitted::Refused)
+    }
+
+    /// Each criterion of `query` the record's statement does not satisfy, said in
+    /// words. Empty when it satisfies all, or when the record cannot be read (its own
+    /// finding says why).
+    fn query_misses(&self, r: &RecordRef, query: &Query) -> Vec<String> {
+        let Some((entry, index)) = self
+            .loaded
+            .get(&r.digest)
+            .and_then(|l| l.entry.as_ref().map(|e| (e, &l.index)))
+        else {
+            return Vec::new();
+        };
+        let d = r.digest;
+        let whose = if entry.verified {
+            "whose signed statement"
+        } else {
+            "whose statement (its signature does not verify)"
+        };
+        let mut out = Vec::new();
+        for key in query.keys() {
+            // the store's own derivation decides: the directory the key names
+            if index.iter().any(|k| k.segments() == key.segments()) {
+                continue;
+            }
+            out.push(format!(
+                "index pointer for {} names record {d} {whose} {}: it is left out of the answer",
+                describe_key(&key),
+                statement_says(&key, entry, index)
+            ));
+        }
+        let t = entry.recorded_at;
+        if !(query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u)) {
+            let range: Vec<String> = [("since", query.since), ("until", query.until)]
+                .into_iter()
+                .filter_map(|(w, b)| b.map(|b| format!("{w} {b}")))
+                .collect();
+            let whose = whose.trim_start_matches("whose ");
+            out.push(format!(
+                "an index pointer puts record {d} in the answer, but its {whose} says it was recorded at {t}, outside the query's time range ({}): it is left out of the answer",
+                range.join(", ")
+            ));
+        }
+        out
     }
 
     async fn read_chain(&mut self, id: &str) -> Result<Vec<(u64, Digest)>, StoreError> {
@@ -889,6 +1017,59 @@ impl<S: EvidenceStore> Auditor<'_, S> {
             audit,
             loaded: self.loaded,
             chains: self.chains,
+        }
+    }
+}
+
+/// An index key as a finding names it: `commit 3f2a…`, `control 164.312(b)`.
+fn describe_key(key: &IndexKey) -> String {
+    match key {
+        IndexKey::Subject(d) => format!("subject {d}"),
+        IndexKey::Commit(c) => format!("commit {c}"),
+        IndexKey::Pipeline(p) => format!("pipeline {p}"),
+        IndexKey::Day(day) => format!("day {day}"),
+        IndexKey::Environment(e) => format!("environment {e}"),
+        IndexKey::Stage(s) => format!("stage {s}"),
+        IndexKey::Control(c) => format!("control {}", c.citation()),
+    }
+}
+
+/// What a statement says where a query asked for `key`: `is for commit 3f2a…`.
+fn statement_says(key: &IndexKey, entry: &RecordEntry, index: &[IndexKey]) -> String {
+    let or_none = |v: Option<&str>, what: &str| match v {
+        Some(v) => format!("is for {what} {v}"),
+        None => format!("names no {what}"),
+    };
+    match key {
+        IndexKey::Subject(_) => {
+            let subjects: Vec<String> = index
+                .iter()
+                .filter_map(|k| match k {
+                    IndexKey::Subject(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if subjects.is_empty() {
+                "has no subject with a sha256 digest".into()
+            } else {
+                format!("is about {}", subjects.join(", "))
+            }
+        }
+        IndexKey::Commit(_) => or_none(entry.pipeline.commit.as_deref(), "commit"),
+        IndexKey::Pipeline(_) => or_none(entry.pipeline_key().as_deref(), "pipeline"),
+        IndexKey::Day(_) => format!(
+            "was recorded on {}",
+            entry.recorded_at.to_zoned(jiff::tz::TimeZone::UTC).date()
+        ),
+        IndexKey::Environment(_) => or_none(entry.pipeline.environment.as_deref(), "environment"),
+        IndexKey::Stage(_) => format!("is for stage {}", entry.stage),
+        IndexKey::Control(_) => {
+            let cited: Vec<&str> = entry.hipaa.iter().map(|c| c.citation()).collect();
+            if cited.is_empty() {
+                "does not cite it (it cites no control)".into()
+            } else {
+                format!("does not cite it (it cites {})", cited.join(", "))
+            }
         }
     }
 }

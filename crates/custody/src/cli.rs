@@ -47,6 +47,74 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Self-hosted runners held against the tier model (`custody runners audit`).
     Runners(crate::commands::runners::RunnersArgs),
+    /// The transparency log under the store: keys, checkpoints, verification, repair.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Generate a log signing key (signed-note Ed25519, mode 0600) and its verifier
+    /// key (`<path>.pub`, printed too): the key of `custody log checkpoint`.
+    Keygen(LogKeygenArgs),
+    /// Extend the log's tiles to every sequenced record and sign a checkpoint.
+    Checkpoint(LogCheckpointArgs),
+    /// Verify the whole log: entries, tiles, every checkpoint (append-only, no fork),
+    /// checkpoints you kept, and that every stored record is in the log.
+    Verify(LogVerifyArgs),
+    /// Sequence records whose writer stopped before it gave them a log index.
+    Sequence(LogSequenceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogKeygenArgs {
+    /// The log's name (its origin in every checkpoint), e.g. `custody.example.org/evidence`.
+    #[arg(long)]
+    pub origin: String,
+    /// Where to write the private key; the verifier key goes to `<path>.pub`.
+    #[arg(long, short, default_value = "custody-log.key")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LogCheckpointArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// The log signing key (from `custody log keygen`).
+    #[arg(long, env = "CUSTODY_LOG_SIGNING_KEY")]
+    pub log_signing_key: PathBuf,
+    /// Retention of the tiles and the checkpoint, in years.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    pub retention_years: i16,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct LogVerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// The log's verifier key (`<origin>+<id>+<key>`, a `.pub` from `custody log
+    /// keygen`). Repeatable (a rotated key).
+    #[arg(long = "log-key", env = "CUSTODY_LOG_KEY", required = true)]
+    pub log_keys: Vec<PathBuf>,
+    /// A checkpoint you kept from an earlier look: the log must still extend it.
+    /// Repeatable.
+    #[arg(long = "checkpoint")]
+    pub checkpoints: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct LogSequenceArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Retention of the log files written, in years.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    pub retention_years: i16,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,16 +386,21 @@ pub struct AuditArgs {
 
 impl AuditArgs {
     pub fn stages(&self) -> Vec<String> {
-        if self.require_stages.trim() == "none" {
-            return Vec::new();
-        }
-        self.require_stages
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
+        stage_list(&self.require_stages)
     }
+}
+
+/// A `--require-stages` value: comma-separated stages, or `none`.
+pub fn stage_list(value: &str) -> Vec<String> {
+    if value.trim() == "none" {
+        return Vec::new();
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +417,11 @@ pub struct ExportArgs {
     /// Where to write the bundle (`.tar.gz`); refused when it exists.
     #[arg(long, short)]
     pub out: PathBuf,
+    /// The log's verifier key: the bundle then carries the latest checkpoint it accepts
+    /// and the log range that proves no record answering the query is missing.
+    /// Repeatable (a rotated key).
+    #[arg(long = "log-key")]
+    pub log_keys: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -358,8 +436,36 @@ pub struct VerifyBundleArgs {
     /// Trust the keys inside the bundle: proves the bundle is intact, not who made it.
     #[arg(long, conflicts_with = "keys")]
     pub bundle_keys: bool,
+    /// Stages every pipeline must have recorded (comma-separated, or `none`), replacing
+    /// the ones the bundle's maker chose (default: the bundle's, from BUNDLE.json).
+    #[arg(long, value_name = "STAGES")]
+    pub require_stages: Option<String>,
+    /// The shortest retention lock accepted, in years after each record, replacing the
+    /// bundle's (default: the bundle's, from BUNDLE.json).
+    #[arg(long, value_parser = clap::value_parser!(i16).range(0..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    pub min_retention_years: Option<i16>,
+    /// The log's verifier key, held independently of the bundle: the bundle must then
+    /// prove that no record answering its query is missing. Repeatable.
+    #[arg(long = "log-key")]
+    pub log_keys: Vec<PathBuf>,
+    /// The oldest checkpoint accepted, e.g. `24h` or `7d` (with --log-key).
+    #[arg(long, requires = "log_keys", value_parser = parse_age)]
+    pub max_checkpoint_age: Option<jiff::SignedDuration>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+fn parse_age(s: &str) -> Result<jiff::SignedDuration, String> {
+    let span: jiff::Span = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a duration like 24h or 7d: {e}"))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("`{s}`: {e}"))?;
+    if d.is_negative() {
+        return Err(format!("`{s}`: an age is not negative"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +498,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::VerifyBundle(a) => crate::commands::verify_bundle::run(a).await,
             Command::Retention(a) => crate::commands::retention::run(a).await,
             Command::Runners(a) => crate::commands::runners::run(a).await,
+            Command::Log(c) => crate::commands::log::run(c).await,
         }
     })
 }

@@ -40,7 +40,8 @@ pub fn classify(err: &anyhow::Error) -> Exit {
             return match s {
                 StoreError::Corrupt { .. }
                 | StoreError::ChainBroken { .. }
-                | StoreError::ChainConflict { .. } => Exit::Verify,
+                | StoreError::ChainConflict { .. }
+                | StoreError::LogInconsistent(_) => Exit::Verify,
                 StoreError::NotFound { .. } => Exit::NotFound,
                 StoreError::Invalid(_)
                 | StoreError::MissingMaterial { .. }

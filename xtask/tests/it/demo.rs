@@ -43,6 +43,8 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
             "deployed to `staging` and recorded",
             "build, test, scan, sign and deploy present",
             "verified offline",
+            "the parent signs a checkpoint of the store's transparency log",
+            "and complete: the log's entries for the commit",
         ] {
             assert!(
                 stdout.contains(expected),
@@ -74,6 +76,8 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
     );
     for expected in [
         "policy-check --gate pre-deploy: deny",
+        "the scan record is cut from a copy of the store",
+        "answers the query but is missing from the bundle",
         "evidence-integrity: scan record",
         "material trivy.json was altered",
         "separation-of-duties: dev approved but is a commit author",

@@ -25,6 +25,8 @@ use custody_store::{
 };
 use serde_json::json;
 
+mod misfiled;
+
 const COMMIT: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
 const HOSTILE: &str = "<script>alert('x')</script>|**bold**";
 
@@ -295,6 +297,8 @@ async fn a_bundle_verifies_offline_and_its_report_renders_in_a_real_browser() {
     let out = p.root.join("audit.tar.gz");
     let req = ExportRequest {
         query: format!("--commit {COMMIT}"),
+        filter: commit_query(),
+        log_keys: Vec::new(),
         required_stages: ["build", "test", "scan", "deploy"]
             .map(String::from)
             .to_vec(),
@@ -307,9 +311,13 @@ async fn a_bundle_verifies_offline_and_its_report_renders_in_a_real_browser() {
     assert!(exported.bundle.ok, "{:?}", exported.bundle.findings);
     assert_eq!(exported.source.findings, exported.bundle.findings);
     std::fs::remove_dir_all(p.root.join("store")).unwrap();
-    let check = verify_bundle(&out, &KeySource::Given(p.trusted()))
-        .await
-        .unwrap();
+    let check = verify_bundle(
+        &out,
+        &KeySource::Given(p.trusted()),
+        &custody_audit::AuditorChecks::default(),
+    )
+    .await
+    .unwrap();
     assert!(
         check.ok(),
         "{:?} {:?}",

@@ -30,8 +30,11 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::NotFound);
     }
+    let log_keys = crate::commands::log::read_verifiers(&args.log_keys)?;
     let req = custody_audit::ExportRequest {
         query: args.filter.describe(),
+        filter: query.clone(),
+        log_keys,
         required_stages: args.audit.stages(),
         min_retention_years: args.audit.min_retention_years,
         created_at: jiff::Timestamp::now(),

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod digest;
 pub mod export;
 pub mod keygen;
+pub mod log;
 pub mod policy;
 pub mod push;
 pub mod query;

@@ -146,7 +146,8 @@ async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow:
     };
     let collected = custody_audit::audit_query(&store, &query, &opts).await?;
     let audit = collected.audit;
-    if audit.totals.records == 0 {
+    // an answer made only of misfiled records is a finding, not an empty answer
+    if audit.totals.records == 0 && audit.findings.is_empty() {
         eprintln!("no records match the query in {}", store.uri());
         return Ok(Exit::NotFound);
     }

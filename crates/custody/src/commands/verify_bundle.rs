@@ -1,4 +1,5 @@
-//! `custody verify-bundle`: an exported bundle checked offline, with no store.
+//! `custody verify-bundle`: an exported bundle checked offline, with no store, held to
+//! the auditor's checks (`--require-stages`, `--min-retention-years`) where given.
 
 use anyhow::Context as _;
 use custody_audit::KeySource;
@@ -22,7 +23,14 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
     } else {
         KeySource::Given(keyfiles::read_trusted_keys(&args.keys).context("reading trusted keys")?)
     };
-    let check = match custody_audit::verify_bundle(&args.bundle, &keys).await {
+    // the auditor's checks, not the ones the bundle's maker chose, when given
+    let auditor = custody_audit::AuditorChecks {
+        required_stages: args.require_stages.as_deref().map(crate::cli::stage_list),
+        min_retention_years: args.min_retention_years,
+        log_keys: crate::commands::log::read_verifiers(&args.log_keys)?,
+        max_checkpoint_age: args.max_checkpoint_age,
+    };
+    let check = match custody_audit::verify_bundle(&args.bundle, &keys, &auditor).await {
         Ok(c) => c,
         Err(e @ custody_audit::BundleError::Unsafe { .. }) => {
             return Err(fail(Exit::Verify, e.to_string()));
@@ -39,7 +47,9 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
                 "bundle": args.bundle,
                 "ok": ok,
                 "manifest": check.manifest,
+                "checks": check.checks,
                 "consistency": check.consistency,
+                "completeness": check.completeness,
                 "verification": check.audit,
             });
             out!("{}", serde_json::to_string_pretty(&v)?);
@@ -52,6 +62,36 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
                 check.manifest.source
             );
             out!("query      {}", check.manifest.query);
+            match &check.completeness {
+                Some(c) => out!(
+                    "complete   log {} checkpoint of {} entries{} (root {}): entries {}..{} read, {} answer the query, all in the bundle unless listed below",
+                    c.origin,
+                    c.checkpoint_size,
+                    c.checkpoint_time
+                        .map(|t| format!(" signed {t}"))
+                        .unwrap_or_default(),
+                    c.root,
+                    c.from,
+                    c.checkpoint_size,
+                    c.matching
+                ),
+                None if args.log_keys.is_empty() => out!(
+                    "complete   not checked: pass --log-key with the log's verifier key to prove no record is missing"
+                ),
+                None => out!("complete   NOT PROVEN (see the findings below)"),
+            }
+            let c = &check.checks;
+            out!(
+                "checks     required stages {} ({}); minimum retention {} years ({})",
+                if c.required_stages.is_empty() {
+                    "none".to_owned()
+                } else {
+                    c.required_stages.join(", ")
+                },
+                c.required_stages_from,
+                c.min_retention_years,
+                c.min_retention_years_from
+            );
             if !check.consistency.is_empty() {
                 let rows: Vec<Vec<String>> = check
                     .consistency

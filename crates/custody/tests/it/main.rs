@@ -13,6 +13,7 @@
 )]
 
 mod audit;
+mod log;
 mod runners;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,293 @@
+//! What makes a bundle *complete* (issue 14): the log's entries for the query's range,
+//! under a checkpoint signed by the log key.
+//!
+//! ```text
+//! custody-bundle/log/checkpoint            the signed checkpoint (C2SP tlog-checkpoint)
+//! custody-bundle/log/proof.json            the range [from, size), the frontier hashes
+//!                                          left of it, and the query (structured)
+//! custody-bundle/log/tile/entries/…        the entries of the range as C2SP entry bundles
+//! ```
+//!
+//! `verify-bundle --log-key` recomputes the checkpoint's root from the frontier and the
+//! entries, so the range is exactly the log's; then every entry that answers the query
+//! must be a record the bundle holds and lists, and every record it lists must be an
+//! entry. A range that starts after 0 must start with an entry sequenced before the
+//! query's `since`: by the log's time order, nothing earlier can answer it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use custody_evidence::Digest;
+use custody_store::log::{
+    self, LogEntry, LogVerifier, RangeProof, SignedCheckpoint, entry_bundles, parse_entry_bundle,
+    verify_range,
+};
+use custody_store::{EvidenceStore, LocalStore, Query, RecordRef};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::BundleError;
+use crate::verify::{CheckKind, Finding, Severity};
+
+pub(crate) const CHECKPOINT: &str = "log/checkpoint";
+pub(crate) const PROOF: &str = "log/proof.json";
+
+/// `log/proof.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProofFile {
+    pub proof: RangeProof,
+    /// The query the bundle answers, whose completeness the range shows.
+    pub query: Query,
+}
+
+/// What `verify-bundle` proved about completeness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completeness {
+    pub origin: String,
+    pub checkpoint_size: u64,
+    pub root: String,
+    pub checkpoint_time: Option<Timestamp>,
+    /// The log range read: `[from, checkpointSize)`.
+    pub from: u64,
+    pub query: Query,
+    /// Entries in the range that answer the query (all of them in the bundle when ok).
+    pub matching: usize,
+}
+
+/// The log files an export writes for `refs`: the latest checkpoint the keys accept
+/// and the range that answers `query`. `(relative path, bytes)`.
+pub(crate) async fn export_files<S: EvidenceStore>(
+    store: &S,
+    keys: &[LogVerifier],
+    query: &Query,
+    refs: &[RecordRef],
+) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+    let cp = log::latest_checkpoint(store, keys).await?.ok_or_else(|| {
+        BundleError::Invalid(format!(
+            "the log of {} has no checkpoint yet: run `custody log checkpoint` before exporting",
+            store.uri()
+        ))
+    })?;
+    let from = log::range_start(store, cp.size, query).await?;
+    let (proof, entries) = log::prove_range(store, &cp, from).await?;
+    let logged: BTreeSet<Digest> = entries
+        .iter()
+        .filter_map(|e| LogEntry::from_bytes(e).ok())
+        .map(|e| e.record)
+        .collect();
+    if let Some(r) = refs.iter().find(|r| !logged.contains(&r.digest)) {
+        return Err(BundleError::Invalid(format!(
+            "record {} is not in the log up to its latest checkpoint ({} entries): run `custody log checkpoint` before exporting",
+            r.digest, cp.size
+        )));
+    }
+    let proof_file = ProofFile {
+        proof: proof.clone(),
+        query: query.clone(),
+    };
+    let mut out = vec![
+        (CHECKPOINT.to_owned(), cp.note.clone()),
+        (
+            PROOF.to_owned(),
+            serde_json::to_vec_pretty(&proof_file)
+                .map_err(|e| BundleError::Invalid(e.to_string()))?,
+        ),
+    ];
+    out.extend(
+        entry_bundles(proof.from, &entries)
+            .into_iter()
+            .map(|(p, b)| (format!("log/{p}"), b)),
+    );
+    Ok(out)
+}
+
+/// The files below `log/` a bundle's proof accounts for (whatever they hold).
+pub(crate) fn accounted(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(bytes) = fs::read(root.join(PROOF)) else {
+        return out;
+    };
+    out.insert(PROOF.to_owned());
+    out.insert(CHECKPOINT.to_owned());
+    if let Ok(p) = serde_json::from_slice::<ProofFile>(&bytes)
+        && p.proof.from <= p.proof.size
+        && p.proof.size - p.proof.from <= 1 << 24
+    {
+        let placeholder = vec![Vec::<u8>::new(); (p.proof.size - p.proof.from) as usize];
+        out.extend(
+            entry_bundles(p.proof.from, &placeholder)
+                .into_iter()
+                .map(|(path, _)| format!("log/{path}")),
+        );
+    }
+    out
+}
+
+fn finding(about: &str, message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        check: CheckKind::Bundle,
+        about: about.to_owned(),
+        message,
+    }
+}
+
+/// Checks a bundle's completeness proof with the auditor's log keys. Findings name
+/// the log index or record at fault.
+pub(crate) async fn check(
+    root: &Path,
+    store: &LocalStore,
+    listed: &[RecordRef],
+    keys: &[LogVerifier],
+    max_age: Option<SignedDuration>,
+    now: Timestamp,
+) -> Result<(Option<Completeness>, Vec<Finding>), BundleError> {
+    let mut findings = Vec::new();
+    let about = "completeness";
+    let Ok(proof_bytes) = fs::read(root.join(PROOF)) else {
+        findings.push(finding(
+            about,
+            format!("the bundle has no {PROOF}: nothing shows that no record is missing (export it with --log-key)"),
+        ));
+        return Ok((None, findings));
+    };
+    let pf: ProofFile = match serde_json::from_slice(&proof_bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            findings.push(finding(about, format!("{PROOF}: {e}")));
+            return Ok((None, findings));
+        }
+    };
+    let note = fs::read(root.join(CHECKPOINT)).unwrap_or_default();
+    let cp = match SignedCheckpoint::open(&note, keys) {
+        Ok(cp) => cp,
+        Err(e) => {
+            findings.push(finding(&format!("bundle file {CHECKPOINT}"), e));
+            return Ok((None, findings));
+        }
+    };
+    if let (Some(max), Some(t)) = (max_age, cp.time)
+        && now.duration_since(t) > max
+    {
+        findings.push(finding(
+            &format!("bundle file {CHECKPOINT}"),
+            format!("signed {t}, older than the {max:#} allowed: records after it are not covered"),
+        ));
+    } else if max_age.is_some() && cp.time.is_none() {
+        findings.push(finding(
+            &format!("bundle file {CHECKPOINT}"),
+            "does not say when it was signed, so its age cannot be checked".into(),
+        ));
+    }
+    let proof = &pf.proof;
+    // the entries, tile by tile
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let count = proof.size.saturating_sub(proof.from);
+    if proof.from > proof.size || count > 1 << 24 {
+        findings.push(finding(
+            about,
+            format!(
+                "{PROOF}: range {}..{} is not a log range",
+                proof.from, proof.size
+            ),
+        ));
+        return Ok((None, findings));
+    }
+    let placeholder = vec![Vec::<u8>::new(); count as usize];
+    for (path, _) in entry_bundles(proof.from, &placeholder) {
+        let name = format!("log/{path}");
+        match fs::read(root.join(&name)) {
+            Ok(b) => match parse_entry_bundle(&b) {
+                Ok(list) => entries.extend(list.into_iter().map(<[u8]>::to_vec)),
+                Err(e) => findings.push(finding(&format!("bundle file {name}"), e)),
+            },
+            Err(_) => findings.push(finding(
+                &format!("bundle file {name}"),
+                "missing: the log's entries there cannot be shown".into(),
+            )),
+        }
+    }
+    if !findings.is_empty() {
+        return Ok((None, findings));
+    }
+    if let Err(e) = verify_range(&cp, proof, &entries) {
+        findings.push(finding(about, e));
+        return Ok((None, findings));
+    }
+    let parsed: Vec<(u64, Result<LogEntry, String>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (proof.from + k as u64, LogEntry::from_bytes(e)))
+        .collect();
+    if proof.from > 0 {
+        match (pf.query.since, parsed.first()) {
+            (Some(since), Some((i, Ok(e)))) if e.sequenced_at < since => {
+                let _ = i;
+            }
+            (Some(_), Some((i, _))) => findings.push(finding(
+                about,
+                format!("the range starts at log index {i}, which was not sequenced before the query's start: earlier entries may answer it"),
+            )),
+            _ => findings.push(finding(
+                about,
+                format!("the range starts at log index {} but the query has no start time: entries before it may answer it", proof.from),
+            )),
+        }
+    }
+    let listed_set: BTreeSet<Digest> = listed.iter().map(|r| r.digest).collect();
+    let mut logged = BTreeSet::new();
+    let mut matching = 0;
+    for (i, e) in &parsed {
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                findings.push(finding(&format!("log index {i}"), err.clone()));
+                continue;
+            }
+        };
+        logged.insert(e.record);
+        if !e.matches(&pf.query) {
+            continue;
+        }
+        matching += 1;
+        let held = store.has_object(&e.record).await?;
+        if !held || !listed_set.contains(&e.record) {
+            findings.push(finding(
+                &format!("log index {i}"),
+                format!(
+                    "record {} ({} stage, recorded {}, commit {}) answers the query but is missing from the bundle: evidence was removed",
+                    e.record,
+                    e.stage,
+                    e.recorded_at,
+                    e.commit.as_deref().unwrap_or("-")
+                ),
+            ));
+        }
+    }
+    for r in listed {
+        if !logged.contains(&r.digest) {
+            findings.push(finding(
+                &format!("record {}", r.digest),
+                format!(
+                    "listed in BUNDLE.json but not in the log up to the checkpoint ({} entries)",
+                    cp.size
+                ),
+            ));
+        }
+    }
+    Ok((
+        Some(Completeness {
+            origin: cp.origin.clone(),
+            checkpoint_size: cp.size,
+            root: cp.root_base64(),
+            checkpoint_time: cp.time,
+            from: proof.from,
+            query: pf.query.clone(),
+            matching,
+        }),
+        findings,
+    ))
+}

@@ -1,0 +1,167 @@
+//! Issue 14: a bundle proves it is complete. With the log's verifier key, an exported
+//! bundle carries the latest checkpoint and the log's entries for its query; a record
+//! removed from it (the tail of a chain: the pipeline's last scan), an extra file in
+//! `log/`, another log's key or a stale checkpoint is a finding that names it (exit 1).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{COMMIT, KEY, bundle_files, copy_dir, repack};
+use crate::Env;
+
+fn with_log(e: &Env) -> Vec<String> {
+    let records = e.pipeline();
+    e.ok(&[
+        "log",
+        "keygen",
+        "--origin",
+        "custody.test/audit",
+        "--out",
+        "log.key",
+    ]);
+    e.ok(&[
+        "log",
+        "checkpoint",
+        "--store",
+        "store",
+        "--log-signing-key",
+        "log.key",
+    ]);
+    records
+}
+
+fn export(e: &Env, store: &str, out: &str) {
+    e.ok(&[
+        "export",
+        "--store",
+        store,
+        "--commit",
+        COMMIT,
+        "--key",
+        KEY,
+        "--log-key",
+        "log.key.pub",
+        "--require-stages",
+        "none",
+        "--out",
+        out,
+    ]);
+}
+
+fn verify_bundle(e: &Env, bundle: &str, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec!["verify-bundle", bundle, "--key", KEY, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = e.run(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap(),
+        v,
+        format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Deletes every file of `record` from a local store except its log entry: the
+/// envelope, its chain entry and its index pointers.
+fn remove_record(store: &Path, record: &str) {
+    let hex = record.trim_start_matches("sha256:");
+    for f in super::files_under(store) {
+        let rel = f
+            .strip_prefix(store)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "");
+        if rel.starts_with("log") {
+            continue;
+        }
+        let names_it =
+            rel.contains(hex) || std::fs::read_to_string(&f).is_ok_and(|t| t.trim() == record);
+        if names_it {
+            std::fs::remove_file(&f).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_bundle_with_the_log_proves_no_record_is_missing() {
+    let e = Env::new();
+    with_log(&e);
+    export(&e, "store", "audit.tar.gz");
+    let (code, v, all) = verify_bundle(&e, "audit.tar.gz", &["--log-key", "log.key.pub"]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(v["completeness"]["matching"], 5, "{v}");
+    assert_eq!(v["completeness"]["checkpointSize"], 5, "{v}");
+    let out = e.ok(&[
+        "verify-bundle",
+        "audit.tar.gz",
+        "--key",
+        KEY,
+        "--log-key",
+        "log.key.pub",
+    ]);
+    assert!(
+        out.contains("complete   log custody.test/audit checkpoint of 5 entries"),
+        "{out}"
+    );
+    let out = e.ok(&["verify-bundle", "audit.tar.gz", "--key", KEY]);
+    assert!(out.contains("complete   not checked"), "{out}");
+
+    // another log's key
+    e.ok(&[
+        "log",
+        "keygen",
+        "--origin",
+        "custody.test/audit",
+        "--out",
+        "other.key",
+    ]);
+    let (code, _, all) = verify_bundle(&e, "audit.tar.gz", &["--log-key", "other.key.pub"]);
+    assert_eq!(code, 1, "{all}");
+    assert!(all.contains("not signed by the log key given"), "{all}");
+    // a checkpoint older than the auditor accepts
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, _, all) = verify_bundle(
+        &e,
+        "audit.tar.gz",
+        &["--log-key", "log.key.pub", "--max-checkpoint-age", "0s"],
+    );
+    assert_eq!(code, 1, "{all}");
+    assert!(all.contains("older than the"), "{all}");
+    // a file added under log/
+    let dir = bundle_files(&e, "audit.tar.gz");
+    std::fs::write(dir.join("custody-bundle/log/tile/entries/extra"), b"{}").unwrap();
+    repack(&dir, &e.path("extra.tar.gz"));
+    let (code, _, all) = verify_bundle(&e, "extra.tar.gz", &["--log-key", "log.key.pub"]);
+    assert_eq!(code, 1, "{all}");
+    assert!(all.contains("bundle file log/tile/entries/extra"), "{all}");
+}
+
+#[test]
+fn a_record_removed_before_export_is_named_by_its_log_index() {
+    let e = Env::new();
+    let records = with_log(&e);
+    // the pipeline's last scan, cut from a copy of the store (the tail of its chain,
+    // so no gap shows), and the bundle exported from what is left
+    let last = records.last().unwrap().clone();
+    let hex = last.trim_start_matches("sha256:");
+    let index =
+        std::fs::read_to_string(e.path(&format!("store/log/records/{}/{hex}", &hex[..2]))).unwrap();
+    copy_dir(&e.path("store"), &e.path("cut"));
+    remove_record(&e.path("cut"), &last);
+    export(&e, "cut", "cut.tar.gz");
+    // without the log key the bundle looks whole
+    let (code, _, all) = verify_bundle(&e, "cut.tar.gz", &[]);
+    assert_eq!(code, 0, "{all}");
+    let (code, v, all) = verify_bundle(&e, "cut.tar.gz", &["--log-key", "log.key.pub"]);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains(&format!("log index {}", index.trim())) && all.contains(&last),
+        "{all}"
+    );
+    assert!(
+        all.contains("answers the query but is missing from the bundle"),
+        "{all}"
+    );
+    assert_eq!(v["ok"], false);
+}
