@@ -291,3 +291,114 @@ pub(crate) async fn check(
         findings,
     ))
 }
+
+/// What the log proved about a live store's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogCoverage {
+    pub origin: String,
+    pub checkpoint_size: u64,
+    pub root: String,
+    /// Entries read: `[from, logSize)`, past the checkpoint too.
+    pub from: u64,
+    pub log_size: u64,
+    pub matching: usize,
+}
+
+fn log_finding(about: String, message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        check: CheckKind::Log,
+        about,
+        message,
+    }
+}
+
+/// `custody verify --log-key`: the log as the truth for completeness. Every matched
+/// record must be in the log; every entry in the query's range (from the log's
+/// latest checkpoint, proven against it, to the log's end) that answers the query
+/// must be a matched record. Findings are added to `audit` (and its totals).
+pub async fn check_store<S: EvidenceStore>(
+    store: &S,
+    audit: &mut crate::verify::Audit,
+    query: &Query,
+    keys: &[LogVerifier],
+) -> Result<Option<LogCoverage>, BundleError> {
+    let mut findings = Vec::new();
+    let matched: BTreeSet<Digest> = audit
+        .records
+        .iter()
+        .filter(|r| r.matched)
+        .map(|r| r.digest)
+        .collect();
+    for d in &matched {
+        if log::log_index(store, d).await?.is_none() {
+            findings.push(log_finding(
+                format!("record {d}"),
+                "is not in the store's transparency log: its writer stopped before sequencing it (run `custody log sequence`), or it was put in the store around Custody".into(),
+            ));
+        }
+    }
+    let coverage = match log::latest_checkpoint(store, keys).await {
+        Ok(Some(cp)) => {
+            let from = log::range_start(store, cp.size, query).await?;
+            let (proof, mut entries) = log::prove_range(store, &cp, from).await?;
+            if let Err(e) = verify_range(&cp, &proof, &entries) {
+                findings.push(log_finding("log".into(), e));
+            }
+            let end = log::log_end(store).await?;
+            entries.extend(log::read_entries(store, cp.size, end).await?);
+            let mut matching = 0;
+            for (k, e) in entries.iter().enumerate() {
+                let i = from + k as u64;
+                let Ok(e) = LogEntry::from_bytes(e) else {
+                    findings.push(log_finding(
+                        format!("log index {i}"),
+                        "is not a Custody log entry".into(),
+                    ));
+                    continue;
+                };
+                if !e.matches(query) {
+                    continue;
+                }
+                matching += 1;
+                if !matched.contains(&e.record) {
+                    findings.push(log_finding(
+                        format!("log index {i}"),
+                        format!(
+                            "record {} ({} stage, recorded {}) answers the query but is not in the answer: its index pointers or the record itself were removed",
+                            e.record, e.stage, e.recorded_at
+                        ),
+                    ));
+                }
+            }
+            Some(LogCoverage {
+                origin: cp.origin.clone(),
+                checkpoint_size: cp.size,
+                root: cp.root_base64(),
+                from,
+                log_size: end,
+                matching,
+            })
+        }
+        Ok(None) => {
+            findings.push(log_finding(
+                "log".into(),
+                "the store's log has no checkpoint signed by the log key: run `custody log checkpoint`".into(),
+            ));
+            None
+        }
+        Err(e) => {
+            findings.push(log_finding("log".into(), e.to_string()));
+            None
+        }
+    };
+    if !findings.is_empty() {
+        audit.totals.errors += findings.len();
+        audit.ok = false;
+        audit.findings.extend(findings);
+        audit.findings.sort();
+        audit.findings.dedup();
+    }
+    Ok(coverage)
+}

@@ -90,6 +90,9 @@ pub enum CheckKind {
     Index,
     /// A bundle's file disagrees with the evidence it holds.
     Bundle,
+    /// The store's transparency log disagrees with the answer: a record outside the
+    /// log, or a logged record that answers the query and is missing from it.
+    Log,
 }
 
 /// One problem, with what it is about and what is wrong.

@@ -265,6 +265,11 @@ pub struct VerifyArgs {
         conflicts_with_all = ["envelope", "record"]
     )]
     pub services: Vec<String>,
+    /// The log's verifier key: the store's transparency log then decides completeness
+    /// (every record that answers the query, up to the log's end, must be in the
+    /// answer; every record in the answer must be in the log). Repeatable.
+    #[arg(long = "log-key", conflicts_with_all = ["envelope", "record"])]
+    pub log_keys: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

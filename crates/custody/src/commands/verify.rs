@@ -144,8 +144,20 @@ async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow:
         required_services: args.services.clone(),
         scope: Some(args.filter.scope()),
     };
+    let log_keys = crate::commands::log::read_verifiers(&args.log_keys)?;
     let collected = custody_audit::audit_query(&store, &query, &opts).await?;
-    let audit = collected.audit;
+    let mut audit = collected.audit;
+    if !log_keys.is_empty() {
+        // the log decides completeness, also of an answer that came back empty
+        let coverage =
+            custody_audit::completeness::check_store(&store, &mut audit, &query, &log_keys).await?;
+        if let Some(c) = coverage {
+            eprintln!(
+                "log {}: checkpoint of {} entries (root {}); entries {}..{} read, {} answer the query",
+                c.origin, c.checkpoint_size, c.root, c.from, c.log_size, c.matching
+            );
+        }
+    }
     // an answer made only of misfiled records is a finding, not an empty answer
     if audit.totals.records == 0 && audit.findings.is_empty() {
         eprintln!("no records match the query in {}", store.uri());

@@ -242,3 +242,66 @@ fn every_changed_byte_in_the_log_is_found() {
     // 3 claims, 3 index markers, a hash tile, an entry bundle and the checkpoint
     assert_eq!(checked, 9);
 }
+
+/// `custody verify --log-key`: the log decides completeness. A pipeline whose index
+/// pointers were all removed no longer answers "nothing found" (exit 4): the log names
+/// each of its records (exit 1).
+#[test]
+fn verify_with_the_log_names_records_the_index_lost() {
+    let e = logged_env(2);
+    e.ok(&[
+        "log",
+        "checkpoint",
+        "--store",
+        "store",
+        "--log-signing-key",
+        "log.key",
+    ]);
+    let verify = |e: &Env| {
+        e.run(&[
+            "verify",
+            "--store",
+            "store",
+            "--commit",
+            "0123abcd",
+            "--key",
+            "signer.key.pub",
+            "--require-stages",
+            "none",
+            "--log-key",
+            "log.key.pub",
+        ])
+    };
+    let out = verify(&e);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 answer the query"));
+    // every pointer of the commit removed: the index finds nothing
+    std::fs::remove_dir_all(e.path("store/index/commit")).unwrap();
+    e.fails(
+        4,
+        &[
+            "verify",
+            "--store",
+            "store",
+            "--commit",
+            "0123abcd",
+            "--key",
+            "signer.key.pub",
+        ],
+    );
+    let out = verify(&e);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("log index 0") && text.contains("log index 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("answers the query but is not in the answer"),
+        "{text}"
+    );
+}
