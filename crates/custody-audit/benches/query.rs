@@ -5,6 +5,8 @@
 //! (signatures, chains walked, the pipeline's other records, locks read back). Run with
 //! `cargo bench -p custody-audit --bench query`; `CUSTODY_BENCH_RECORDS` sets the
 //! largest size (default 100000). Stores are kept in target/bench-stores for reuse.
+//! Then each store's transparency log: the first checkpoint, the whole log verified,
+//! and range proofs (the last 1,000 entries; the whole log) made and checked.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +22,7 @@ use custody_evidence::{
     ChainLink, Control, Digest, Envelope, KeyIdScheme, PipelineContext, Platform, RecordInfo,
     ResourceDescriptor, SigningKey, Statement, TrustedKeys, sign_statement, verify_envelope,
 };
-use custody_store::{Durability, LocalStore, Query, Retention};
+use custody_store::{Durability, LocalStore, Query, Retention, log};
 use jiff::{Timestamp, ToSpan};
 
 const STAGES: [&str; 5] = ["build", "test", "scan", "sign", "deploy"];
@@ -139,6 +141,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    let mut logs = Vec::new();
     for records in sizes {
         let key = key_for(records);
         let store = build(records, &key);
@@ -210,6 +213,60 @@ fn main() {
             });
             println!(
                 "| {records} | {name} | {n} | {list_ms:.2} | {full_ms:.2} | {audit_ms:.2} | {audited} |"
+            );
+        }
+        logs.push((records, store));
+    }
+    // the transparency log of each store (issue 14): its first checkpoint covers every
+    // record; then the whole log is verified; then range proofs as a bundle carries
+    println!();
+    println!(
+        "| store size | first checkpoint (s) | tiles | verify whole log (s) | range | proof + entries (bytes) | prove (ms) | verify (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let (signer_text, verifier) = log::generate_log_key("bench.custody.dev/log").unwrap();
+    let signer = log::LogSigner::parse(&signer_text).unwrap();
+    let retention = Retention::hipaa_default().unwrap();
+    for (records, store) in &logs {
+        let t = Instant::now();
+        let cp = rt
+            .block_on(log::checkpoint(store, &signer, &retention))
+            .unwrap();
+        let checkpoint_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let audit = rt
+            .block_on(log::verify_log(store, std::slice::from_ref(&verifier), &[]))
+            .unwrap();
+        let verify_s = t.elapsed().as_secs_f64();
+        assert!(audit.ok(), "{:?}", audit.findings.first());
+        let size = cp.checkpoint.size;
+        for (name, from) in [
+            ("last 1,000 entries", size.saturating_sub(1000)),
+            ("whole log", 0),
+        ] {
+            let mut bytes = 0;
+            let (prove_ms, _) = time(5, || {
+                let (proof, entries) = rt
+                    .block_on(log::prove_range(store, &cp.checkpoint, from))
+                    .unwrap();
+                bytes = log::entry_bundles(proof.from, &entries)
+                    .iter()
+                    .map(|(_, b)| b.len())
+                    .sum::<usize>()
+                    + serde_json::to_vec(&proof).unwrap().len()
+                    + cp.checkpoint.note.len();
+                entries.len()
+            });
+            let (proof, entries) = rt
+                .block_on(log::prove_range(store, &cp.checkpoint, from))
+                .unwrap();
+            let (verify_ms, _) = time(5, || {
+                log::verify_range(&cp.checkpoint, &proof, &entries).unwrap();
+                entries.len()
+            });
+            println!(
+                "| {records} | {checkpoint_s:.1} | {} | {verify_s:.1} | {name} | {bytes} | {prove_ms:.1} | {verify_ms:.1} |",
+                cp.tiles_written
             );
         }
     }
