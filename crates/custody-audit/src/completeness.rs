@@ -20,8 +20,8 @@ use std::path::Path;
 
 use custody_evidence::Digest;
 use custody_store::log::{
-    self, LogEntry, LogVerifier, RangeProof, SignedCheckpoint, entry_bundles, parse_entry_bundle,
-    verify_range,
+    self, LogEntry, LogVerifier, RangeProof, SignedCheckpoint, entry_bundle_paths, entry_bundles,
+    parse_entry_bundle, verify_range,
 };
 use custody_store::{EvidenceStore, LocalStore, Query, RecordRef};
 use jiff::{SignedDuration, Timestamp};
@@ -116,11 +116,8 @@ pub(crate) fn accounted(root: &Path) -> BTreeSet<String> {
         && p.proof.from <= p.proof.size
         && p.proof.size - p.proof.from <= 1 << 24
     {
-        let placeholder = vec![Vec::<u8>::new(); (p.proof.size - p.proof.from) as usize];
         out.extend(
-            entry_bundles(p.proof.from, &placeholder)
-                .into_iter()
-                .map(|(path, _)| format!("log/{path}")),
+            entry_bundle_paths(p.proof.from, p.proof.size).map(|path| format!("log/{path}")),
         );
     }
     out
@@ -196,21 +193,21 @@ pub(crate) async fn check(
         ));
         return Ok((None, findings));
     }
-    let placeholder = vec![Vec::<u8>::new(); count as usize];
-    for (path, _) in entry_bundles(proof.from, &placeholder) {
+    // the first unreadable tile ends the check: a proof naming millions of absent
+    // tiles costs one finding, not one per tile
+    for path in entry_bundle_paths(proof.from, proof.size) {
         let name = format!("log/{path}");
-        match fs::read(root.join(&name)) {
+        let problem = match fs::read(root.join(&name)) {
             Ok(b) => match parse_entry_bundle(&b) {
-                Ok(list) => entries.extend(list.into_iter().map(<[u8]>::to_vec)),
-                Err(e) => findings.push(finding(&format!("bundle file {name}"), e)),
+                Ok(list) => {
+                    entries.extend(list.into_iter().map(<[u8]>::to_vec));
+                    continue;
+                }
+                Err(e) => e,
             },
-            Err(_) => findings.push(finding(
-                &format!("bundle file {name}"),
-                "missing: the log's entries there cannot be shown".into(),
-            )),
-        }
-    }
-    if !findings.is_empty() {
+            Err(_) => "missing: the log's entries there cannot be shown".into(),
+        };
+        findings.push(finding(&format!("bundle file {name}"), problem));
         return Ok((None, findings));
     }
     if let Err(e) = verify_range(&cp, proof, &entries) {

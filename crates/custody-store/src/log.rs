@@ -1400,18 +1400,22 @@ pub async fn range_start<S: EvidenceStore + ?Sized>(
     Ok((first.saturating_sub(1) / TILE_WIDTH) * TILE_WIDTH)
 }
 
+/// The C2SP entry-bundle paths that hold the entries `[from, size)` (`from`
+/// tile-aligned), one per tile, computed without touching the entries.
+pub fn entry_bundle_paths(from: u64, size: u64) -> impl Iterator<Item = String> {
+    let first = from / TILE_WIDTH;
+    let end = size.div_ceil(TILE_WIDTH);
+    (first..end).map(move |idx| {
+        let width = (size - idx * TILE_WIDTH).min(TILE_WIDTH);
+        tile_path(None, idx, width)
+    })
+}
+
 /// Splits the entries `[from, from + entries.len())` (from tile-aligned) into their
 /// C2SP entry bundles: `(path, bytes)`.
 pub fn entry_bundles<B: AsRef<[u8]>>(from: u64, entries: &[B]) -> Vec<(String, Vec<u8>)> {
-    entries
-        .chunks(usize::try_from(TILE_WIDTH).unwrap_or(256))
-        .enumerate()
-        .map(|(k, chunk)| {
-            let idx = from / TILE_WIDTH + k as u64;
-            (
-                tile_path(None, idx, chunk.len() as u64),
-                entry_bundle(chunk),
-            )
-        })
+    entry_bundle_paths(from, from + entries.len() as u64)
+        .zip(entries.chunks(usize::try_from(TILE_WIDTH).unwrap_or(256)))
+        .map(|(path, chunk)| (path, entry_bundle(chunk)))
         .collect()
 }

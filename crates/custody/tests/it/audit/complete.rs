@@ -163,5 +163,41 @@ fn a_record_removed_before_export_is_named_by_its_log_index() {
         all.contains("answers the query but is missing from the bundle"),
         "{all}"
     );
-    assert_eq!(v["ok"], false);
+    assert_eq!(v["ok"], false); // a stale checkpoint still names the missing record
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, _, all) = verify_bundle(
+        &e,
+        "cut.tar.gz",
+        &["--log-key", "log.key.pub", "--max-checkpoint-age", "0s"],
+    );
+    assert_eq!(code, 1, "{all}");
+    assert!(all.contains("older than the"), "{all}");
+    assert!(
+        all.contains(&format!("log index {}", index.trim())),
+        "{all}"
+    );
+}
+
+/// A proof that claims sixteen million entries costs one finding (the first absent
+/// tile), not a tile list the size of its claim.
+#[test]
+fn a_proof_claiming_more_entries_than_it_holds_is_one_finding() {
+    let e = Env::new();
+    with_log(&e);
+    export(&e, "store", "audit.tar.gz");
+    let dir = bundle_files(&e, "audit.tar.gz");
+    let proof = dir.join("custody-bundle/log/proof.json");
+    let mut p: Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    p["proof"]["size"] = Value::from(1u64 << 24);
+    std::fs::write(&proof, serde_json::to_vec(&p).unwrap()).unwrap();
+    repack(&dir, &e.path("huge.tar.gz"));
+    let (code, v, all) = verify_bundle(&e, "huge.tar.gz", &["--log-key", "log.key.pub"]);
+    assert_eq!(code, 1, "{all}");
+    let tiles: Vec<&Value> = v["consistency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["message"].as_str().unwrap().starts_with("missing"))
+        .collect();
+    assert_eq!(tiles.len(), 1, "{all}");
 }
