@@ -463,6 +463,10 @@ pub struct AuditorChecks {
     pub log_keys: Vec<custody_store::log::LogVerifier>,
     /// The oldest checkpoint accepted (with `log_keys`).
     pub max_checkpoint_age: Option<jiff::SignedDuration>,
+    /// Witnesses whose cosignatures count (with `log_keys`).
+    pub witness_keys: Vec<custody_store::witness::WitnessVerifier>,
+    /// Valid cosignatures from `witness_keys` the checkpoint must carry.
+    pub min_witnesses: usize,
 }
 
 /// Who chose a check's value.
@@ -677,15 +681,9 @@ pub async fn verify_bundle(
 
     let mut completeness = None;
     if !auditor.log_keys.is_empty() {
-        let (c, findings) = crate::completeness::check(
-            &root,
-            &store,
-            &manifest.records,
-            &auditor.log_keys,
-            auditor.max_checkpoint_age,
-            Timestamp::now(),
-        )
-        .await?;
+        let (c, findings) =
+            crate::completeness::check(&root, &store, &manifest.records, auditor, Timestamp::now())
+                .await?;
         completeness = c;
         consistency.extend(findings);
     }

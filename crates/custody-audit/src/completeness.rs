@@ -23,8 +23,9 @@ use custody_store::log::{
     self, LogEntry, LogVerifier, RangeProof, SignedCheckpoint, entry_bundle_paths, entry_bundles,
     parse_entry_bundle, verify_range,
 };
+use custody_store::witness::{self, Cosignature};
 use custody_store::{EvidenceStore, LocalStore, Query, RecordRef};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::BundleError;
@@ -55,6 +56,9 @@ pub struct Completeness {
     pub query: Query,
     /// Entries in the range that answer the query (all of them in the bundle when ok).
     pub matching: usize,
+    /// Valid cosignatures on the checkpoint from the witnesses the auditor named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<Cosignature>,
 }
 
 /// The log files an export writes for `refs`: the latest checkpoint the keys accept
@@ -89,7 +93,10 @@ pub(crate) async fn export_files<S: EvidenceStore>(
         query: query.clone(),
     };
     let mut out = vec![
-        (CHECKPOINT.to_owned(), cp.note.clone()),
+        (
+            CHECKPOINT.to_owned(),
+            witness::cosigned_note(store, &cp).await?,
+        ),
         (
             PROOF.to_owned(),
             serde_json::to_vec_pretty(&proof_file)
@@ -138,10 +145,11 @@ pub(crate) async fn check(
     root: &Path,
     store: &LocalStore,
     listed: &[RecordRef],
-    keys: &[LogVerifier],
-    max_age: Option<SignedDuration>,
+    auditor: &crate::AuditorChecks,
     now: Timestamp,
 ) -> Result<(Option<Completeness>, Vec<Finding>), BundleError> {
+    let keys = &auditor.log_keys;
+    let max_age = auditor.max_checkpoint_age;
     let mut findings = Vec::new();
     let about = "completeness";
     let Ok(proof_bytes) = fs::read(root.join(PROOF)) else {
@@ -179,6 +187,7 @@ pub(crate) async fn check(
             "does not say when it was signed, so its age cannot be checked".into(),
         ));
     }
+    let witnesses = check_witnesses(&note, auditor, now, &mut findings);
     let proof = &pf.proof;
     // the entries, tile by tile
     let mut entries: Vec<Vec<u8>> = Vec::new();
@@ -284,9 +293,52 @@ pub(crate) async fn check(
             from: proof.from,
             query: pf.query.clone(),
             matching,
+            witnesses,
         }),
         findings,
     ))
+}
+
+/// The checkpoint's valid cosignatures from the auditor's witnesses; fewer than
+/// required, or one that names a witness and fails, is a finding.
+fn check_witnesses(
+    note: &[u8],
+    auditor: &crate::AuditorChecks,
+    now: Timestamp,
+    findings: &mut Vec<Finding>,
+) -> Vec<Cosignature> {
+    if auditor.witness_keys.is_empty() && auditor.min_witnesses == 0 {
+        return Vec::new();
+    }
+    let about = format!("bundle file {CHECKPOINT}");
+    let now = u64::try_from(now.as_second()).unwrap_or(0);
+    let c = match witness::check_cosignatures(note, &auditor.log_keys, &auditor.witness_keys, now) {
+        Ok(c) => c,
+        Err(e) => {
+            findings.push(finding(&about, e));
+            return Vec::new();
+        }
+    };
+    for m in &c.invalid {
+        findings.push(finding(&about, m.clone()));
+    }
+    if c.valid.len() < auditor.min_witnesses {
+        let have: Vec<&str> = c.valid.iter().map(|w| w.witness.as_str()).collect();
+        findings.push(finding(
+            &about,
+            format!(
+                "carries {} valid cosignature(s) from the witnesses given{}, {} required: no quorum of witnesses vouches that this is the one history of the log",
+                c.valid.len(),
+                if have.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", have.join(", "))
+                },
+                auditor.min_witnesses
+            ),
+        ));
+    }
+    c.valid
 }
 
 /// What the log proved about a live store's answer.
@@ -309,6 +361,59 @@ fn log_finding(about: String, message: String) -> Finding {
         about,
         message,
     }
+}
+
+/// The log's own answer to a query.
+#[derive(Debug, Clone)]
+pub struct LogAnswer {
+    pub coverage: LogCoverage,
+    /// Entries that answer the query, with their log indexes, in log order.
+    pub entries: Vec<(u64, LogEntry)>,
+    /// Entries that are not Custody log entries, or a range that does not verify.
+    pub findings: Vec<Finding>,
+}
+
+/// Reads the log from the query's start (proven against `cp`) to the log's end
+/// (sequenced after the checkpoint too) and keeps the entries that answer `query`.
+pub async fn answer_from_log<S: EvidenceStore>(
+    store: &S,
+    cp: &SignedCheckpoint,
+    query: &Query,
+) -> Result<LogAnswer, BundleError> {
+    let mut findings = Vec::new();
+    let from = log::range_start(store, cp.size, query).await?;
+    let (proof, mut entries) = log::prove_range(store, cp, from).await?;
+    if let Err(e) = verify_range(cp, &proof, &entries) {
+        findings.push(log_finding("log".into(), e));
+    }
+    let end = log::log_end(store).await?;
+    entries.extend(log::read_entries(store, cp.size, end).await?);
+    let mut matching = Vec::new();
+    for (k, e) in entries.iter().enumerate() {
+        let i = from + k as u64;
+        let Ok(e) = LogEntry::from_bytes(e) else {
+            findings.push(log_finding(
+                format!("log index {i}"),
+                "is not a Custody log entry".into(),
+            ));
+            continue;
+        };
+        if e.matches(query) {
+            matching.push((i, e));
+        }
+    }
+    Ok(LogAnswer {
+        coverage: LogCoverage {
+            origin: cp.origin.clone(),
+            checkpoint_size: cp.size,
+            root: cp.root_base64(),
+            from,
+            log_size: end,
+            matching: matching.len(),
+        },
+        entries: matching,
+        findings,
+    })
 }
 
 /// `custody verify --log-key`: the log as the truth for completeness. Every matched
@@ -338,27 +443,9 @@ pub async fn check_store<S: EvidenceStore>(
     }
     let coverage = match log::latest_checkpoint(store, keys).await {
         Ok(Some(cp)) => {
-            let from = log::range_start(store, cp.size, query).await?;
-            let (proof, mut entries) = log::prove_range(store, &cp, from).await?;
-            if let Err(e) = verify_range(&cp, &proof, &entries) {
-                findings.push(log_finding("log".into(), e));
-            }
-            let end = log::log_end(store).await?;
-            entries.extend(log::read_entries(store, cp.size, end).await?);
-            let mut matching = 0;
-            for (k, e) in entries.iter().enumerate() {
-                let i = from + k as u64;
-                let Ok(e) = LogEntry::from_bytes(e) else {
-                    findings.push(log_finding(
-                        format!("log index {i}"),
-                        "is not a Custody log entry".into(),
-                    ));
-                    continue;
-                };
-                if !e.matches(query) {
-                    continue;
-                }
-                matching += 1;
+            let answer = answer_from_log(store, &cp, query).await?;
+            findings.extend(answer.findings);
+            for (i, e) in &answer.entries {
                 if !matched.contains(&e.record) {
                     findings.push(log_finding(
                         format!("log index {i}"),
@@ -369,14 +456,7 @@ pub async fn check_store<S: EvidenceStore>(
                     ));
                 }
             }
-            Some(LogCoverage {
-                origin: cp.origin.clone(),
-                checkpoint_size: cp.size,
-                root: cp.root_base64(),
-                from,
-                log_size: end,
-                matching,
-            })
+            Some(answer.coverage)
         }
         Ok(None) => {
             findings.push(log_finding(

@@ -18,7 +18,7 @@ use crate::facts::cosign::{self, CosignConfig};
 use crate::facts::evidence::{self, Scope};
 use crate::facts::github::{self, GitHubConfig};
 use crate::facts::gitlab::{self, GitLabConfig};
-use crate::facts::{PlatformFacts, offline};
+use crate::facts::{PlatformFacts, log, offline};
 use crate::gate::Gate;
 use crate::input::{Artifact, PolicyInput};
 
@@ -103,6 +103,12 @@ pub async fn gather_input<S: EvidenceStore>(
         now: cfg.now,
     };
     let ev = evidence::gather(store, &cfg.trusted_keys, &scope).await?;
+    let log_keys = log::keys(cfg.policies.data())?;
+    let log = if log_keys.is_empty() {
+        None
+    } else {
+        Some(log::gather(store, &log_keys, &ev.relied_on()).await?)
+    };
     let cosign = match &cfg.cosign {
         Some(c) => Some(cosign::check(c, &artifact.name, &digest).await),
         None => None,
@@ -131,6 +137,7 @@ pub async fn gather_input<S: EvidenceStore>(
         coverage: ev.coverage,
         runner_guard: ev.runner_guard,
         rejected: ev.rejected,
+        log,
         approvals: platform.approvals,
         people: platform.people,
         environment_protection: platform.protection,

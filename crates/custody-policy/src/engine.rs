@@ -44,6 +44,7 @@ pub const BUILTIN_POLICIES: &[(&str, &str)] = builtin![
     "lib.rego",
     "environment-configured.rego",
     "evidence-integrity.rego",
+    "evidence-logged.rego",
     "image-signed.rego",
     "cosign-signature.rego",
     "sbom-authentic.rego",
@@ -73,6 +74,7 @@ pub const BUILTIN_TESTS: &[(&str, &str)] = builtin![
     "tests/quality_test.rego",
     "tests/environment_test.rego",
     "tests/approvals_test.rego",
+    "tests/log_test.rego",
 ];
 
 /// The built-in thresholds (`data.custody.config`).

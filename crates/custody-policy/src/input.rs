@@ -40,6 +40,10 @@ pub struct PolicyInput {
     pub runner_guard: Vec<RunnerGuardFact>,
     /// Records about this artifact or pipeline that failed verification.
     pub rejected: Vec<Rejected>,
+    /// Inclusion of the relied-on records in the store's transparency log; absent when
+    /// the policy data names no log keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogFact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<ApprovalsFact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +229,47 @@ pub struct RunnerGuardFact {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+}
+
+/// Inclusion of the relied-on records in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogFact {
+    /// The latest checkpoint a log key of the policy data verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointFact>,
+    /// Why there is no checkpoint to rely on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Every record the facts above come from.
+    pub records: Vec<LogRecordFact>,
+}
+
+/// A verified log checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointFact {
+    pub origin: String,
+    pub size: u64,
+    /// The tree root, base64.
+    pub root: String,
+    /// When it was signed (RFC 3339), if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
+}
+
+/// One relied-on record's place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRecordFact {
+    pub record: String,
+    /// Its log index, present only when its inclusion under the checkpoint was proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Why inclusion was disproven (an index marker naming another record's entry, a
+    /// leaf that does not authenticate), beyond simply not being sequenced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A record that did not verify.

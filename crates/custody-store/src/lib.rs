@@ -19,6 +19,7 @@ mod push;
 mod query;
 #[cfg(feature = "s3")]
 mod s3;
+pub mod witness;
 
 #[cfg(feature = "gitlab")]
 use crate::gitlab::is_gitlab_url;

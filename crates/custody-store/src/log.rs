@@ -429,7 +429,7 @@ impl LogVerifier {
         self.text.split('+').next().unwrap_or_default()
     }
 
-    fn verifier(&self) -> Box<dyn Verifier> {
+    pub(crate) fn boxed(&self) -> Box<dyn Verifier> {
         Box::new(SharedVerifier(std::sync::Arc::clone(&self.parsed)))
     }
 }
@@ -482,7 +482,7 @@ impl SignedCheckpoint {
     /// Opens a checkpoint note signed by one of `verifiers`.
     pub fn open(note: &[u8], verifiers: &[LogVerifier]) -> Result<Self, String> {
         let parsed = Note::from_bytes(note).map_err(|e| format!("not a signed note: {e}"))?;
-        let list = VerifierList::new(verifiers.iter().map(LogVerifier::verifier).collect());
+        let list = VerifierList::new(verifiers.iter().map(LogVerifier::boxed).collect());
         parsed.verify(&list).map_err(|e| match e {
             signed_note::NoteError::UnverifiedNote => {
                 "not signed by the log key given (a checkpoint from another log, or signed by the wrong key)".to_owned()
@@ -530,6 +530,123 @@ fn sign_checkpoint(signer: &LogSigner, size: u64, root: Hash) -> Result<Vec<u8>,
     note.add_sigs(&[&signer.signer])
         .map_err(|e| StoreError::Invalid(format!("signing the checkpoint: {e}")))?;
     Ok(note.to_bytes())
+}
+
+#[cfg(test)]
+pub(crate) fn sign_checkpoint_for_test(signer: &LogSigner, size: u64, root: Hash) -> Vec<u8> {
+    sign_checkpoint(signer, size, root).unwrap_or_default()
+}
+
+/// Proves through the store's tiles that `new` extends `old` (append-only): the tiles,
+/// authenticated against `new`'s root, give `old`'s root at `old`'s size. What a
+/// witness checks before it cosigns.
+pub async fn check_consistent<S: EvidenceStore + ?Sized>(
+    store: &S,
+    old: &SignedCheckpoint,
+    new: &SignedCheckpoint,
+) -> Result<(), StoreError> {
+    let fork = |got: &Hash| {
+        StoreError::LogInconsistent(format!(
+            "log fork: the checkpoint of size {} seen before commits to root {}, but the log's checkpoint of size {} gives {} for those entries",
+            old.size,
+            old.root_base64(),
+            new.size,
+            base64_of(got)
+        ))
+    };
+    if new.size < old.size {
+        return Err(StoreError::LogInconsistent(format!(
+            "the log's latest checkpoint (size {}) is smaller than the checkpoint of size {} seen before: the log was rolled back",
+            new.size, old.size
+        )));
+    }
+    if old.size == 0 {
+        return Ok(());
+    }
+    if old.size == new.size {
+        return if old.root == new.root {
+            Ok(())
+        } else {
+            Err(fork(&new.root))
+        };
+    }
+    let cache = TileCache::default();
+    match cache
+        .run(store, |tiles| {
+            tree_hash(old.size, &TileHashReader::new(new.size, new.root, tiles))
+        })
+        .await
+    {
+        Ok(root) if root == old.root => Ok(()),
+        Ok(root) => Err(fork(&root)),
+        Err(StoreError::Invalid(e)) => Err(StoreError::LogInconsistent(format!(
+            "the log's tiles do not prove that its checkpoint of size {} extends the one of size {}: {e}",
+            new.size, old.size
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `record` is in the log under `cp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inclusion {
+    /// Proven: the entry at this index names the record, and its leaf hash is
+    /// authenticated against the checkpoint's root through the log's tiles.
+    Included(u64),
+    /// Not sequenced, or sequenced at or after the checkpoint's size.
+    NotYet,
+    /// The store says it is included, but the proof fails: why.
+    Disproven(String),
+}
+
+/// Proves that `record` is included in the log under `cp` (one index lookup, one
+/// entry read, and the tiles from its leaf to the root).
+pub async fn prove_included<S: EvidenceStore + ?Sized>(
+    store: &S,
+    cp: &SignedCheckpoint,
+    record: &Digest,
+) -> Result<Inclusion, StoreError> {
+    let Some(i) = log_index(store, record).await? else {
+        return Ok(Inclusion::NotYet);
+    };
+    if i >= cp.size {
+        return Ok(Inclusion::NotYet);
+    }
+    let Some(entry) = store.get_log_file(&claim_name(i)).await? else {
+        return Ok(Inclusion::Disproven(format!(
+            "its index marker names log index {i}, which holds no entry"
+        )));
+    };
+    match LogEntry::from_bytes(&entry) {
+        Ok(e) if e.record == *record => {}
+        Ok(e) => {
+            return Ok(Inclusion::Disproven(format!(
+                "its index marker names log index {i}, whose entry is record {}",
+                e.record
+            )));
+        }
+        Err(err) => {
+            return Ok(Inclusion::Disproven(format!("log index {i}: {err}")));
+        }
+    }
+    let cache = TileCache::default();
+    let leaf = cache
+        .run(store, |tiles| {
+            TileHashReader::new(cp.size, cp.root, tiles).read_hashes(&[stored_hash_index(0, i)])
+        })
+        .await;
+    Ok(match leaf {
+        Ok(h) if h.first() == Some(&record_hash(&entry)) => Inclusion::Included(i),
+        Ok(_) => Inclusion::Disproven(format!(
+            "the entry at log index {i} is not the one the checkpoint of size {} commits to",
+            cp.size
+        )),
+        Err(StoreError::Invalid(e)) => Inclusion::Disproven(format!(
+            "the log's tiles do not authenticate index {i} against the checkpoint of size {}: {e}",
+            cp.size
+        )),
+        Err(e) => return Err(e),
+    })
 }
 
 /// Every stored checkpoint's size, ascending.

@@ -64,6 +64,56 @@ pub enum LogCommand {
     Verify(LogVerifyArgs),
     /// Sequence records whose writer stopped before it gave them a log index.
     Sequence(LogSequenceArgs),
+    /// Generate a witness key (C2SP tlog-cosignature, Ed25519 cosignature/v1, mode
+    /// 0600) and its verifier key (`<path>.pub`, printed too).
+    WitnessKeygen(WitnessKeygenArgs),
+    /// As a witness: check that the store's latest checkpoint extends the last one this
+    /// witness cosigned (its --state file), then cosign it and store the cosignature.
+    Witness(LogWitnessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessKeygenArgs {
+    /// The witness's name (its key name in every cosignature), e.g. `witness.example.org/audit`.
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the private key; the verifier key goes to `<path>.pub`.
+    #[arg(long, short, default_value = "custody-witness.key")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LogWitnessArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// The log's verifier key. Repeatable (a rotated key).
+    #[arg(long = "log-key", env = "CUSTODY_LOG_KEY", required = true)]
+    pub log_keys: Vec<PathBuf>,
+    /// The witness signing key (from `custody log witness-keygen`).
+    #[arg(long, env = "CUSTODY_WITNESS_SIGNING_KEY")]
+    pub witness_signing_key: PathBuf,
+    /// The witness's memory: the last checkpoint it cosigned for this log. Read if it
+    /// exists (the new checkpoint must extend it), replaced after cosigning. Keep it
+    /// where the store's operator cannot write.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Retention of the stored cosignature, in years.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    pub retention_years: i16,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Witness cosignatures an auditor requires on a checkpoint.
+#[derive(Debug, Args)]
+pub struct WitnessArgs {
+    /// A witness's verifier key (from `custody log witness-keygen`): its cosignatures
+    /// on the checkpoint count. Repeatable.
+    #[arg(long = "witness-key")]
+    pub witness_keys: Vec<PathBuf>,
+    /// Valid cosignatures required from those witnesses (default: all of them).
+    #[arg(long, requires = "witness_keys")]
+    pub min_witnesses: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +152,9 @@ pub struct LogVerifyArgs {
     /// Repeatable.
     #[arg(long = "checkpoint")]
     pub checkpoints: Vec<PathBuf>,
+    /// Cosignatures required on the latest checkpoint.
+    #[command(flatten)]
+    pub witnesses: WitnessArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -373,6 +426,12 @@ pub struct QueryArgs {
     pub store: StoreArg,
     #[command(flatten)]
     pub filter: Filter,
+    /// The log's verifier key: the answer then comes from the store's transparency log
+    /// (proven against its latest checkpoint, to the log's end), so a record whose
+    /// index pointers were removed is still found, and a record outside the log is a
+    /// finding. Repeatable.
+    #[arg(long = "log-key")]
+    pub log_keys: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -456,6 +515,9 @@ pub struct VerifyBundleArgs {
     /// The oldest checkpoint accepted, e.g. `24h` or `7d` (with --log-key).
     #[arg(long, requires = "log_keys", value_parser = parse_age)]
     pub max_checkpoint_age: Option<jiff::SignedDuration>,
+    /// Cosignatures required on the bundle's checkpoint (with --log-key).
+    #[command(flatten)]
+    pub witnesses: WitnessArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -48,6 +48,20 @@ pub struct EvidenceFacts {
     pub rejected: Vec<Rejected>,
 }
 
+impl EvidenceFacts {
+    /// Every record a fact comes from, sorted and once each.
+    pub fn relied_on(&self) -> Vec<String> {
+        let mut out: BTreeSet<&String> = BTreeSet::new();
+        out.extend(self.signatures.iter().map(|f| &f.record));
+        out.extend(self.sboms.iter().map(|f| &f.record));
+        out.extend(self.scans.iter().map(|f| &f.record));
+        out.extend(self.tests.iter().map(|f| &f.record));
+        out.extend(self.coverage.iter().map(|f| &f.record));
+        out.extend(self.runner_guard.iter().map(|f| &f.record));
+        out.into_iter().cloned().collect()
+    }
+}
+
 /// Reads and verifies the evidence for `scope`. Store failures other than a corrupt
 /// object are errors; anything wrong with a record itself is a rejection.
 pub async fn gather<S: EvidenceStore>(

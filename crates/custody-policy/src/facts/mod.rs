@@ -6,6 +6,7 @@ pub mod cosign;
 pub mod evidence;
 pub mod github;
 pub mod gitlab;
+pub mod log;
 pub mod offline;
 pub mod sbom;
 

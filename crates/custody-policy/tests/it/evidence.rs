@@ -46,14 +46,17 @@ async fn compliant_pipeline_is_allowed_with_every_rule_reported() {
     p.compliant().await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     assert_eq!(d.decision, Verdict::Allow, "{d:#?}");
-    assert_eq!(d.rules.len(), 19);
+    assert_eq!(d.rules.len(), 20);
     let skipped: Vec<&str> = d
         .rules
         .iter()
         .filter(|r| r.status == Status::Skip)
         .map(|r| r.id.as_str())
         .collect();
-    assert_eq!(skipped, ["cosign-signature", "sbom-licenses"]);
+    assert_eq!(
+        skipped,
+        ["cosign-signature", "evidence-logged", "sbom-licenses"]
+    );
     assert!(
         d.unverified
             .iter()

@@ -13,6 +13,7 @@
 mod cosign;
 mod cross;
 mod evidence;
+mod log;
 mod platforms;
 mod rego;
 mod support;

@@ -10,10 +10,12 @@ use anyhow::Context as _;
 use custody_platform::context::ProcessEnv;
 use custody_platform::stores;
 use custody_store::log::{self, LogSigner, LogVerifier};
+use custody_store::witness::{self, WitnessSigner, WitnessVerifier};
 use custody_store::{EvidenceStore as _, Retention};
 
 use crate::cli::{
     Format, LogCheckpointArgs, LogCommand, LogKeygenArgs, LogSequenceArgs, LogVerifyArgs,
+    LogWitnessArgs, WitnessArgs, WitnessKeygenArgs,
 };
 use crate::exit::{Exit, fail};
 
@@ -23,21 +25,47 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<Exit> {
         LogCommand::Checkpoint(a) => checkpoint(a).await,
         LogCommand::Verify(a) => verify(a).await,
         LogCommand::Sequence(a) => sequence(a).await,
+        LogCommand::WitnessKeygen(a) => witness_keygen(&a),
+        LogCommand::Witness(a) => witness(a).await,
     }
 }
 
 fn keygen(args: &LogKeygenArgs) -> anyhow::Result<Exit> {
     let (private, verifier) =
         log::generate_log_key(&args.origin).map_err(|e| fail(Exit::Usage, e))?;
-    let public = args.out.with_extension(match args.out.extension() {
+    write_key_pair(&args.out, &private, &verifier.to_string())?;
+    eprintln!(
+        "log signing key in {} (keep it with the governance parent); verifier key in {}.pub (give it to auditors)",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(Exit::Ok)
+}
+
+fn witness_keygen(args: &WitnessKeygenArgs) -> anyhow::Result<Exit> {
+    let (private, verifier) =
+        WitnessSigner::generate(&args.name).map_err(|e| fail(Exit::Usage, e))?;
+    write_key_pair(&args.out, &private, &verifier.to_string())?;
+    eprintln!(
+        "witness signing key in {} (keep it away from the store's operator); verifier key in {}.pub (give it to auditors)",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(Exit::Ok)
+}
+
+/// Writes a private key (mode 0600, never overwriting) and its verifier key beside it.
+fn write_key_pair(out: &Path, private: &str, verifier: &str) -> anyhow::Result<()> {
+    let args_out = out;
+    let public = args_out.with_extension(match args_out.extension() {
         Some(e) => format!("{}.pub", e.to_string_lossy()),
         None => "pub".into(),
     });
-    for p in [&args.out, &public] {
+    for p in [args_out, &public] {
         if p.exists() {
             return Err(fail(
                 Exit::Usage,
-                format!("{}: exists; a log key is never overwritten", p.display()),
+                format!("{}: exists; a key is never overwritten", p.display()),
             ));
         }
     }
@@ -45,20 +73,15 @@ fn keygen(args: &LogKeygenArgs) -> anyhow::Result<Exit> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+        .open(args_out)
+        .with_context(|| format!("creating {}", args_out.display()))?;
     f.write_all(format!("{private}\n").as_bytes())
         .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", args.out.display()))?;
+        .with_context(|| format!("writing {}", args_out.display()))?;
     std::fs::write(&public, format!("{verifier}\n"))
         .with_context(|| format!("writing {}", public.display()))?;
     out!("{verifier}");
-    eprintln!(
-        "log signing key in {} (keep it with the governance parent); verifier key in {} (give it to auditors)",
-        args.out.display(),
-        public.display()
-    );
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 fn read_key(path: &Path) -> anyhow::Result<String> {
@@ -78,6 +101,116 @@ pub fn read_verifiers(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<LogVer
                 .map_err(|e| fail(Exit::Usage, format!("{}: {e}", p.display())))
         })
         .collect()
+}
+
+pub fn read_witnesses(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<WitnessVerifier>> {
+    paths
+        .iter()
+        .map(|p| {
+            WitnessVerifier::parse(&read_key(p)?)
+                .map_err(|e| fail(Exit::Usage, format!("{}: {e}", p.display())))
+        })
+        .collect()
+}
+
+/// `--min-witnesses`, defaulting to every witness given.
+pub fn min_witnesses(args: &WitnessArgs) -> usize {
+    args.min_witnesses.unwrap_or(args.witness_keys.len())
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
+}
+
+async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
+    let verifiers = read_verifiers(&args.log_keys)?;
+    let signer = WitnessSigner::parse(&read_key(&args.witness_signing_key)?).map_err(|e| {
+        fail(
+            Exit::Usage,
+            format!("{}: {e}", args.witness_signing_key.display()),
+        )
+    })?;
+    let state = match std::fs::read(&args.state) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(fail(
+                Exit::Usage,
+                format!(
+                    "{}: cannot read the witness state: {e}",
+                    args.state.display()
+                ),
+            ));
+        }
+    };
+    let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
+    let store = stores::open(&args.store.store, &ProcessEnv)
+        .with_context(|| format!("opening store {}", args.store.store))?;
+    let outcome = match witness::witness(
+        &store,
+        &verifiers,
+        &signer,
+        state.as_deref(),
+        &retention,
+        unix_now(),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e @ custody_store::StoreError::LogInconsistent(_)) => {
+            eprintln!(
+                "witness {} refuses to cosign: {e}",
+                signer.verifier().name()
+            );
+            return Ok(Exit::Verify);
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("witnessing the log of {}", store.uri()))
+            );
+        }
+    };
+    // the new state, replaced atomically: a crash leaves the old or the new one
+    let dir = args
+        .state
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing the witness state in {}", dir.display()))?;
+    tmp.write_all(&outcome.checkpoint.note)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", args.state.display()))?;
+    tmp.persist(&args.state)
+        .with_context(|| format!("writing {}", args.state.display()))?;
+    let cp = &outcome.checkpoint;
+    match args.format {
+        Format::Json => out!(
+            "{}",
+            serde_json::json!({
+                "store": store.uri(),
+                "witness": outcome.cosignature.witness,
+                "time": outcome.cosignature.time,
+                "origin": cp.origin,
+                "size": cp.size,
+                "previous": outcome.previous,
+                "root": cp.root_base64(),
+                "checkpoint": String::from_utf8_lossy(&outcome.cosigned_note),
+            })
+        ),
+        Format::Table => out!(
+            "{}",
+            String::from_utf8_lossy(&outcome.cosigned_note).trim_end()
+        ),
+    }
+    eprintln!(
+        "witness {} cosigned the checkpoint of {} entries of {} (it had seen {})",
+        outcome.cosignature.witness,
+        cp.size,
+        store.uri(),
+        outcome.previous
+    );
+    Ok(Exit::Ok)
 }
 
 async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
@@ -131,9 +264,15 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
     }
     let store = stores::open(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
-    let audit = log::verify_log(&store, &verifiers, &kept)
+    let mut audit = log::verify_log(&store, &verifiers, &kept)
         .await
         .with_context(|| format!("verifying the log of {}", store.uri()))?;
+    let witnesses = read_witnesses(&args.witnesses.witness_keys)?;
+    let min = min_witnesses(&args.witnesses);
+    let mut cosigned = Vec::new();
+    if min > 0 || !witnesses.is_empty() {
+        cosigned = check_witnessed(&store, &verifiers, &witnesses, min, &mut audit).await?;
+    }
     match args.format {
         Format::Json => out!(
             "{}",
@@ -141,6 +280,7 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
                 "store": store.uri(),
                 "ok": audit.ok(),
                 "log": audit,
+                "witnesses": cosigned,
             })
         ),
         Format::Table => {
@@ -153,6 +293,13 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
             );
             for (size, root) in &audit.checkpoints {
                 out!("checkpoint  {size:>10}  {root}");
+            }
+            for w in &cosigned {
+                out!(
+                    "witness     {} cosigned the latest at {}",
+                    w.witness,
+                    w.time
+                );
             }
             for (d, idx) in &audit.duplicates {
                 out!("note        record {d} was sequenced more than once: {idx:?}");
@@ -169,6 +316,39 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
         eprintln!("{} finding(s)", audit.findings.len());
         Ok(Exit::Verify)
     }
+}
+
+/// The latest checkpoint's cosignatures from `witnesses`; too few, or a bad one, is a
+/// finding of `audit`.
+async fn check_witnessed<S: custody_store::EvidenceStore>(
+    store: &S,
+    verifiers: &[LogVerifier],
+    witnesses: &[WitnessVerifier],
+    min: usize,
+    audit: &mut log::LogAudit,
+) -> anyhow::Result<Vec<witness::Cosignature>> {
+    let finding = |message: String| log::LogFinding {
+        about: "latest checkpoint".into(),
+        message,
+    };
+    let Some(cp) = log::latest_checkpoint(store, verifiers).await? else {
+        audit.findings.push(finding(
+            "there is no checkpoint for witnesses to cosign".into(),
+        ));
+        return Ok(Vec::new());
+    };
+    let note = witness::cosigned_note(store, &cp).await?;
+    let c = witness::check_cosignatures(&note, verifiers, witnesses, unix_now())
+        .map_err(|e| fail(Exit::Verify, e))?;
+    audit.findings.extend(c.invalid.into_iter().map(finding));
+    if c.valid.len() < min {
+        audit.findings.push(finding(format!(
+            "the checkpoint of size {} carries {} valid cosignature(s) from the witnesses given, {min} required",
+            cp.size,
+            c.valid.len()
+        )));
+    }
+    Ok(c.valid)
 }
 
 async fn sequence(args: LogSequenceArgs) -> anyhow::Result<Exit> {

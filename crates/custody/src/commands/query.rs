@@ -5,6 +5,9 @@ use anyhow::Context as _;
 use custody_evidence::{Control, Digest, Envelope, Statement, SubjectSpec};
 use custody_platform::context::ProcessEnv;
 use custody_platform::stores;
+use std::collections::{BTreeMap, BTreeSet};
+
+use custody_store::log::{self, LogEntry};
 use custody_store::{EvidenceStore, Query};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -26,6 +29,9 @@ struct Row {
     environment: Option<String>,
     service: Option<String>,
     chain: Option<custody_evidence::ChainLink>,
+    /// Its log index, when the answer came from the log (`--log-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_index: Option<u64>,
 }
 
 fn parse_time(flag: &str, value: &str) -> anyhow::Result<Timestamp> {
@@ -99,19 +105,85 @@ pub fn build_query(a: &Filter) -> anyhow::Result<Query> {
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
     let query = build_query(&args.filter)?;
+    let log_keys = crate::commands::log::read_verifiers(&args.log_keys)?;
     let store = stores::open(&args.store.store, &ProcessEnv)
         .with_context(|| format!("opening store {}", args.store.store))?;
-    let refs = store.query(&query).await?;
-    let mut rows = Vec::with_capacity(refs.len());
-    for r in &refs {
-        let bytes = store.get_object(&r.digest).await?;
-        let env = Envelope::from_slice(&bytes).with_context(|| format!("record {}", r.digest))?;
+    // what answers: the index's pointers, and with --log-key the log's entries
+    let mut answer: BTreeMap<Digest, Option<u64>> = store
+        .query(&query)
+        .await?
+        .into_iter()
+        .map(|r| (r.digest, None))
+        .collect();
+    let mut problems = Vec::new();
+    if !log_keys.is_empty() {
+        let cp = match log::latest_checkpoint(&store, &log_keys).await {
+            Ok(cp) => cp,
+            // a checkpoint the keys do not accept proves nothing: a failed check
+            Err(custody_store::StoreError::Invalid(m)) => {
+                return Err(fail(Exit::Verify, format!("the log of {}: {m}", store.uri())));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("reading the log of {}", store.uri())));
+            }
+        }
+        .ok_or_else(|| {
+                fail(
+                    Exit::Verify,
+                    format!(
+                        "the log of {} has no checkpoint signed by the log key: run `custody log checkpoint`",
+                        store.uri()
+                    ),
+                )
+            })?;
+        let from_log = custody_audit::completeness::answer_from_log(&store, &cp, &query).await?;
+        problems.extend(
+            from_log
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}", f.about, f.message)),
+        );
+        let logged: BTreeSet<Digest> = from_log.entries.iter().map(|(_, e)| e.record).collect();
+        for d in answer.keys() {
+            if !logged.contains(d) && log::log_index(&store, d).await?.is_none() {
+                problems.push(format!(
+                    "record {d} answers through the store's index but is not in the log: run `custody log sequence`, or it was put in the store around Custody"
+                ));
+            }
+        }
+        for (i, e) in &from_log.entries {
+            if answer.insert(e.record, Some(*i)).is_none() {
+                problems.push(format!(
+                    "record {} (log index {i}) answers the query but the store's index does not return it: its index pointers were removed",
+                    e.record
+                ));
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(answer.len());
+    for (digest, log_index) in answer {
+        let bytes = store.get_object(&digest).await?;
+        let env = Envelope::from_slice(&bytes).with_context(|| format!("record {digest}"))?;
         let st = Statement::from_slice(&env.payload_bytes()?)
-            .with_context(|| format!("record {}", r.digest))?;
+            .with_context(|| format!("record {digest}"))?;
         let rec = st.record().cloned();
+        // an index pointer is a file name: the signed statement decides
+        let answers = match &rec {
+            Some(r) => LogEntry::of_record(&st, r, digest).matches(&query),
+            None => query == Query::default(),
+        };
+        if !answers {
+            problems.push(format!(
+                "record {digest} is pointed to by the store's index, but its signed statement does not answer the query: the pointer was forged or misplaced (left out)"
+            ));
+            continue;
+        }
         rows.push(Row {
-            record: r.digest,
-            recorded_at: r.recorded_at,
+            record: digest,
+            recorded_at: rec
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |x| x.recorded_at),
             stage: rec.as_ref().map(|x| x.stage.clone()),
             predicate_type: st.predicate_type.clone(),
             commit: rec.as_ref().and_then(|x| x.pipeline.commit.clone()),
@@ -120,8 +192,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
             service: rec.as_ref().and_then(|x| x.pipeline.service.clone()),
             chain: rec.map(|x| x.chain),
             subject: st.subject,
+            log_index,
         });
     }
+    rows.sort_by_key(|a| (a.recorded_at, a.record));
     match args.format {
         Format::Json => out!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => {
@@ -162,6 +236,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
             );
             eprintln!("{} record(s) in {}", rows.len(), store.uri());
         }
+    }
+    for p in &problems {
+        eprintln!("FINDING: {p}");
+    }
+    if !problems.is_empty() {
+        return Ok(Exit::Verify);
     }
     if rows.is_empty() {
         eprintln!("no records match the query");

@@ -29,7 +29,15 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
         min_retention_years: args.min_retention_years,
         log_keys: crate::commands::log::read_verifiers(&args.log_keys)?,
         max_checkpoint_age: args.max_checkpoint_age,
+        witness_keys: crate::commands::log::read_witnesses(&args.witnesses.witness_keys)?,
+        min_witnesses: crate::commands::log::min_witnesses(&args.witnesses),
     };
+    if !auditor.witness_keys.is_empty() && auditor.log_keys.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "--witness-key needs --log-key: witnesses cosign the log's checkpoint",
+        ));
+    }
     let check = match custody_audit::verify_bundle(&args.bundle, &keys, &auditor).await {
         Ok(c) => c,
         Err(e @ custody_audit::BundleError::Unsafe { .. }) => {
@@ -63,18 +71,23 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
             );
             out!("query      {}", check.manifest.query);
             match &check.completeness {
-                Some(c) => out!(
-                    "complete   log {} checkpoint of {} entries{} (root {}): entries {}..{} read, {} answer the query, all in the bundle unless listed below",
-                    c.origin,
-                    c.checkpoint_size,
-                    c.checkpoint_time
-                        .map(|t| format!(" signed {t}"))
-                        .unwrap_or_default(),
-                    c.root,
-                    c.from,
-                    c.checkpoint_size,
-                    c.matching
-                ),
+                Some(c) => {
+                    out!(
+                        "complete   log {} checkpoint of {} entries{} (root {}): entries {}..{} read, {} answer the query, all in the bundle unless listed below",
+                        c.origin,
+                        c.checkpoint_size,
+                        c.checkpoint_time
+                            .map(|t| format!(" signed {t}"))
+                            .unwrap_or_default(),
+                        c.root,
+                        c.from,
+                        c.checkpoint_size,
+                        c.matching
+                    );
+                    for w in &c.witnesses {
+                        out!("witness    {} cosigned it at {}", w.witness, w.time);
+                    }
+                }
                 None if args.log_keys.is_empty() => out!(
                     "complete   not checked: pass --log-key with the log's verifier key to prove no record is missing"
                 ),

@@ -305,3 +305,248 @@ fn verify_with_the_log_names_records_the_index_lost() {
         "{text}"
     );
 }
+
+fn checkpoint(e: &Env, store: &str) {
+    e.ok(&[
+        "log",
+        "checkpoint",
+        "--store",
+        store,
+        "--log-signing-key",
+        "log.key",
+    ]);
+}
+
+fn witness(e: &Env, store: &str, key: &str, state: &str) -> std::process::Output {
+    e.run(&[
+        "log",
+        "witness",
+        "--store",
+        store,
+        "--log-key",
+        "log.key.pub",
+        "--witness-signing-key",
+        key,
+        "--state",
+        state,
+    ])
+}
+
+/// Runs `attest` (which writes to `store`) against another store directory.
+fn attest_into(e: &Env, store: &str, file: &str, stage: &str) {
+    std::fs::rename(e.path("store"), e.path("store.away")).unwrap();
+    std::fs::rename(e.path(store), e.path("store")).unwrap();
+    e.attest(file, stage);
+    std::fs::rename(e.path("store"), e.path(store)).unwrap();
+    std::fs::rename(e.path("store.away"), e.path("store")).unwrap();
+}
+
+#[test]
+fn a_witness_cosigns_what_extends_its_state_and_refuses_a_fork_or_a_rollback() {
+    let e = logged_env(3);
+    let vkey = e.ok(&[
+        "log",
+        "witness-keygen",
+        "--name",
+        "witness.test/w1",
+        "--out",
+        "w1.key",
+    ]);
+    assert!(vkey.starts_with("witness.test/w1+"), "{vkey}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(e.path("w1.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // a witness key is not a log key, nor the other way round
+    e.fails(
+        2,
+        &[
+            "log",
+            "verify",
+            "--store",
+            "store",
+            "--log-key",
+            "w1.key.pub",
+        ],
+    );
+    checkpoint(&e, "store");
+    crate::audit::copy_dir(&e.path("store"), &e.path("old"));
+    crate::audit::copy_dir(&e.path("store"), &e.path("fork"));
+
+    // first sight: nothing to compare with; cosigned and remembered
+    let out = witness(&e, "store", "w1.key", "w1.state");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(note.contains("\n— custody.test/evidence "), "{note}");
+    assert!(note.contains("\n— witness.test/w1 "), "{note}");
+    let state = std::fs::read_to_string(e.path("w1.state")).unwrap();
+    assert!(state.starts_with("custody.test/evidence\n3\n"), "{state}");
+    // the cosignature is in the store, write-once, beside the checkpoint
+    let stored: Vec<_> = std::fs::read_dir(e.path("store/log/cosignatures/00000000000000000003"))
+        .unwrap()
+        .collect();
+    assert_eq!(stored.len(), 1);
+    // a rerun at the same size changes nothing
+    assert!(witness(&e, "store", "w1.key", "w1.state").status.success());
+
+    // the log grows: the tiles prove the new checkpoint extends the old one
+    e.attest(super::SBOM, "test");
+    checkpoint(&e, "store");
+    let out = witness(&e, "store", "w1.key", "w1.state");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cosigned the checkpoint of 4 entries"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // the operator shows the witness a second history, signed with the same log key
+    attest_into(&e, "fork", super::SCAN, "deploy");
+    attest_into(&e, "fork", super::SCAN, "deploy");
+    checkpoint(&e, "fork");
+    let out = witness(&e, "fork", "w1.key", "w1.state");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refuses to cosign") && err.contains("log fork"),
+        "{err}"
+    );
+    assert!(
+        !e.path("fork/log/cosignatures/00000000000000000005")
+            .exists(),
+        "nothing cosigned"
+    );
+
+    // or an older state of the log
+    let out = witness(&e, "old", "w1.key", "w1.state");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rolled back"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the state still holds what the witness saw last
+    let state = std::fs::read_to_string(e.path("w1.state")).unwrap();
+    assert!(state.starts_with("custody.test/evidence\n4\n"), "{state}");
+
+    // log verify counts cosignatures on the latest checkpoint
+    e.ok(&[
+        "log",
+        "witness-keygen",
+        "--name",
+        "witness.test/w2",
+        "--out",
+        "w2.key",
+    ]);
+    let out = e.ok(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+        "--witness-key",
+        "w1.key.pub",
+    ]);
+    assert!(
+        out.contains("witness     witness.test/w1 cosigned the latest"),
+        "{out}"
+    );
+    let out = e.run(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+        "--witness-key",
+        "w1.key.pub",
+        "--witness-key",
+        "w2.key.pub",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("carries 1 valid cosignature(s) from the witnesses given, 2 required"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    e.ok(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+        "--witness-key",
+        "w1.key.pub",
+        "--witness-key",
+        "w2.key.pub",
+        "--min-witnesses",
+        "1",
+    ]);
+    // a witness signing key never reaches the output
+    let secret = std::fs::read_to_string(e.path("w1.key")).unwrap();
+    let out = witness(&e, "store", "w1.key", "w1.state");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(secret.trim()));
+}
+
+#[test]
+fn a_replayed_cosignature_does_not_count() {
+    let e = logged_env(2);
+    e.ok(&[
+        "log",
+        "witness-keygen",
+        "--name",
+        "witness.test/w1",
+        "--out",
+        "w1.key",
+    ]);
+    checkpoint(&e, "store");
+    assert!(witness(&e, "store", "w1.key", "w1.state").status.success());
+    // a newer checkpoint the witness never saw; the operator copies the old
+    // cosignature beside it
+    e.attest(super::SBOM, "test");
+    checkpoint(&e, "store");
+    let old = e.path("store/log/cosignatures/00000000000000000002");
+    let new = e.path("store/log/cosignatures/00000000000000000003");
+    crate::audit::copy_dir(&old, &new);
+    let out = e.run(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+        "--witness-key",
+        "w1.key.pub",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the cosignature of witness witness.test/w1 does not verify"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("carries 0 valid cosignature(s)"),
+        "{stdout}"
+    );
+}

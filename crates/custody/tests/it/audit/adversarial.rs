@@ -164,6 +164,26 @@ fn a_pointer_filed_under_another_commit_is_named_and_left_out() {
     assert_eq!(code, 1, "{out}");
     assert!(has(&v, "index", hex, &message), "{out}");
     assert!(!matched(&v).contains(&scan_a), "{out}");
+    // `custody query` checks each pointer against the signed statement too
+    let q = e.run(&[
+        "query", "--store", "store", "--commit", OTHER, "--format", "json",
+    ]);
+    assert_eq!(q.status.code(), Some(1));
+    let rows: Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["record"] != scan_a.as_str()),
+        "{rows}"
+    );
+    assert!(
+        String::from_utf8_lossy(&q.stderr).contains(&format!(
+            "record {scan_a} is pointed to by the store's index, but its signed statement does not answer the query"
+        )),
+        "{}",
+        String::from_utf8_lossy(&q.stderr)
+    );
     assert_eq!(v["totals"]["matched"], 2, "{out}");
     // it does not help B meet its required stages
     let (code, v, out) = e.verify_commit(OTHER, &["--service", "api"]);

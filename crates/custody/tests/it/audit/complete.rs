@@ -201,3 +201,190 @@ fn a_proof_claiming_more_entries_than_it_holds_is_one_finding() {
         .collect();
     assert_eq!(tiles.len(), 1, "{all}");
 }
+
+fn witness(e: &Env, key: &str) {
+    e.ok(&[
+        "log",
+        "witness",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+        "--witness-signing-key",
+        key,
+        "--state",
+        &format!("{key}.state"),
+    ]);
+}
+
+/// Issue 14, item 3/4: a bundle's checkpoint carries the witnesses' cosignatures, and
+/// the auditor, not the bundle, says which witnesses count and how many are needed.
+#[test]
+fn the_auditor_requires_a_quorum_of_witnesses() {
+    let e = Env::new();
+    with_log(&e);
+    for w in ["w1", "w2"] {
+        e.ok(&[
+            "log",
+            "witness-keygen",
+            "--name",
+            &format!("witness.test/{w}"),
+            "--out",
+            &format!("{w}.key"),
+        ]);
+    }
+    witness(&e, "w1.key");
+    export(&e, "store", "audit.tar.gz");
+    let log = ["--log-key", "log.key.pub"];
+    let (code, v, all) = verify_bundle(
+        &e,
+        "audit.tar.gz",
+        &[&log[..], &["--witness-key", "w1.key.pub"]].concat(),
+    );
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        v["completeness"]["witnesses"][0]["witness"], "witness.test/w1",
+        "{v}"
+    );
+    let out = e.ok(&[
+        "verify-bundle",
+        "audit.tar.gz",
+        "--key",
+        KEY,
+        "--log-key",
+        "log.key.pub",
+        "--witness-key",
+        "w1.key.pub",
+    ]);
+    assert!(
+        out.contains("witness    witness.test/w1 cosigned it at "),
+        "{out}"
+    );
+
+    // both witnesses required (the default with two keys): w2 never cosigned
+    let both = [
+        &log[..],
+        &["--witness-key", "w1.key.pub", "--witness-key", "w2.key.pub"],
+    ]
+    .concat();
+    let (code, _, all) = verify_bundle(&e, "audit.tar.gz", &both);
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains(
+            "carries 1 valid cosignature(s) from the witnesses given (witness.test/w1), 2 required"
+        ),
+        "{all}"
+    );
+    let (code, _, all) = verify_bundle(
+        &e,
+        "audit.tar.gz",
+        &[&both[..], &["--min-witnesses", "1"]].concat(),
+    );
+    assert_eq!(code, 0, "{all}");
+
+    // a key made by someone else under w2's name does not count
+    e.ok(&[
+        "log",
+        "witness-keygen",
+        "--name",
+        "witness.test/w2",
+        "--out",
+        "impostor.key",
+    ]);
+    std::fs::remove_file(e.path("impostor.key.state")).ok();
+    witness(&e, "impostor.key");
+    export(&e, "store", "audit2.tar.gz");
+    let (code, _, all) = verify_bundle(&e, "audit2.tar.gz", &both);
+    assert_eq!(code, 1, "{all}");
+    // the real w2 cosigns: both count
+    witness(&e, "w2.key");
+    export(&e, "store", "audit3.tar.gz");
+    let (code, v, all) = verify_bundle(&e, "audit3.tar.gz", &both);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        v["completeness"]["witnesses"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+
+    // witnesses cosign a log checkpoint: without --log-key the flag is a usage error
+    let err = e.fails(
+        2,
+        &[
+            "verify-bundle",
+            "audit3.tar.gz",
+            "--key",
+            KEY,
+            "--witness-key",
+            "w1.key.pub",
+        ],
+    );
+    assert!(err.contains("--witness-key needs --log-key"), "{err}");
+    // a log key given where a witness key belongs
+    let err = e.fails(
+        2,
+        &[
+            "verify-bundle",
+            "audit3.tar.gz",
+            "--key",
+            KEY,
+            "--log-key",
+            "log.key.pub",
+            "--witness-key",
+            "log.key.pub",
+        ],
+    );
+    assert!(err.contains("not a cosignature/v1 key"), "{err}");
+}
+
+/// Issue 14, item 5: `custody query --log-key` answers from the log. A record whose
+/// index pointers were removed is still found (and named); without the log it is
+/// silently missing, which is why auditors pass the key.
+#[test]
+fn query_with_the_log_finds_a_record_the_index_lost() {
+    let e = Env::new();
+    let records = with_log(&e);
+    let scan = records[4].clone();
+    let hex = scan.trim_start_matches("sha256:");
+    let index = e.path("store/index");
+    let mut removed = 0;
+    for f in super::files_under(&index) {
+        let rel = f.to_string_lossy().into_owned();
+        if rel.contains(hex) || std::fs::read_to_string(&f).is_ok_and(|t| t.trim() == scan) {
+            std::fs::remove_file(&f).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+    let q = [
+        "query", "--store", "store", "--commit", COMMIT, "--format", "json",
+    ];
+    let rows: Value = serde_json::from_str(&e.ok(&q)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4, "the index alone lost it");
+
+    let out = e.run(&[&q[..], &["--log-key", "log.key.pub"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let found = rows.iter().find(|r| r["record"] == scan.as_str()).unwrap();
+    assert_eq!(found["logIndex"], 4, "{found}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "record {scan} (log index 4) answers the query but the store's index does not return it"
+        )),
+        "{err}"
+    );
+    // a log key that signed nothing here
+    e.ok(&[
+        "log",
+        "keygen",
+        "--origin",
+        "custody.test/other",
+        "--out",
+        "other.key",
+    ]);
+    let err = e.fails(1, &[&q[..], &["--log-key", "other.key.pub"]].concat());
+    assert!(err.contains("not signed by the log key given"), "{err}");
+}
