@@ -188,3 +188,28 @@ async fn bad_log_keys_in_policy_data_are_an_error() {
     assert!(err.contains("log.keys[0]"), "{err}");
     let _ = hex(1);
 }
+
+/// The README's policy data for `evidence-logged`, as written there (its placeholder
+/// key replaced by this log's), gates on the log.
+#[tokio::test]
+async fn the_readme_policy_data_requires_the_log() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("<!-- readme: log-policy -->\n```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("README's log policy block");
+    let mut data: serde_json::Value = serde_yaml_ng::from_str(block).unwrap();
+    assert_eq!(data["log"]["require_checkpoint"], true, "{block}");
+    let p = Pipeline::new();
+    p.compliant().await;
+    let (signer, key) = log_key();
+    data["log"]["keys"] = json!([key]);
+    let d = decide_with(&p, data.clone()).await;
+    assert_eq!(rule(&d, "evidence-logged").status, Status::Fail);
+    checkpoint(&p, &signer).await;
+    let d = decide_with(&p, data).await;
+    assert_eq!(rule(&d, "evidence-logged").status, Status::Pass, "{d:#?}");
+    assert_eq!(d.decision, Verdict::Allow);
+}

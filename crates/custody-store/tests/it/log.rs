@@ -309,6 +309,16 @@ fn open_spec(spec: &str) -> AnyStore {
     }
 }
 
+/// Records each of 16 racing writers appends to a remote store: `default` (a CI run's
+/// share), or 1/16 of `CUSTODY_LOG_RACE_RECORDS` rounded up (`=1000` for the issue's
+/// 1,000-record race, README "Opt-in checks").
+pub(crate) fn race_each(default: u64) -> u64 {
+    std::env::var("CUSTODY_LOG_RACE_RECORDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(default, |n| n.div_ceil(16).max(1))
+}
+
 /// Starts `processes` writers of `each` records against the store `spec` names, waits
 /// for them, and checks the log: one index per record, no gap, no index twice, every
 /// record provably included under a checkpoint that verifies.
