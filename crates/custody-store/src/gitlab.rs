@@ -62,8 +62,14 @@
 //! entry names its record in its file name, and the *first uploaded* file for a position
 //! (lowest package-file id) is the chain's record there — a later, different record at
 //! that position is refused as a fork ([`StoreError::ChainConflict`]), also when it lost
-//! a race after its upload. Retention markers are re-uploaded to extend them, and the
-//! newest one counts; writers only ever upload a later date.
+//! a race after its upload. Each retention marker is a name of its own carrying the
+//! SHA-256 of its bytes (`<hex>.<sha256>.json`), and an object's retention is the
+//! longest of its markers: anyone who can upload can add a marker, but a shorter one
+//! changes nothing, and a name uploaded again with other bytes is an error that names it
+//! (the first upload of a name cannot be downloaded once a later one exists). An object
+//! uploaded again with junk bytes reads as corrupt for the same reason: detected, not
+//! recoverable through the API. Disallowing duplicate generic packages in the group's
+//! package settings makes GitLab refuse such uploads outright.
 //!
 //! # Network
 //!
@@ -600,8 +606,26 @@ fn retention_version(d: &Digest) -> String {
     format!("retention-sha256-{}", hex_prefix(d))
 }
 
+/// The retention marker written before markers carried their bytes' digest (still read).
 fn retention_file(d: &Digest) -> String {
     format!("{}.json", d.hex())
+}
+
+/// A retention marker: its name carries the SHA-256 of its bytes, so each marker is a
+/// name of its own and a later upload under that name is seen (GitLab serves only the
+/// newest file of a name).
+fn retention_marker(d: &Digest, bytes: &[u8]) -> String {
+    format!("{}.{}.json", d.hex(), Digest::of(bytes).hex())
+}
+
+/// Whether `file` is a retention marker of `d`, and the digest its name carries.
+fn is_retention_marker(d: &Digest, file: &str) -> Option<Option<String>> {
+    let rest = file.strip_prefix(&d.hex())?.strip_suffix(".json")?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let sha = rest.strip_prefix('.')?;
+    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Some(sha.to_owned()))
 }
 
 fn chain_version(chain: &str) -> String {
@@ -997,15 +1021,64 @@ impl GitLabStore {
         Ok(out)
     }
 
+    /// An object's retention: the longest of its markers (retention only grows, so a
+    /// marker with an earlier date, whoever uploaded it, shortens nothing). A marker name
+    /// uploaded twice with different bytes, or bytes that are not what its name carries,
+    /// means the first upload can no longer be read: that is an error naming it, never
+    /// a silent substitution.
     async fn read_retention(&self, d: &Digest) -> Result<Option<Retention>, StoreError> {
         let version = retention_version(d);
-        let file = retention_file(d);
-        match self.get_file(&version, &file).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                StoreError::Invalid(format!("{}: {e}", self.file_url(&version, &file).display()))
-            }),
-            None => Ok(None),
+        let files: Vec<PackageFileInfo> = self
+            .list_files(&version)
+            .await?
+            .into_iter()
+            .map(|(_, f)| f)
+            .filter(|f| is_retention_marker(d, &f.file_name).is_some())
+            .collect();
+        let mut merged: Option<Retention> = None;
+        let mut seen = std::collections::BTreeSet::new();
+        for f in &files {
+            if !seen.insert(f.file_name.as_str()) {
+                continue;
+            }
+            let url = self.file_url(&version, &f.file_name);
+            let replaced = || {
+                StoreError::Invalid(format!(
+                    "{}: retention marker of object {d} was uploaded again with other bytes, and GitLab serves only the newest upload of a name: the first cannot be read (disallow duplicate generic packages in the group's package settings)",
+                    url.display()
+                ))
+            };
+            let shas: std::collections::BTreeSet<String> = files
+                .iter()
+                .filter(|x| x.file_name == f.file_name)
+                .filter_map(|x| x.file_sha256.as_deref().map(str::to_ascii_lowercase))
+                .collect();
+            if shas.len() > 1 {
+                return Err(replaced());
+            }
+            let bytes = self
+                .get_file(&version, &f.file_name)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!("{}: listed but not downloadable", url.display()))
+                })?;
+            let actual = Digest::of(&bytes).hex();
+            let named = is_retention_marker(d, &f.file_name).flatten();
+            if named
+                .as_deref()
+                .is_some_and(|n| !n.eq_ignore_ascii_case(&actual))
+                || shas.iter().next().is_some_and(|sha| *sha != actual)
+            {
+                return Err(replaced());
+            }
+            let r: Retention = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", url.display())))?;
+            merged = Some(match merged {
+                None => r,
+                Some(cur) => merge_retention(&cur, &r).unwrap_or(cur),
+            });
         }
+        Ok(merged)
     }
 
     /// Records or extends an object's retention; an earlier date than the recorded one
@@ -1028,7 +1101,8 @@ impl GitLabStore {
             },
         };
         let bytes = serde_json::to_vec(&next).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.upload(&retention_version(d), &retention_file(d), &bytes)
+        // a new date, so a new name: no marker so far holds these bytes
+        self.upload(&retention_version(d), &retention_marker(d, &bytes), &bytes)
             .await?;
         Ok(())
     }
@@ -1372,12 +1446,17 @@ impl EvidenceStore for GitLabStore {
             });
         }
         let targets = [
-            (object_version(digest), digest.hex()),
-            (retention_version(digest), retention_file(digest)),
+            (object_version(digest), true),
+            (retention_version(digest), false),
         ];
-        for (version, file) in targets {
+        for (version, object) in targets {
             for (package_id, f) in self.list_files(&version).await? {
-                if f.file_name != file {
+                let ours = if object {
+                    f.file_name == digest.hex()
+                } else {
+                    is_retention_marker(digest, &f.file_name).is_some()
+                };
+                if !ours {
                     continue;
                 }
                 let ep = DeletePackageFile::builder()
@@ -1537,9 +1616,27 @@ mod tests {
         ] {
             assert!(valid_version(&v), "{v}");
         }
-        for f in [d.hex(), retention_file(&d), chain_file(7, &d)] {
+        for f in [
+            d.hex(),
+            retention_file(&d),
+            retention_marker(&d, b"{}"),
+            chain_file(7, &d),
+        ] {
             assert!(valid_file(&f), "{f}");
         }
+        assert_eq!(is_retention_marker(&d, &retention_file(&d)), Some(None));
+        assert_eq!(
+            is_retention_marker(&d, &retention_marker(&d, b"{}")),
+            Some(Some(Digest::of(b"{}").hex()))
+        );
+        assert_eq!(
+            is_retention_marker(&d, &format!("{}.x.json", d.hex())),
+            None
+        );
+        assert_eq!(
+            is_retention_marker(&Digest::of(b"y"), &retention_file(&d)),
+            None
+        );
         assert_eq!(parse_chain_file(&chain_file(7, &d)), Some((7, d)));
     }
 

@@ -743,6 +743,10 @@ impl S3Store {
         Ok(layout::finish(q, layout::intersect(sets)))
     }
 
+    /// An object's bytes: the current version when it holds them (one GET), else the
+    /// oldest version that does. The first valid write wins: a later version with other
+    /// bytes (a writer putting junk under the name) does not replace the evidence, and
+    /// `retention` names it.
     async fn get_object_impl(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
         let key = self.object_key(d);
         let bytes = self
@@ -750,14 +754,59 @@ impl S3Store {
             .await?
             .ok_or(StoreError::NotFound { digest: *d })?;
         let actual = Digest::of(&bytes);
-        if actual != *d {
-            return Err(StoreError::Corrupt {
-                digest: *d,
-                actual,
-                path: self.target(&key).into(),
-            });
+        if actual == *d {
+            return Ok(bytes);
         }
-        Ok(bytes)
+        for v in self.versions(&key).await?.into_iter().rev() {
+            if let Some(b) = self.get(&key, Some(&v)).await?
+                && Digest::of(&b) == *d
+            {
+                return Ok(b);
+            }
+        }
+        Err(StoreError::Corrupt {
+            digest: *d,
+            actual,
+            path: self.target(&key).into(),
+        })
+    }
+
+    /// An object's lock: its first version's (the one that holds the evidence). A later
+    /// version with other bytes, whatever its lock, is an error naming it: the reported
+    /// lock never comes from a replacement.
+    async fn retention_impl(&self, d: &Digest) -> Result<Option<Retention>, StoreError> {
+        let key = self.object_key(d);
+        let mut versions = self.versions(&key).await?;
+        let Some(first) = versions.pop() else {
+            // like the local store: no object, no lock
+            return Ok(None);
+        };
+        if versions.is_empty() {
+            // one version (or an unversioned bucket): what HEAD reports is its lock
+            return Ok(self.head(&key).await?.and_then(|h| h.retention));
+        }
+        for later in &versions {
+            match self.get(&key, Some(later)).await? {
+                Some(b) if Digest::of(&b) == *d => {}
+                Some(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "{}: version {later} holds other bytes than the object's first version {first}: a writer stored something else under its name (the first version still holds the evidence)",
+                        self.target(&key)
+                    )));
+                }
+                None => {}
+            }
+        }
+        let client = self.client().await?;
+        let out = client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .version_id(&first)
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadObject", &self.target(&key), &e))?;
+        Ok(head_of(&out).retention)
     }
 
     async fn delete_object_impl(&self, d: &Digest) -> Result<(), StoreError> {
@@ -833,11 +882,7 @@ impl EvidenceStore for S3Store {
         Ok(self.head(&self.object_key(digest)).await?.is_some())
     }
     async fn retention(&self, digest: &Digest) -> Result<Option<Retention>, StoreError> {
-        // like the local store: no object, no lock
-        Ok(self
-            .head(&self.object_key(digest))
-            .await?
-            .and_then(|h| h.retention))
+        self.retention_impl(digest).await
     }
     async fn put_record(
         &self,

@@ -484,13 +484,18 @@ fn gitlab_objects_round_trip_and_storing_twice_uploads_nothing() {
         let hex = Digest::of(b"hello").hex();
         let version = format!("objects-sha256-{}", &hex[..2]);
         assert!(st.latest(PACKAGE, &version, &hex).is_some());
-        let marker = st
-            .latest(
-                PACKAGE,
-                &format!("retention-sha256-{}", &hex[..2]),
-                &format!("{hex}.json"),
-            )
+        let version = format!("retention-sha256-{}", &hex[..2]);
+        let name = st
+            .files
+            .iter()
+            .map(|f| f.name.clone())
+            .find(|n| n.starts_with(&format!("{hex}.")) && n.ends_with(".json"))
             .unwrap();
+        let marker = st.latest(PACKAGE, &version, &name).unwrap();
+        assert_eq!(
+            name,
+            format!("{hex}.{}.json", Digest::of(&marker.bytes).hex())
+        );
         let r: Retention = serde_json::from_slice(&marker.bytes).unwrap();
         assert!(r.retain_until > Timestamp::now());
     });
@@ -801,6 +806,62 @@ fn gitlab_delete_is_refused_before_retention_and_allowed_after() {
             Err(StoreError::NotFound { .. })
         ));
     });
+}
+
+/// Issue 15, item 2: any package writer can upload under any name, and GitLab serves the
+/// newest upload of a name. A marker with a shorter retention shortens nothing (the
+/// longest marker counts); a marker name uploaded again with other bytes, or junk
+/// under an object's name, is an error naming it, never a substitution.
+#[test]
+fn gitlab_retention_only_grows_and_a_replaced_marker_is_named() {
+    let srv = Server::start();
+    let s = store(&srv);
+    let r10 = Retention::years_from(Timestamp::now(), 10).unwrap();
+    let a = run(s.put_object(ObjectSource::Bytes(b"kept"), &r10)).unwrap();
+    let hex = a.digest.hex();
+    let version = format!("retention-sha256-{}", &hex[..2]);
+    // a one-year marker, under a fresh name and under the legacy name
+    let short = serde_json::to_vec(&Retention::years_from(Timestamp::now(), 1).unwrap()).unwrap();
+    srv.with(|st| {
+        st.add_file(
+            &version,
+            &format!("{hex}.{}.json", Digest::of(&short).hex()),
+            short.clone(),
+        );
+        st.add_file(&version, &format!("{hex}.json"), short.clone());
+    });
+    let got = run(s.retention(&a.digest)).unwrap().unwrap();
+    assert_eq!(
+        got.retain_until, r10.retain_until,
+        "the longest marker counts"
+    );
+    // the real marker's name uploaded again with the short date
+    let name = srv.with(|st| {
+        st.files
+            .iter()
+            .find(|f| f.name.starts_with(&format!("{hex}.")) && f.bytes != short)
+            .unwrap()
+            .name
+            .clone()
+    });
+    srv.with(|st| st.add_file(&version, &name, short.clone()));
+    let err = run(s.retention(&a.digest)).unwrap_err().to_string();
+    assert!(
+        err.contains(&name) && err.contains("uploaded again with other bytes"),
+        "{err}"
+    );
+    // and the object's own name uploaded again with junk
+    srv.with(|st| {
+        st.add_file(
+            &format!("objects-sha256-{}", &hex[..2]),
+            &hex,
+            b"junk".to_vec(),
+        )
+    });
+    assert!(matches!(
+        run(s.get_object(&a.digest)),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 #[test]

@@ -338,6 +338,74 @@ async fn s3_objects_land_as_compliance_locked_versions() {
     drop(e.moto);
 }
 
+/// Issue 15, item 2: on a versioned bucket any writer can PUT a new version of an
+/// object's key, with other bytes and a shorter lock. The first version holds the
+/// evidence and its lock; reads never come from the replacement, and the lock read
+/// names it.
+#[tokio::test]
+async fn s3_a_later_version_replaces_neither_the_bytes_nor_the_lock() {
+    let Some(e) = env(
+        "s3_a_later_version_replaces_neither_the_bytes_nor_the_lock",
+        true,
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let r = six_years();
+    let put = e
+        .store
+        .put_object(ObjectSource::Bytes(b"the real scan"), &r)
+        .await
+        .unwrap();
+    let key = e.store.object_key(&put.digest);
+    // the same bytes again, under a one-day lock: still the first version's lock
+    let one_day =
+        aws_sdk_s3::primitives::DateTime::from_secs(jiff::Timestamp::now().as_second() + 86_400);
+    e.client
+        .put_object()
+        .bucket(&e.bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"the real scan",
+        ))
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(one_day)
+        .send()
+        .await
+        .unwrap();
+    let lock = e.store.retention(&put.digest).await.unwrap().unwrap();
+    assert_eq!(lock.retain_until.as_second(), whole_seconds(r.retain_until));
+    // junk bytes in a newer version
+    e.client
+        .put_object()
+        .bucket(&e.bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"junk"))
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(one_day)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        e.store.get_object(&put.digest).await.unwrap(),
+        b"the real scan",
+        "the first valid version wins"
+    );
+    let err = e
+        .store
+        .retention(&put.digest)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds other bytes than the object's first version"),
+        "{err}"
+    );
+    drop(e.moto);
+}
+
 #[tokio::test]
 async fn s3_locked_versions_cannot_be_deleted() {
     let Some(e) = env("s3_locked_versions_cannot_be_deleted", true, |_| {}).await else {
@@ -795,7 +863,21 @@ async fn s3_reads_detect_corrupt_objects() {
         .send()
         .await
         .unwrap();
-    let err = e.store.get_object(&put.digest).await.unwrap_err();
+    // the first version still holds the evidence and wins (issue 15, item 2); the
+    // replacement is named where the lock is read
+    assert_eq!(e.store.get_object(&put.digest).await.unwrap(), b"pristine");
+    assert!(e.store.retention(&put.digest).await.is_err());
+    // a name whose every version holds other bytes is corrupt
+    let never = Digest::of(b"never stored");
+    e.client
+        .put_object()
+        .bucket(&e.bucket)
+        .key(e.store.object_key(&never))
+        .body(b"something else".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = e.store.get_object(&never).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
 }
 
