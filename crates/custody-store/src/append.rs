@@ -41,6 +41,11 @@ pub async fn append_record<S: EvidenceStore>(
     let mut last_err = None;
     for attempt in 0..MAX_ATTEMPTS {
         let head = store.chain_head(chain_id).await?;
+        if attempt == 0
+            && let Some((_, d)) = head
+        {
+            repair_head(store, &d, retention).await;
+        }
         let link = ChainLink {
             id: chain_id.to_owned(),
             sequence: head.map_or(0, |(seq, _)| seq + 1),
@@ -73,6 +78,20 @@ pub async fn append_record<S: EvidenceStore>(
         }
     }
     Err(last_err.unwrap_or_else(|| StoreError::Invalid("chain append did not run".into())))
+}
+
+/// The chain head's writer may have been killed after its chain entry and before its
+/// index pointers or its log index: the record is stored and linked, but no query finds
+/// it. Storing its envelope again (every step of a put is idempotent) writes what is
+/// missing. Best effort: a head that cannot be repaired here (a spool, whose records
+/// the target store sequences; a store error) is left for `custody log verify` to name.
+async fn repair_head<S: EvidenceStore>(store: &S, head: &Digest, retention: &Retention) {
+    if !matches!(crate::log::log_index(store, head).await, Ok(None)) {
+        return;
+    }
+    if let Ok(envelope) = store.get_object(head).await {
+        let _ = store.put_record(&envelope, retention).await;
+    }
 }
 
 /// A short randomized pause so racing writers stop colliding. The jitter comes from

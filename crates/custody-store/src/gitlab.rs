@@ -606,7 +606,9 @@ fn retention_version(d: &Digest) -> String {
     format!("retention-sha256-{}", hex_prefix(d))
 }
 
-/// The retention marker written before markers carried their bytes' digest (still read).
+/// The retention marker written before markers carried their bytes' digest (still read,
+/// by [`is_retention_marker`]).
+#[cfg(test)]
 fn retention_file(d: &Digest) -> String {
     format!("{}.json", d.hex())
 }

@@ -102,10 +102,13 @@ impl LocalStore {
                 supported: VERSION,
             });
         }
-        Ok(Self {
+        let store = Self {
             root,
             durability: Durability::Fsync,
-        })
+        };
+        // best effort: a store this process cannot clean (read-only) still reads
+        let _ = store.clean_stale_temporaries(STALE_AFTER);
+        Ok(store)
     }
 
     /// Opens a store, creating it when the directory is missing or empty. The new
@@ -194,10 +197,15 @@ impl LocalStore {
     fn tmp_file(&self) -> Result<NamedTempFile, StoreError> {
         let dir = self.root.join("tmp");
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        tempfile::Builder::new()
-            .prefix(".partial-")
+        let tmp = tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
             .tempfile_in(&dir)
-            .map_err(|e| StoreError::io(&dir, e))
+            .map_err(|e| StoreError::io(&dir, e))?;
+        // held while this writer lives: a cleaner never takes a partial being written
+        tmp.as_file()
+            .lock()
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
+        Ok(tmp)
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<(), StoreError> {
@@ -717,6 +725,44 @@ impl LocalStore {
         }
     }
 
+    /// Removes partial files that writers killed mid-write left in `tmp/` (never
+    /// visible to readers, but a killed 4 GB copy leaves gigabytes). A partial is stale
+    /// when it is older than `min_age` and no process holds its lock: every writer locks
+    /// its partial from creation to rename, and the kernel drops the lock of a killed
+    /// one. Runs when a store is opened; returns what it removed.
+    pub fn clean_stale_temporaries(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.root.join("tmp");
+        let mut removed = Vec::new();
+        for name in list_dir(&dir)? {
+            if !name.starts_with(PARTIAL_PREFIX) {
+                continue;
+            }
+            let path = dir.join(&name);
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let old = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            // the lock tells a live writer from a dead one; the age covers the instant
+            // between a partial's creation and its writer taking the lock
+            if old && file.try_lock().is_ok() {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed.push(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(&path, e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Files left in `tmp/` by writers that died mid-write. They are never visible to
     /// readers; this lists them for cleanup.
     pub fn stale_temporaries(&self) -> Result<Vec<PathBuf>, StoreError> {
@@ -728,6 +774,11 @@ impl LocalStore {
             .collect())
     }
 }
+
+/// What every partial file in `tmp/` is named after.
+const PARTIAL_PREFIX: &str = ".partial-";
+/// How old an unlocked partial must be before a store's opener removes it.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The lock file, in `tmp/`, that serializes retention updates (never a temporary).
 const RETENTION_LOCK: &str = ".retention.lock";

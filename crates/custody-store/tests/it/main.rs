@@ -736,3 +736,46 @@ fn concurrent_writers_never_shorten_a_retention() {
         );
     }
 }
+
+/// Issue 15, item 5: partials of killed writers are removed when a store is opened;
+/// a partial whose writer is alive (it holds the partial's lock) never is, however old.
+#[test]
+fn stale_partials_are_cleaned_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    drop(LocalStore::create(&root).unwrap());
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mk = |name: &str| {
+        let p = tmp.join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        std::io::Write::write_all(&mut &f, &[0u8; 4096]).unwrap();
+        f.set_modified(old).unwrap();
+        (p, f)
+    };
+    let (dead, dead_file) = mk(".partial-dead");
+    drop(dead_file);
+    let (live, live_file) = mk(".partial-live");
+    live_file.lock().unwrap();
+    let (fresh, fresh_file) = mk(".partial-fresh");
+    fresh_file
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    drop(fresh_file);
+    let (other, other_file) = mk("not-a-partial");
+    drop(other_file);
+
+    let store = LocalStore::open(&root).unwrap();
+    assert!(!dead.exists(), "a dead writer's partial is removed");
+    assert!(live.exists(), "a live writer's partial is kept");
+    assert!(fresh.exists(), "a partial younger than a minute is kept");
+    assert!(other.exists(), "only partials are touched");
+    // the writer dies: its lock goes, and the next opener cleans up
+    drop(live_file);
+    let removed = store
+        .clean_stale_temporaries(std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(removed, vec![live.clone()]);
+    assert!(!live.exists());
+}

@@ -362,7 +362,7 @@ async fn s3_a_later_version_replaces_neither_the_bytes_nor_the_lock() {
     let key = e.store.object_key(&put.digest);
     // the same bytes again, under a one-day lock: still the first version's lock
     let one_day =
-        aws_sdk_s3::primitives::DateTime::from_secs(jiff::Timestamp::now().as_second() + 86_400);
+        aws_sdk_s3::primitives::DateTime::from_secs(Timestamp::now().as_second() + 86_400);
     e.client
         .put_object()
         .bucket(&e.bucket)
@@ -370,7 +370,7 @@ async fn s3_a_later_version_replaces_neither_the_bytes_nor_the_lock() {
         .body(aws_sdk_s3::primitives::ByteStream::from_static(
             b"the real scan",
         ))
-        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_mode(ObjectLockMode::Compliance)
         .object_lock_retain_until_date(one_day)
         .send()
         .await
@@ -383,7 +383,7 @@ async fn s3_a_later_version_replaces_neither_the_bytes_nor_the_lock() {
         .bucket(&e.bucket)
         .key(&key)
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"junk"))
-        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Compliance)
+        .object_lock_mode(ObjectLockMode::Compliance)
         .object_lock_retain_until_date(one_day)
         .send()
         .await

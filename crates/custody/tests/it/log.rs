@@ -550,3 +550,55 @@ fn a_replayed_cosignature_does_not_count() {
         "{stdout}"
     );
 }
+
+/// Issue 15, item 5: a writer killed after its record's chain entry and before its
+/// index pointers and log index leaves a record no query finds. The next record on the
+/// same chain repairs it: pointers written, record sequenced, nothing lost.
+#[test]
+fn the_next_writer_on_a_chain_repairs_a_record_whose_writer_was_killed() {
+    let e = logged_env(1);
+    let record = e.attest(super::SCAN, "scan");
+    let hex = record.trim_start_matches("sha256:").to_owned();
+    // undo what comes after the chain entry: index pointers, log marker, log claim
+    let store = e.path("store");
+    let mut undone = 0;
+    for f in crate::audit::files_under(&store.join("index")) {
+        if f.file_name().unwrap().to_string_lossy().contains(&hex) {
+            std::fs::remove_file(&f).unwrap();
+            undone += 1;
+        }
+    }
+    assert!(undone > 0);
+    std::fs::remove_file(store.join("log/records").join(&hex[..2]).join(&hex)).unwrap();
+    std::fs::remove_file(store.join("log/seq/000000000/000000000001")).unwrap();
+    let q = [
+        "query", "--store", "store", "--commit", "0123abcd", "--format", "json",
+    ];
+    let rows: serde_json::Value = serde_json::from_str(&e.ok(&q)).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        1,
+        "the killed record is lost to queries"
+    );
+
+    // the next record on the chain
+    e.attest(super::SBOM, "test");
+    let rows: serde_json::Value = serde_json::from_str(&e.ok(&q)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().any(|r| r["record"] == record.as_str()));
+    checkpoint(&e, "store");
+    let out = e.ok(&[
+        "log",
+        "verify",
+        "--store",
+        "store",
+        "--log-key",
+        "log.key.pub",
+    ]);
+    assert!(
+        out.contains("3 entries, 1 checkpoint(s), 0 after the latest"),
+        "{out}"
+    );
+    assert!(!out.contains("FINDING"), "{out}");
+}

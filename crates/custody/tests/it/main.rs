@@ -398,8 +398,12 @@ fn a_writer_killed_mid_write_leaves_no_visible_record() {
     let tmp = e.path("store/tmp");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
+        // a partial, not the retention lock the first record left
         let partial = std::fs::read_dir(&tmp)
-            .map(|d| d.count() > 0)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|f| f.file_name().to_string_lossy().starts_with(".partial-"))
+            })
             .unwrap_or(false);
         if partial || std::time::Instant::now() > deadline {
             break;
@@ -409,7 +413,11 @@ fn a_writer_killed_mid_write_leaves_no_visible_record() {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the writer was killed before finishing");
-    let partials: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    let partials: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|f| f.file_name().to_string_lossy().starts_with(".partial-"))
+        .collect();
     assert!(!partials.is_empty(), "the kill landed mid-write");
 
     // readers see exactly the one complete record, and every object hashes to its name
@@ -432,6 +440,40 @@ fn a_writer_killed_mid_write_leaves_no_visible_record() {
     let rows: serde_json::Value =
         serde_json::from_str(&e.ok(&["query", "--store", "store", "--format", "json"])).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
+
+    // issue 15, item 5: the dead writer's partial is removed once it is stale (a
+    // minute old and unlocked) by the next process that opens the store
+    let partials: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".partial-")
+        })
+        .collect();
+    assert!(
+        !partials.is_empty(),
+        "a fresh partial is left alone: {:?}",
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .collect::<Vec<_>>()
+    );
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    for p in &partials {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    e.ok(&["query", "--store", "store", "--format", "json"]);
+    for p in &partials {
+        assert!(!p.exists(), "{} was not cleaned", p.display());
+    }
 }
 
 #[test]
