@@ -9,11 +9,13 @@ use std::path::Path;
 use crate::context::Env;
 use crate::env_vars as v;
 
-/// Escapes a workflow-command message (GitHub's `escapeData`).
+/// Escapes a workflow-command message (GitHub's `escapeData`), and breaks up the
+/// legacy `##[command]` form, which the runner looks for anywhere in a line.
 fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
+        .replace("##[", "#\u{200B}#[")
 }
 
 /// Escapes a workflow-command property value (GitHub's `escapeProperty`).

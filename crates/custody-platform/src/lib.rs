@@ -7,6 +7,7 @@
 //! facts come from OIDC tokens and platform APIs (runner-guard, policy-check).
 
 pub mod ci;
+pub mod console;
 pub mod context;
 pub mod env_vars;
 pub mod files;

@@ -6,8 +6,15 @@
 /// dying over, and the data has nowhere to go anyway.
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        custody_platform::console::out_line(&format!($($t)*));
+    }};
+}
+
+/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
+/// workflow command (`custody_platform::console`).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        custody_platform::console::err_line(&format!($($t)*));
     }};
 }
 
@@ -25,7 +32,7 @@ fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             let code = exit::classify(&err);
-            eprintln!("error: {}", output::render_error(&err));
+            errln!("error: {}", output::render_error(&err));
             code.into()
         }
     }

@@ -14,7 +14,7 @@ pub fn init_logging(verbose: u8) {
     let filter = std::env::var(env_vars::CUSTODY_LOG).unwrap_or_else(|_| default.to_owned());
     let no_color = std::env::var_os(env_vars::NO_COLOR).is_some_and(|v| !v.is_empty());
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
         .with_ansi(!no_color)
         .without_time();
     let _ = tracing_subscriber::registry()

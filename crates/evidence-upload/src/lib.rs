@@ -351,8 +351,7 @@ const LARGE: u64 = 64 << 20;
 
 /// A progress line on stderr (stdout carries data).
 fn progress(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "evidence-upload: {line}");
+    custody_platform::console::err_line(&format!("evidence-upload: {line}"));
 }
 
 /// Runs the step.

@@ -6,8 +6,15 @@
 /// dying over, and the data has nowhere to go anyway.
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        custody_platform::console::out_line(&format!($($t)*));
+    }};
+}
+
+/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
+/// workflow command (`custody_platform::console`).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        custody_platform::console::err_line(&format!($($t)*));
     }};
 }
 
@@ -91,9 +98,9 @@ struct Args {
 
 fn fail(env: &dyn Env, err: &UploadError) -> ExitCode {
     if let Some(line) = ci::error_annotation(env, err.file().as_deref(), &err.to_string()) {
-        eprintln!("{line}");
+        custody_platform::console::command(&line);
     }
-    eprintln!("error: {err}");
+    errln!("error: {err}");
     ExitCode::from(err.exit_code())
 }
 
@@ -105,7 +112,7 @@ fn load_key(env: &dyn Env, args: &Args) -> Result<SigningKey, UploadError> {
     if let Some(pem) = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM) {
         for line in ci::add_mask(env, &pem) {
             // on stderr like every workflow command: stdout carries data only
-            eprintln!("{line}");
+            custody_platform::console::command(&line);
         }
         return SigningKey::from_pem(&pem).map_err(|e| {
             UploadError::Usage(format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM))
@@ -131,7 +138,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
                 .with_ansi(env.var(env_vars::NO_COLOR).is_none())
                 .without_time(),
         )
@@ -276,13 +283,13 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
     if args.format == "json" {
         match serde_json::to_string_pretty(outcome) {
             Ok(s) => out!("{s}"),
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => errln!("error: {e}"),
         }
     } else {
         for [rec, ptype, file, summary] in &rows {
             out!("{rec}  {ptype}  {file}  {summary}");
         }
-        eprintln!(
+        errln!(
             "{} record(s) of stage {} stored in {}",
             rows.len(),
             outcome.stage,
@@ -305,7 +312,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         ("store", outcome.store.clone()),
     ];
     if let Err(e) = ci::github_outputs(env, &pairs) {
-        eprintln!("warning: could not write step outputs: {e}");
+        errln!("warning: could not write step outputs: {e}");
     }
     let mut md = format!(
         "### Custody evidence: stage `{}`\n\n| record | predicate | file | summary |\n|---|---|---|---|\n",
@@ -319,7 +326,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
     }
     md.push_str(&format!("\nStore: `{}`\n", outcome.store));
     if let Err(e) = ci::github_summary(env, &md) {
-        eprintln!("warning: could not write the step summary: {e}");
+        errln!("warning: could not write the step summary: {e}");
     }
     let dotenv = args.dotenv.clone().or_else(|| {
         (env.var(env_vars::GITLAB_CI).as_deref() == Some("true"))
@@ -332,7 +339,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
             ("CUSTODY_STORE_URI", outcome.store.clone()),
         ];
         if let Err(e) = ci::gitlab_dotenv(&path, &pairs) {
-            eprintln!("warning: could not write {}: {e}", path.display());
+            errln!("warning: could not write {}: {e}", path.display());
         }
     }
 }

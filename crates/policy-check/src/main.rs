@@ -14,8 +14,15 @@
 /// `println!` that never panics on a closed stdout.
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        custody_platform::console::out_line(&format!($($t)*));
+    }};
+}
+
+/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
+/// workflow command (`custody_platform::console`).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        custody_platform::console::err_line(&format!($($t)*));
     }};
 }
 
@@ -170,7 +177,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             env.var(v::CUSTODY_LOG).unwrap_or_else(|| "warn".into()),
         ))
-        .with_writer(std::io::stderr)
+        .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
         .with_ansi(env.var(v::NO_COLOR).is_none())
         .without_time()
         .try_init();
@@ -179,9 +186,9 @@ fn main() -> ExitCode {
         Err(err) => {
             let message = format!("{err:#}");
             if let Some(line) = ci::error_annotation(&env, None, &message) {
-                eprintln!("{line}");
+                custody_platform::console::command(&line);
             }
-            eprintln!("policy-check: error: {message}");
+            errln!("policy-check: error: {message}");
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -302,14 +309,14 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
         if args.print_input {
             let (input, problems) = check::gather_input(&cfg, &store).await?;
             for p in problems {
-                eprintln!("policy-check: {p}");
+                errln!("policy-check: {p}");
             }
             out!("{}", serde_json::to_string_pretty(&input)?);
             return Ok(EXIT_ALLOW);
         }
         let outcome = check::run(&cfg, &store).await?;
         for p in &outcome.problems {
-            eprintln!("policy-check: {p}");
+            errln!("policy-check: {p}");
         }
         Ok(report(env, args, &outcome.decision))
     })
@@ -319,7 +326,7 @@ fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
     if let Some(pem) = env.var(v::CUSTODY_SIGNING_KEY_PEM) {
         for line in ci::add_mask(env, &pem) {
             // on stderr like every workflow command: stdout carries data only
-            eprintln!("{line}");
+            custody_platform::console::command(&line);
         }
         return SigningKey::from_pem(&pem)
             .map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
@@ -420,7 +427,7 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
     let json = match serde_json::to_string_pretty(decision) {
         Ok(s) => format!("{s}\n"),
         Err(e) => {
-            eprintln!("policy-check: error: {e}");
+            errln!("policy-check: error: {e}");
             return EXIT_ERROR;
         }
     };
@@ -431,14 +438,18 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
     });
     match args.format {
         FormatArg::Json => {
-            let _ = std::io::stdout().lock().write_all(json.as_bytes());
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(custody_platform::console::neutralize(&json).as_bytes());
         }
         FormatArg::Table => {
             let mut text = decision.to_text();
             if let Some(Ok(path)) = &written {
                 text.push_str(&format!("decision document (JSON) in {}\n", path.display()));
             }
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(custody_platform::console::neutralize(&text).as_bytes());
         }
     }
     for r in decision.failures() {
@@ -452,11 +463,11 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
         ) {
             // workflow commands on stderr (GitHub reads both streams): stdout is the
             // decision document and nothing else
-            eprintln!("{line}");
+            custody_platform::console::command(&line);
         }
     }
     if let Err(e) = ci::github_summary(env, &decision.to_markdown()) {
-        eprintln!("policy-check: warning: could not write the step summary: {e}");
+        errln!("policy-check: warning: could not write the step summary: {e}");
     }
     let pairs: Vec<(&str, String)> = decision.outputs();
     let gh: Vec<(&str, String)> = pairs
@@ -473,7 +484,7 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
         })
         .collect();
     if let Err(e) = ci::github_outputs(env, &gh) {
-        eprintln!("policy-check: warning: could not write step outputs: {e}");
+        errln!("policy-check: warning: could not write step outputs: {e}");
     }
     let dotenv = args.dotenv.clone().or_else(|| {
         (env.var(v::GITLAB_CI).as_deref() == Some("true"))
@@ -482,7 +493,7 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
     if let Some(path) = dotenv
         && let Err(e) = ci::gitlab_dotenv(&path, &pairs)
     {
-        eprintln!(
+        errln!(
             "policy-check: warning: could not write {}: {e}",
             path.display()
         );
@@ -490,7 +501,7 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
     // the table's first line says the same on stdout: once is enough in a job log
     if args.format == FormatArg::Json {
         let failed = decision.failures().count();
-        eprintln!(
+        errln!(
             "policy-check {}: {} ({} rules, {failed} failed){}",
             decision.gate,
             decision.decision.as_str(),
@@ -508,9 +519,9 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
             decision.decision.as_str()
         );
         if let Some(line) = ci::error_annotation(env, None, &message) {
-            eprintln!("{line}");
+            custody_platform::console::command(&line);
         }
-        eprintln!("policy-check: error: {message}");
+        errln!("policy-check: error: {message}");
         return EXIT_ERROR;
     }
     match decision.decision {

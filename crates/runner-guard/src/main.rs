@@ -17,8 +17,15 @@
 /// `println!` that never panics on a closed stdout.
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        custody_platform::console::out_line(&format!($($t)*));
+    }};
+}
+
+/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
+/// workflow command (`custody_platform::console`).
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        custody_platform::console::err_line(&format!($($t)*));
     }};
 }
 
@@ -123,9 +130,9 @@ fn main() -> ExitCode {
 fn fail(env: &dyn Env, err: &GuardError) -> ExitCode {
     let message = err.to_string();
     if let Some(line) = ci::error_annotation(env, err.file().as_deref(), &message) {
-        eprintln!("{line}");
+        custody_platform::console::command(&line);
     }
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     ExitCode::from(2)
 }
 
@@ -177,7 +184,7 @@ fn evidence(env: &dyn Env, args: &Args) -> Result<Option<EvidenceConfig>, GuardE
     let key = match pem {
         Some(pem) => {
             for line in ci::add_mask(env, &pem) {
-                eprintln!("{line}");
+                custody_platform::console::command(&line);
             }
             SigningKey::from_pem(&pem)
                 .map_err(|e| usage(format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM)))?
@@ -210,7 +217,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
     match args.format {
         Format::Json => match serde_json::to_string_pretty(outcome) {
             Ok(s) => out!("{s}"),
-            Err(e) => eprintln!("error: could not render the verdict as JSON: {e}"),
+            Err(e) => errln!("error: could not render the verdict as JSON: {e}"),
         },
         Format::Table => {
             out!("{}", r.to_text().trim_end());
@@ -229,7 +236,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
     for c in r.failed() {
         let message = format!("runner-guard {}: {}", c.id, c.reason);
         if let Some(line) = ci::error_annotation(env, None, &message) {
-            eprintln!("{line}");
+            custody_platform::console::command(&line);
         }
     }
     let (record, store) = match &outcome.evidence {
@@ -239,9 +246,9 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
                 "runner-guard: the verdict was not stored as evidence ({error}); exit code 4"
             );
             if let Some(line) = ci::error_annotation(env, None, &message) {
-                eprintln!("{line}");
+                custody_platform::console::command(&line);
             }
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             (String::new(), store.clone())
         }
         Evidence::NotConfigured => (String::new(), String::new()),
@@ -259,7 +266,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         ("store", store.clone()),
     ];
     if let Err(e) = ci::github_outputs(env, &pairs) {
-        eprintln!("warning: could not write step outputs: {e}");
+        errln!("warning: could not write step outputs: {e}");
     }
     let mut md = r.to_markdown();
     match &outcome.evidence {
@@ -273,7 +280,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         Evidence::NotConfigured => {}
     }
     if let Err(e) = ci::github_summary(env, &md) {
-        eprintln!("warning: could not write the step summary: {e}");
+        errln!("warning: could not write the step summary: {e}");
     }
     let dotenv = args.dotenv.clone().or_else(|| {
         (env.var(env_vars::GITLAB_CI).as_deref() == Some("true"))
@@ -286,7 +293,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
             ("CUSTODY_RUNNER_RECORD", record),
         ];
         if let Err(e) = ci::gitlab_dotenv(&path, &pairs) {
-            eprintln!("warning: could not write {}: {e}", path.display());
+            errln!("warning: could not write {}: {e}", path.display());
         }
     }
 }

@@ -24,7 +24,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("opening store {}", args.store.store))?;
     let refs = store.query(&query).await?;
     if refs.is_empty() {
-        eprintln!(
+        errln!(
             "no records match the query in {}; no bundle written",
             store.uri()
         );

@@ -34,7 +34,7 @@ fn keygen(args: &LogKeygenArgs) -> anyhow::Result<Exit> {
     let (private, verifier) =
         log::generate_log_key(&args.origin).map_err(|e| fail(Exit::Usage, e))?;
     write_key_pair(&args.out, &private, &verifier.to_string())?;
-    eprintln!(
+    errln!(
         "log signing key in {} (keep it with the governance parent); verifier key in {}.pub (give it to auditors)",
         args.out.display(),
         args.out.display()
@@ -46,7 +46,7 @@ fn witness_keygen(args: &WitnessKeygenArgs) -> anyhow::Result<Exit> {
     let (private, verifier) =
         WitnessSigner::generate(&args.name).map_err(|e| fail(Exit::Usage, e))?;
     write_key_pair(&args.out, &private, &verifier.to_string())?;
-    eprintln!(
+    errln!(
         "witness signing key in {} (keep it away from the store's operator); verifier key in {}.pub (give it to auditors)",
         args.out.display(),
         args.out.display()
@@ -158,7 +158,7 @@ async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
     {
         Ok(o) => o,
         Err(e @ custody_store::StoreError::LogInconsistent(_)) => {
-            eprintln!(
+            errln!(
                 "witness {} refuses to cosign: {e}",
                 signer.verifier().name()
             );
@@ -203,7 +203,7 @@ async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
             String::from_utf8_lossy(&outcome.cosigned_note).trim_end()
         ),
     }
-    eprintln!(
+    errln!(
         "witness {} cosigned the checkpoint of {} entries of {} (it had seen {})",
         outcome.cosignature.witness,
         cp.size,
@@ -242,7 +242,7 @@ async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
         ),
         Format::Table => out!("{}", String::from_utf8_lossy(&cp.note).trim_end()),
     }
-    eprintln!(
+    errln!(
         "checkpoint of {} entries ({} new) signed for {}",
         cp.size,
         cp.size - outcome.previous,
@@ -310,10 +310,10 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
         }
     }
     if audit.ok() {
-        eprintln!("the log verifies: append-only, and every stored record is in it");
+        errln!("the log verifies: append-only, and every stored record is in it");
         Ok(Exit::Ok)
     } else {
-        eprintln!("{} finding(s)", audit.findings.len());
+        errln!("{} finding(s)", audit.findings.len());
         Ok(Exit::Verify)
     }
 }
@@ -372,7 +372,7 @@ async fn sequence(args: LogSequenceArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    eprintln!(
+    errln!(
         "{} pending record(s) sequenced in {}",
         done.len(),
         store.uri()

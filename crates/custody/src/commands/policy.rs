@@ -44,7 +44,7 @@ pub fn test(args: &PolicyTestArgs) -> anyhow::Result<Exit> {
         }
     }
     if report.results.is_empty() {
-        eprintln!("no test_* rules found");
+        errln!("no test_* rules found");
         return Ok(Exit::Verify);
     }
     Ok(if report.ok() { Exit::Ok } else { Exit::Verify })

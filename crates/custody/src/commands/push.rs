@@ -37,7 +37,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    eprintln!(
+    errln!(
         "{} record(s) stored, {} already present in {}",
         report.stored.len(),
         report.already.len(),

@@ -234,17 +234,17 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
                     &body
                 )
             );
-            eprintln!("{} record(s) in {}", rows.len(), store.uri());
+            errln!("{} record(s) in {}", rows.len(), store.uri());
         }
     }
     for p in &problems {
-        eprintln!("FINDING: {p}");
+        errln!("FINDING: {p}");
     }
     if !problems.is_empty() {
         return Ok(Exit::Verify);
     }
     if rows.is_empty() {
-        eprintln!("no records match the query");
+        errln!("no records match the query");
         return Ok(Exit::NotFound);
     }
     Ok(Exit::Ok)

@@ -30,7 +30,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
         .await?
         .audit;
     if audit.totals.records == 0 {
-        eprintln!("no records match the query in {}", store.uri());
+        errln!("no records match the query in {}", store.uri());
         return Ok(Exit::NotFound);
     }
     let rows = custody_audit::retention::rows(&audit);
@@ -103,7 +103,7 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
                 out!("");
                 out!("{}", table(&["SEVERITY", "ABOUT", "WHAT IS WRONG"], &f));
             }
-            eprintln!(
+            errln!(
                 "{} object(s) of {} record(s) in {}; {} finding(s)",
                 rows.len(),
                 audit.totals.records,

@@ -152,15 +152,20 @@ async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow:
         let coverage =
             custody_audit::completeness::check_store(&store, &mut audit, &query, &log_keys).await?;
         if let Some(c) = coverage {
-            eprintln!(
+            errln!(
                 "log {}: checkpoint of {} entries (root {}); entries {}..{} read, {} answer the query",
-                c.origin, c.checkpoint_size, c.root, c.from, c.log_size, c.matching
+                c.origin,
+                c.checkpoint_size,
+                c.root,
+                c.from,
+                c.log_size,
+                c.matching
             );
         }
     }
     // an answer made only of misfiled records is a finding, not an empty answer
     if audit.totals.records == 0 && audit.findings.is_empty() {
-        eprintln!("no records match the query in {}", store.uri());
+        errln!("no records match the query in {}", store.uri());
         return Ok(Exit::NotFound);
     }
     crate::output::print_audit(&audit, args.format)?;

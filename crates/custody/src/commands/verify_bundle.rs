@@ -16,7 +16,7 @@ pub async fn run(args: VerifyBundleArgs) -> anyhow::Result<Exit> {
         ));
     }
     let keys = if args.bundle_keys {
-        eprintln!(
+        errln!(
             "trusting the keys inside the bundle: this proves the bundle is intact, not who made it; pass --key with keys you hold to prove that"
         );
         KeySource::Bundled

@@ -808,3 +808,57 @@ fn a_sigstore_bundle_is_named_not_misread() {
     assert!(err.contains("application/vnd.dev.sigstore.bundle"), "{err}");
     assert!(!err.contains("missing field"), "{err}");
 }
+
+/// Issue 15, item 7: values from records (a commit, as any writer may set it) reach
+/// the tables `custody` prints, and must not become workflow commands in a CI log.
+#[test]
+fn record_values_cannot_write_workflow_commands() {
+    let e = Env::new();
+    let evil = "c\n::warning::x";
+    e.ok(&[
+        "attest",
+        fixtures().join(SBOM).to_str().unwrap(),
+        "--subject",
+        &image(),
+        "--key",
+        "signer.key",
+        "--store",
+        "store",
+        "--commit",
+        evil,
+    ]);
+    for args in [
+        &["query", "--store", "store"][..],
+        &["query", "--store", "store", "--commit", evil],
+        &[
+            "verify",
+            "--store",
+            "store",
+            "--commit",
+            evil,
+            "--key",
+            "signer.key.pub",
+        ],
+        &[
+            "verify-bundle",
+            "x\n::error title=X::pwned.tar.gz",
+            "--bundle-keys",
+        ],
+    ] {
+        let out = e.run(args);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] != "verify" {
+            assert!(
+                all.contains(":\u{200B}:"),
+                "{args:?} printed the value: {all}"
+            );
+        }
+        for l in all.lines() {
+            assert!(!l.trim_start().starts_with("::"), "{args:?}: {l:?}");
+        }
+    }
+}

@@ -1090,3 +1090,44 @@ fn s3_object_lock_store_end_to_end_and_a_killed_server_spools() {
     assert!(err.contains("custody push"), "{err}");
     assert!(job.dir.path().join("spool/CUSTODY-STORE").exists());
 }
+
+/// Issue 15, item 7: text from evidence (here a file name, which a repository chooses)
+/// never reaches the runner as a workflow command: the injected line is neutralized,
+/// and Custody's own annotation carries it escaped.
+#[test]
+fn evidence_cannot_write_workflow_commands() {
+    let job = Job::new();
+    let name = "evil\n::error title=X::pwned ##[error]x.json";
+    std::fs::write(job.ws().join(name), b"{\"bomFormat\": \"CycloneDX\", ").unwrap();
+    let o = job.cmd("build", &[name]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(":\u{200B}:error title=X::pwned"), "{err}");
+    assert_inert(&err, 0);
+    assert_inert(&String::from_utf8_lossy(&o.stdout), 0);
+    // on GitHub: one annotation, Custody's, with the name escaped inside it
+    let o = job
+        .cmd("build", &[name])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_inert(&err, 1);
+    let annotation = err.lines().find(|l| l.starts_with("::")).unwrap();
+    assert!(annotation.starts_with("::error"), "{annotation}");
+    assert!(annotation.contains("%0A::error title=X"), "{annotation}");
+}
+
+/// No line is a workflow command but Custody's own `allowed` ones, and nothing holds
+/// the legacy `##[` form.
+fn assert_inert(text: &str, allowed: usize) {
+    let commands = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("::"))
+        .count();
+    assert_eq!(
+        commands, allowed,
+        "workflow commands in the output:\n{text}"
+    );
+    assert!(!text.contains("##["), "{text}");
+}

@@ -595,3 +595,43 @@ fn output_and_format_apply_to_the_decision_only() {
         );
     }
 }
+
+/// Issue 15, item 7: a scan report's finding id is evidence text; the rule message
+/// that quotes it reaches the log, and must not become a workflow command there, in
+/// the table, the JSON or the annotations.
+#[test]
+fn evidence_in_rule_messages_cannot_write_workflow_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input: Value = serde_json::from_slice(&std::fs::read(input_ok()).unwrap()).unwrap();
+    let evil = "CVE-9\n::error title=X::pwned ##[warning]y";
+    input["scans"][0]["counts"]["critical"] = json!(2);
+    input["scans"][0]["findings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": evil, "severity": "critical"}));
+    let path = dir.path().join("evil.json");
+    std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
+    for format in ["table", "json"] {
+        let out = decide_input_cmd(dir.path(), &path, &["--format", format])
+            .env("GITHUB_ACTIONS", "true")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        let text = stdout(&out);
+        assert!(
+            text.contains("pwned"),
+            "the message quotes the finding: {text}"
+        );
+        for l in text.lines() {
+            assert!(!l.trim_start().starts_with("::"), "{format}: {l:?}");
+        }
+        assert!(!text.contains("##["), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for l in err.lines().filter(|l| l.trim_start().starts_with("::")) {
+            // Custody's own annotations, the message escaped inside
+            assert!(l.starts_with("::error::policy "), "{l:?}");
+        }
+        assert!(!err.contains("##["), "{err}");
+        assert!(err.contains("%0A::error title=X::pwned"), "{err}");
+    }
+}

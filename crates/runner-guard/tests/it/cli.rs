@@ -690,3 +690,20 @@ fn real_machine_local_checks() {
     }
     let _: &Value = &v["report"]["tierModelDigest"];
 }
+
+/// Issue 15, item 7: the tier model comes from the repository; a key in it that the
+/// error message quotes must not become a workflow command in the job's log.
+#[test]
+fn a_tier_model_cannot_write_workflow_commands() {
+    let out = model_error("version: 1\n\"x\\n::error title=X::pwned ##[error]\": 1\n");
+    assert!(out.stderr.contains("pwned"), "{}", out.stderr);
+    for l in out
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("::"))
+    {
+        assert!(l.starts_with("::error file="), "{l:?}\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("##["), "{}", out.stderr);
+    assert!(!out.stdout.contains("##["));
+}
