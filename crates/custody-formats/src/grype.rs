@@ -167,5 +167,6 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
         counts,
         findings,
         misconfigurations: None,
+        secrets: None,
     })
 }

@@ -30,7 +30,8 @@ pub use error::{FormatError, Syntax};
 pub use format::{Format, Kind};
 pub use summary::{
     CoverageSummary, DbInfo, DeclaredTotals, Finding, JunitDialect, Misconfigurations, ReportTime,
-    SbomSummary, ScanSummary, Severity, SeverityCounts, Summary, TestSummary, Tool,
+    SbomSummary, ScanSummary, SecretFinding, Secrets, Severity, SeverityCounts, Summary,
+    TestSummary, Tool,
 };
 
 /// Detects the format of an evidence file from its content.

@@ -10,7 +10,9 @@
 //!    high, warning → medium, note → low, none → unknown.
 //!
 //! Results whose `kind` is `pass`, `notApplicable` or `informational` are not
-//! findings and are not counted. SARIF has no scan time unless
+//! findings and are not counted. Results of a secret scanner (a gitleaks run, or a
+//! rule tagged `secret`, as Trivy tags its secret rules) are secrets, counted in
+//! `secrets`, not vulnerabilities. SARIF has no scan time unless
 //! `invocations[].startTimeUtc` is present; none is invented.
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,8 +24,8 @@ use crate::error::FormatError;
 use crate::format::Format;
 use crate::json::{self, nullable};
 use crate::summary::{
-    Finding, ReportTime, ScanSummary, Severity, SeverityCounts, Tool, repo_digest, sha256_digest,
-    sorted,
+    Finding, ReportTime, ScanSummary, SecretFinding, Secrets, Severity, SeverityCounts, Tool,
+    repo_digest, sha256_digest, sorted,
 };
 
 #[derive(Deserialize, Default)]
@@ -86,6 +88,36 @@ struct Configuration {
 struct Properties {
     #[serde(rename = "security-severity")]
     security_severity: Option<Value>,
+    #[serde(deserialize_with = "nullable")]
+    tags: Vec<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Location {
+    #[serde(deserialize_with = "nullable")]
+    physical_location: PhysicalLocation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PhysicalLocation {
+    #[serde(deserialize_with = "nullable")]
+    artifact_location: ArtifactLocation,
+    #[serde(deserialize_with = "nullable")]
+    region: Region,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ArtifactLocation {
+    uri: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Region {
+    start_line: Option<u64>,
 }
 
 /// Trivy writes the scanned image into the run's property bag.
@@ -115,6 +147,8 @@ struct SarifResult {
     kind: Option<String>,
     #[serde(deserialize_with = "nullable")]
     properties: Properties,
+    #[serde(deserialize_with = "nullable")]
+    locations: Vec<Location>,
 }
 
 #[derive(Deserialize, Default)]
@@ -181,6 +215,7 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
 
     let mut counts = SeverityCounts::default();
     let mut findings = Vec::new();
+    let mut secrets: Option<Secrets> = None;
     let mut scanned_at = None;
     let mut artifact_name = None;
     let mut image_id = None;
@@ -206,6 +241,15 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
             .chain(&run.tool.extensions)
             .collect();
         let ids: Vec<HashMap<&str, usize>> = components.iter().map(|c| index_by_id(c)).collect();
+        let secret_scanner = run
+            .tool
+            .driver
+            .name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("gitleaks"));
+        if secret_scanner {
+            secrets.get_or_insert_with(Secrets::default);
+        }
         for result in &run.results {
             if matches!(
                 result.kind.as_deref(),
@@ -245,12 +289,35 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
                     .unwrap_or("warning");
                 level_severity(level)
             });
+            let id = rule_id
+                .or_else(|| rule.and_then(|r| r.id.as_deref()))
+                .unwrap_or_default()
+                .to_owned();
+            // a secret scanner's result (gitleaks; Trivy tags its secret rules) is a
+            // secret, not a vulnerability
+            let tagged = |p: &Properties| {
+                p.tags
+                    .iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("secret")))
+            };
+            if secret_scanner
+                || tagged(&result.properties)
+                || rule.is_some_and(|r| tagged(&r.properties))
+            {
+                let place = result.locations.first().map(|l| &l.physical_location);
+                secrets
+                    .get_or_insert_with(Secrets::default)
+                    .add(SecretFinding {
+                        rule: id,
+                        severity,
+                        target: place.and_then(|p| p.artifact_location.uri.clone()),
+                        line: place.and_then(|p| p.region.start_line),
+                    });
+                continue;
+            }
             counts.add(severity);
             findings.push(Finding {
-                id: rule_id
-                    .or_else(|| rule.and_then(|r| r.id.as_deref()))
-                    .unwrap_or_default()
-                    .to_owned(),
+                id,
                 severity,
                 package: None,
                 version: None,
@@ -279,5 +346,6 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
         counts,
         findings,
         misconfigurations: None,
+        secrets,
     })
 }

@@ -307,6 +307,42 @@ pub struct ScanSummary {
     pub total: u64,
     pub findings: Vec<Finding>,
     pub misconfigurations: Option<Misconfigurations>,
+    /// Secrets the scanner found (Trivy `Secrets`, gitleaks SARIF): counted on their
+    /// own, never as vulnerabilities. Absent when the report has no secret scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Secrets>,
+}
+
+/// Secrets found by a scan: where and by which rule, never the secret itself (the
+/// report's match and code lines are not read).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secrets {
+    pub counts: SeverityCounts,
+    pub total: u64,
+    pub findings: Vec<SecretFinding>,
+}
+
+/// One secret a scanner found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretFinding {
+    /// The scanner's rule (`aws-access-key-id`).
+    pub rule: String,
+    pub severity: Severity,
+    /// The file it is in, as the scanner names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+impl Secrets {
+    pub(crate) fn add(&mut self, f: SecretFinding) {
+        self.counts.add(f.severity);
+        self.total = self.total.saturating_add(1);
+        self.findings.push(f);
+    }
 }
 
 /// Collects distinct strings in sorted order.

@@ -14,8 +14,8 @@ use crate::error::FormatError;
 use crate::format::Format;
 use crate::json::{self, nullable};
 use crate::summary::{
-    Finding, Misconfigurations, ReportTime, ScanSummary, Severity, SeverityCounts, Tool,
-    repo_digest, sha256_digest, sorted,
+    Finding, Misconfigurations, ReportTime, ScanSummary, SecretFinding, Secrets, Severity,
+    SeverityCounts, Tool, repo_digest, sha256_digest, sorted,
 };
 
 #[derive(Deserialize, Default)]
@@ -54,6 +54,21 @@ struct TargetResult {
     #[serde(deserialize_with = "nullable")]
     misconfigurations: Vec<Misconfiguration>,
     misconf_summary: Option<MisconfSummary>,
+    target: Option<String>,
+    class: Option<String>,
+    /// Only the rule, severity and place of each secret are read, never `Match` or
+    /// `Code`, which quote it.
+    #[serde(deserialize_with = "nullable")]
+    secrets: Vec<Secret>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct Secret {
+    #[serde(rename = "RuleID")]
+    rule_id: Option<String>,
+    severity: Option<String>,
+    start_line: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,7 +106,19 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
     let mut counts = SeverityCounts::default();
     let mut findings = Vec::new();
     let mut misconf: Option<Misconfigurations> = None;
+    let mut secrets: Option<Secrets> = None;
     for result in report.results {
+        if !result.secrets.is_empty() || result.class.as_deref() == Some("secret") {
+            let found = secrets.get_or_insert_with(Secrets::default);
+            for x in &result.secrets {
+                found.add(SecretFinding {
+                    rule: x.rule_id.clone().unwrap_or_default(),
+                    severity: Severity::from_name(x.severity.as_deref().unwrap_or_default()),
+                    target: result.target.clone(),
+                    line: x.start_line,
+                });
+            }
+        }
         for v in result.vulnerabilities {
             let severity = Severity::from_name(v.severity.as_deref().unwrap_or_default());
             counts.add(severity);
@@ -152,5 +179,6 @@ pub(crate) fn summarize(file: &str, bytes: &[u8]) -> Result<ScanSummary, FormatE
         counts,
         findings,
         misconfigurations: misconf,
+        secrets,
     })
 }

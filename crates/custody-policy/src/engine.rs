@@ -53,6 +53,8 @@ pub const BUILTIN_POLICIES: &[(&str, &str)] = builtin![
     "scan-subject.rego",
     "scan-fresh.rego",
     "scan-severity.rego",
+    "scan-secrets.rego",
+    "scan-misconfig.rego",
     "cve-exceptions.rego",
     "tests-passed.rego",
     "coverage.rego",
@@ -75,6 +77,7 @@ pub const BUILTIN_TESTS: &[(&str, &str)] = builtin![
     "tests/environment_test.rego",
     "tests/approvals_test.rego",
     "tests/log_test.rego",
+    "tests/secrets_test.rego",
 ];
 
 /// The built-in thresholds (`data.custody.config`).

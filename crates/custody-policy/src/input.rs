@@ -156,6 +156,32 @@ pub struct ScanFact {
     pub environment: Option<String>,
     pub counts: SeverityCounts,
     pub findings: Vec<Finding>,
+    /// Secrets the scan found; absent when the report holds no secret scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsFact>,
+    /// Failed misconfiguration checks; absent when the report holds no config scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misconfigurations: Option<MisconfigurationsFact>,
+}
+
+/// Secrets a scan found: how many, of which rules and where, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsFact {
+    pub total: u64,
+    pub counts: SeverityCounts,
+    /// `rule in target:line`, one per secret.
+    pub found: Vec<String>,
+}
+
+/// Failed misconfiguration checks of a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MisconfigurationsFact {
+    pub failures: u64,
+    pub counts: SeverityCounts,
+    /// The failed checks' ids.
+    pub ids: Vec<String>,
 }
 
 /// Finding counts by severity, as the scanner reported them (before exceptions).

@@ -583,3 +583,64 @@ fn scan_summary_serializes_camel_case() {
     let back: Summary = serde_json::from_value(json).unwrap();
     assert_eq!(back, summary);
 }
+
+fn data(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Issue 15, item 12: Trivy's `Secrets` were dropped and gitleaks' SARIF results counted
+/// as vulnerabilities. Secrets are counted on their own, by rule and place, and the
+/// secret itself (Trivy's `Match` and code lines, gitleaks' snippet) is never read.
+/// Expected values: `jq '.Results[].Secrets[] | [.RuleID, .Severity, .StartLine]'
+/// tests/data/trivy-secrets.json`; `jq '.runs[].results[] | .ruleId'
+/// tests/data/gitleaks.sarif`.
+#[test]
+fn secrets_are_counted_on_their_own_and_never_quoted() {
+    let s = scan("trivy-secrets.json", &data("trivy-secrets.json"));
+    assert_eq!(s.total, 0, "a secret is not a vulnerability");
+    let secrets = s.secrets.clone().unwrap();
+    assert_eq!(secrets.total, 2);
+    assert_eq!(secrets.counts.critical, 1);
+    assert_eq!(secrets.counts.high, 1);
+    let found: Vec<(&str, Option<&str>, Option<u64>)> = secrets
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.target.as_deref(), f.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("aws-access-key-id", Some("deploy.sh"), Some(3)),
+            ("mysecret", Some("deploy.sh"), Some(7))
+        ]
+    );
+    let text = serde_json::to_string(&s).unwrap();
+    for quoted in ["AWS_ACCESS_KEY_ID=", "ghp_0123456789", "echo ****"] {
+        assert!(
+            !text.contains(quoted),
+            "the summary quotes the secret: {text}"
+        );
+    }
+
+    let g = scan("gitleaks.sarif", &data("gitleaks.sarif"));
+    assert_eq!(g.scanner.name, "gitleaks");
+    assert_eq!(g.total, 0, "gitleaks' results are not vulnerabilities");
+    let secrets = g.secrets.clone().unwrap();
+    assert_eq!(secrets.total, 1);
+    assert_eq!(secrets.findings[0].rule, "test-rule");
+    assert_eq!(secrets.findings[0].target.as_deref(), Some("auth.py"));
+    assert_eq!(secrets.findings[0].line, Some(1));
+    assert!(!serde_json::to_string(&g).unwrap().contains("a secret"));
+
+    // image scans without a secret scanner say nothing about secrets
+    let image = scan(
+        "scan-trivy/trivy-alpine-310.json",
+        &read("scan-trivy/trivy-alpine-310.json"),
+    );
+    assert!(image.secrets.is_none());
+}

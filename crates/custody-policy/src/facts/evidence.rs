@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::error::PolicyError;
 use crate::input::{
-    CoverageFact, Finding, Rejected, RunnerGuardFact, SbomFact, ScanFact, SeverityCounts,
-    SignatureFact, TestCounts, TestFact,
+    CoverageFact, Finding, MisconfigurationsFact, Rejected, RunnerGuardFact, SbomFact, ScanFact,
+    SecretsFact, SeverityCounts, SignatureFact, TestCounts, TestFact,
 };
 
 /// predicateType of runner-guard records (HELPERS.md contract).
@@ -258,6 +258,27 @@ async fn classify<S: EvidenceStore>(
             }
             let at = s.scanned_at.as_ref().and_then(|t| t.utc);
             let c = s.counts;
+            let secrets = s.secrets.as_ref().map(|x| SecretsFact {
+                total: x.total,
+                counts: counts_of(x.counts),
+                found: x
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        let place = match (&f.target, f.line) {
+                            (Some(t), Some(l)) => format!(" in {t}:{l}"),
+                            (Some(t), None) => format!(" in {t}"),
+                            _ => String::new(),
+                        };
+                        format!("{}{place}", f.rule)
+                    })
+                    .collect(),
+            });
+            let misconfigurations = s.misconfigurations.as_ref().map(|m| MisconfigurationsFact {
+                failures: m.failures,
+                counts: counts_of(m.counts),
+                ids: m.findings.iter().map(|f| f.id.clone()).collect(),
+            });
             facts.scans.push(ScanFact {
                 record: record_id.clone(),
                 subject_digests: subject_digests(&st),
@@ -286,6 +307,8 @@ async fn classify<S: EvidenceStore>(
                         aliases: f.aliases.clone(),
                     })
                     .collect(),
+                secrets,
+                misconfigurations,
             });
         }
         Summary::Tests(t) => {
@@ -324,6 +347,17 @@ async fn classify<S: EvidenceStore>(
         }
     }
     Ok(())
+}
+
+fn counts_of(c: custody_formats::SeverityCounts) -> SeverityCounts {
+    SeverityCounts {
+        critical: c.critical,
+        high: c.high,
+        medium: c.medium,
+        low: c.low,
+        negligible: c.negligible,
+        unknown: c.unknown,
+    }
 }
 
 fn severity(s: custody_formats::Severity) -> String {

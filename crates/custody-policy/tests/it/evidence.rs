@@ -46,7 +46,7 @@ async fn compliant_pipeline_is_allowed_with_every_rule_reported() {
     p.compliant().await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     assert_eq!(d.decision, Verdict::Allow, "{d:#?}");
-    assert_eq!(d.rules.len(), 20);
+    assert_eq!(d.rules.len(), 22);
     let skipped: Vec<&str> = d
         .rules
         .iter()
@@ -402,5 +402,42 @@ async fn approval_cases_deny_with_their_reason() {
             "separation-of-duties",
         ],
         "not the platform",
+    );
+}
+
+/// Issue 15, item 12: a secret scan of the repository (Trivy's own golden report) is
+/// evidence like any scan; the secrets it found deny, named by rule and place, and the
+/// policy input never carries the secret.
+#[tokio::test]
+async fn a_secret_found_by_a_scan_denies() {
+    let p = Pipeline::new();
+    p.compliant().await;
+    let report = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../custody-formats/tests/data/trivy-secrets.json"),
+    )
+    .unwrap();
+    let key = p.key.clone();
+    p.upload(
+        "scan",
+        &[("secrets.json", report)],
+        Some("production"),
+        &key,
+    )
+    .await;
+    let cfg = p.config(
+        Gate::PreDeploy,
+        p.policies(json!({})),
+        p.approvals(good_approvals()),
+    );
+    let input = p.input(&cfg).await;
+    let text = serde_json::to_string(&input).unwrap();
+    assert!(!text.contains("AWS_ACCESS_KEY_ID="), "{text}");
+    assert!(!text.contains("ghp_"), "{text}");
+    let d = check::decide(&cfg.policies, &input).unwrap();
+    expect(
+        &d,
+        &["scan-secrets"],
+        "found 2 secret(s): aws-access-key-id in deploy.sh:3, mysecret in deploy.sh:7",
     );
 }

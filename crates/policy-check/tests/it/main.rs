@@ -85,7 +85,7 @@ fn allow_exits_0_with_the_decision_on_stdout_and_the_step_summary() {
     let d = json_out(&out);
     assert_eq!(d["decision"], "allow");
     assert_eq!(d["gate"], "pre-deploy");
-    assert_eq!(d["rules"].as_array().unwrap().len(), 20);
+    assert_eq!(d["rules"].as_array().unwrap().len(), 22);
     assert!(d["policyDigest"].as_str().unwrap().starts_with("sha256:"));
     for r in d["rules"].as_array().unwrap() {
         assert!(r["control"].as_str().unwrap().starts_with("164."));
@@ -382,7 +382,7 @@ fn table_lists_every_rule_with_its_status_and_is_far_shorter_than_the_json() {
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "policy-check pre-deploy: allow (20 rules, 0 failed)",
+        lines[0], "policy-check pre-deploy: allow (22 rules, 0 failed)",
         "{text}"
     );
     let rules = d["rules"].as_array().unwrap();
@@ -435,7 +435,7 @@ fn a_deny_in_table_format_puts_the_failed_rule_and_its_message_first() {
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "policy-check pre-deploy: deny (20 rules, 1 failed)",
+        lines[0], "policy-check pre-deploy: deny (22 rules, 1 failed)",
         "{text}"
     );
     assert!(lines[1].starts_with("FAIL  scan-fresh "), "{text}");
