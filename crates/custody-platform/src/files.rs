@@ -26,34 +26,107 @@ pub enum FileError {
     Subject { spec: String, reason: String },
 }
 
-/// Resolves `path` (relative to `workspace` unless absolute) and refuses anything
-/// whose real location, symlinks followed, is outside the workspace.
-pub fn confine(workspace: &Path, path: &Path) -> Result<PathBuf, FileError> {
-    let ws = workspace.canonicalize().map_err(|source| FileError::Io {
-        path: workspace.to_path_buf(),
-        source,
-    })?;
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        ws.join(path)
-    };
-    let real = joined.canonicalize().map_err(|source| FileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !real.starts_with(&ws) {
-        return Err(FileError::OutsideWorkspace {
-            path: path.to_path_buf(),
-            workspace: ws,
-        });
+/// A workspace file, opened once: everything read from it (hashing, parsing, storing)
+/// reads this descriptor, never the path again, so swapping a directory for a symlink
+/// after the check changes nothing.
+#[derive(Debug)]
+pub struct ConfinedFile {
+    pub file: std::fs::File,
+    /// Where it is, below the workspace (canonical).
+    pub real: PathBuf,
+    pub size: u64,
+}
+
+impl ConfinedFile {
+    /// A path that opens this very file again (`/proc/self/fd/N`, a link to the open
+    /// descriptor, not to a name), for readers that take a path; valid while `self` is.
+    pub fn reopen_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd as _;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
     }
-    if !real.is_file() {
+}
+
+/// Opens `path` (relative to `workspace` unless absolute) without ever leaving the
+/// workspace: `openat2` with `RESOLVE_BENEATH` resolves every component below it, so
+/// `..`, an absolute symlink or a symlink out is refused by the kernel at the moment
+/// of the open, whatever another process changes around it. Where `openat2` is
+/// missing (Linux before 5.6, some seccomp profiles) the file is opened and the
+/// descriptor's own path (`/proc/self/fd`) is checked instead, also after the open.
+pub fn open_confined(workspace: &Path, path: &Path) -> Result<ConfinedFile, FileError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source: std::io::Error| FileError::Io { path: p, source }
+    };
+    let outside = || FileError::OutsideWorkspace {
+        path: path.to_path_buf(),
+        workspace: workspace.to_path_buf(),
+    };
+    let ws = workspace.canonicalize().map_err(io(workspace))?;
+    let rel: PathBuf = if path.is_absolute() {
+        match path.strip_prefix(&ws) {
+            Ok(r) => r.to_path_buf(),
+            // an absolute path through a symlinked workspace (`/tmp` → `/private/tmp`)
+            Err(_) => match path.canonicalize() {
+                Ok(c) => c.strip_prefix(&ws).map_err(|_| outside())?.to_path_buf(),
+                Err(e) => return Err(io(path)(e)),
+            },
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let dir = std::fs::File::open(&ws).map_err(io(&ws))?;
+    // O_NONBLOCK: a FIFO planted in the workspace must not hang the open
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let file = match rustix::fs::openat2(
+        &dir,
+        &rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(rustix::io::Errno::XDEV) => return Err(outside()),
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(ws.join(&rel))
+            .map_err(io(path))?,
+        Err(e) => return Err(io(path)(e.into())),
+    };
+    let probe = ConfinedFile {
+        file,
+        real: PathBuf::new(),
+        size: 0,
+    };
+    // the descriptor's own path: where the opened file is, not where a name points
+    let real = std::fs::read_link(probe.reopen_path()).unwrap_or_else(|_| ws.join(&rel));
+    if !real.starts_with(&ws) {
+        return Err(outside());
+    }
+    let meta = probe.file.metadata().map_err(io(path))?;
+    if !meta.is_file() {
         return Err(FileError::NotAFile {
             path: path.to_path_buf(),
         });
     }
-    Ok(real)
+    Ok(ConfinedFile {
+        file: probe.file,
+        real,
+        size: meta.len(),
+    })
+}
+
+/// `O_NONBLOCK` for `OpenOptions`.
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        self.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+    }
 }
 
 /// The name a file is recorded under: its path relative to the workspace.
@@ -76,14 +149,13 @@ pub fn resolve_subject(
     if let Some(d) = parsed.descriptor() {
         return Ok(d);
     }
-    let path = match workspace {
-        Some(ws) => confine(ws, Path::new(spec))?,
-        None => PathBuf::from(spec),
+    let file = match workspace {
+        Some(ws) => open_confined(ws, Path::new(spec))?.file,
+        None => std::fs::File::open(spec).map_err(|e| FileError::Subject {
+            spec: spec.to_owned(),
+            reason: e.to_string(),
+        })?,
     };
-    let file = std::fs::File::open(&path).map_err(|e| FileError::Subject {
-        spec: spec.to_owned(),
-        reason: e.to_string(),
-    })?;
     let (digest, _) = sha256_reader(file).map_err(|e| FileError::Subject {
         spec: spec.to_owned(),
         reason: e.to_string(),
@@ -99,37 +171,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn confine_refuses_escapes_by_dots_absolute_paths_and_symlinks() {
+    fn open_confined_refuses_escapes_and_reads_the_opened_file() {
         let dir = tempfile::tempdir().unwrap();
         let ws = dir.path().join("ws");
-        std::fs::create_dir(&ws).unwrap();
-        std::fs::write(ws.join("ok.json"), "{}").unwrap();
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::write(ws.join("sub/ok.json"), "{}").unwrap();
         std::fs::write(dir.path().join("secret"), "x").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("secret"), ws.join("link")).unwrap();
-        assert!(confine(&ws, Path::new("ok.json")).is_ok());
-        for bad in ["../secret", "link"] {
-            let e = confine(&ws, Path::new(bad)).unwrap_err();
+        std::os::unix::fs::symlink(dir.path().join("secret"), ws.join("out")).unwrap();
+        std::os::unix::fs::symlink("../secret", ws.join("rel-out")).unwrap();
+        std::os::unix::fs::symlink("sub/ok.json", ws.join("in")).unwrap();
+        let f = open_confined(&ws, Path::new("sub/ok.json")).unwrap();
+        assert_eq!(f.size, 2);
+        assert!(f.real.ends_with("ws/sub/ok.json"), "{}", f.real.display());
+        assert_eq!(std::fs::read(f.reopen_path()).unwrap(), b"{}");
+        // a relative symlink that stays inside is followed
+        let f = open_confined(&ws, Path::new("in")).unwrap();
+        assert!(f.real.ends_with("sub/ok.json"));
+        for bad in ["../secret", "out", "rel-out", "sub/../../secret"] {
+            let e = open_confined(&ws, Path::new(bad)).unwrap_err();
             assert!(
                 matches!(e, FileError::OutsideWorkspace { .. }),
                 "{bad}: {e}"
             );
         }
-        let abs = dir.path().join("secret");
         assert!(matches!(
-            confine(&ws, &abs),
+            open_confined(&ws, &dir.path().join("secret")),
             Err(FileError::OutsideWorkspace { .. })
         ));
         assert!(matches!(
-            confine(&ws, Path::new("missing.json")),
-            Err(FileError::Io { .. })
-        ));
-        assert!(matches!(
-            confine(&ws, Path::new(".")),
+            open_confined(&ws, Path::new("sub")),
             Err(FileError::NotAFile { .. })
         ));
-        assert_eq!(
-            display_name(&ws, &ws.join("ok.json").canonicalize().unwrap()),
-            "ok.json"
+        // a FIFO does not hang the open
+        let fifo = ws.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
         );
+        assert!(matches!(
+            open_confined(&ws, Path::new("fifo")),
+            Err(FileError::NotAFile { .. })
+        ));
+        // the absolute path of a file inside works
+        assert!(open_confined(&ws, &ws.join("sub/ok.json")).is_ok());
     }
 }

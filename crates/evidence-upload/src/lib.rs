@@ -12,6 +12,7 @@ pub mod predicate;
 pub mod stage;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use custody_evidence::{
     ChainLink, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo, ResourceDescriptor,
@@ -122,7 +123,8 @@ pub struct Outcome {
 
 /// A parsed or raw input, ready to become a record.
 struct Input {
-    real: PathBuf,
+    /// The file, opened once inside the workspace: stored from this descriptor.
+    source: Arc<files::ConfinedFile>,
     material: Material,
     summary: Option<Summary>,
     inline: Option<Value>,
@@ -136,11 +138,9 @@ fn input_err(file: &Path, message: impl Into<String>) -> UploadError {
 }
 
 fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input, UploadError> {
-    let real = files::confine(&cfg.workspace, path)?;
-    let name = files::display_name(&cfg.workspace, &real);
-    let size = std::fs::metadata(&real)
-        .map_err(|e| input_err(path, e.to_string()))?
-        .len();
+    let source = Arc::new(files::open_confined(&cfg.workspace, path)?);
+    let name = files::display_name(&cfg.workspace, &source.real);
+    let size = source.size;
     if size == 0 {
         return Err(input_err(
             path,
@@ -152,11 +152,10 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
         if size >= LARGE {
             progress(&format!("hashing {name} ({} MiB)", size >> 20));
         }
-        let file = std::fs::File::open(&real).map_err(|e| input_err(path, e.to_string()))?;
-        let (digest, size) =
-            custody_evidence::sha256_reader(file).map_err(|e| input_err(path, e.to_string()))?;
+        let (digest, size) = custody_evidence::sha256_reader(&source.file)
+            .map_err(|e| input_err(path, e.to_string()))?;
         return Ok(Input {
-            real,
+            source,
             material: Material {
                 name,
                 digest,
@@ -177,7 +176,9 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
             ),
         ));
     }
-    let bytes = std::fs::read(&real).map_err(|e| input_err(path, e.to_string()))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    std::io::Read::read_to_end(&mut &source.file, &mut bytes)
+        .map_err(|e| input_err(path, e.to_string()))?;
     let summary = custody_formats::summarize(&name, &bytes)?;
     let kind = summary.format().kind();
     if !kinds.contains(&kind) {
@@ -211,7 +212,7 @@ fn read_input(cfg: &Config, path: &Path, kinds: Option<&[Kind]>) -> Result<Input
     };
     let format = summary.format();
     Ok(Input {
-        real,
+        source,
         material: Material {
             name,
             digest: Digest::of(&bytes),
@@ -240,7 +241,7 @@ fn json_depth(v: &Value) -> usize {
 /// A record to store: its draft and the files it names.
 struct Planned {
     draft: Draft,
-    inputs: Vec<PathBuf>,
+    inputs: Vec<Arc<files::ConfinedFile>>,
     materials: Vec<Material>,
 }
 
@@ -289,7 +290,7 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
             let materials: Vec<Material> = inputs.iter().map(|i| i.material.clone()).collect();
             planned.push(Planned {
                 draft: draft(predicate::SIGNATURE, pred, Some(summary), materials.clone()),
-                inputs: inputs.iter().map(|i| i.real.clone()).collect(),
+                inputs: inputs.iter().map(|i| Arc::clone(&i.source)).collect(),
                 materials,
             });
         }
@@ -309,7 +310,7 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
                     Some(summary),
                     materials.clone(),
                 ),
-                inputs: inputs.iter().map(|i| i.real.clone()).collect(),
+                inputs: inputs.iter().map(|i| Arc::clone(&i.source)).collect(),
                 materials,
             });
         }
@@ -327,7 +328,7 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
                 let summary_json = serde_json::to_value(summary).ok();
                 planned.push(Planned {
                     draft: draft(&ptype, pred, summary_json, vec![input.material.clone()]),
-                    inputs: vec![input.real.clone()],
+                    inputs: vec![Arc::clone(&input.source)],
                     materials: vec![input.material.clone()],
                 });
             }
@@ -383,13 +384,15 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
                 let remaining: Vec<Planned> = std::iter::once(p).chain(rest).collect();
                 return spool(cfg, key, &chain_id, remaining, &e);
             }
-            Err(StoreError::Io { path, source })
-                if source.kind() == std::io::ErrorKind::NotFound && p.inputs.contains(&path) =>
-            {
-                return Err(input_err(
-                    &path,
-                    "the file disappeared while it was being stored",
-                ));
+            Err(StoreError::Io { path, source }) => {
+                // a read of an input (through its descriptor) failed: name the file
+                if let Some(input) = p.inputs.iter().find(|i| i.reopen_path() == path) {
+                    return Err(input_err(
+                        &input.real,
+                        format!("reading it while it was being stored: {source}"),
+                    ));
+                }
+                return Err(UploadError::Store(StoreError::Io { path, source }));
             }
             Err(e) => return Err(UploadError::Store(e)),
         }
@@ -409,7 +412,8 @@ async fn store_one(
     chain_id: &str,
     p: &Planned,
 ) -> Result<StoredRecord, StoreError> {
-    for (path, m) in p.inputs.iter().zip(&p.materials) {
+    for (source, m) in p.inputs.iter().zip(&p.materials) {
+        let path = &source.reopen_path();
         let started = std::time::Instant::now();
         if m.size >= LARGE {
             progress(&format!("storing {} ({} MiB)", m.name, m.size >> 20));
@@ -504,9 +508,9 @@ fn spool(
         .map_err(UploadError::Store)?;
     let count = planned.len();
     for p in planned {
-        for path in &p.inputs {
+        for source in &p.inputs {
             spool
-                .put_object_blocking(ObjectSource::File(path), &cfg.retention)
+                .put_object_blocking(ObjectSource::File(&source.reopen_path()), &cfg.retention)
                 .map_err(UploadError::Store)?;
         }
         let mut draft = p.draft;

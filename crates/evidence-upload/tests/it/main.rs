@@ -1131,3 +1131,73 @@ fn assert_inert(text: &str, allowed: usize) {
     );
     assert!(!text.contains("##["), "{text}");
 }
+
+/// Issue 15, item 4: another process swaps a workspace directory for a symlink to one
+/// outside, over and over, while the step reads a file below it. The file is opened
+/// once, beneath the workspace, and everything is read from that descriptor: the
+/// outside file is never stored, whatever the timing (it was 1 in 300 before).
+#[test]
+fn a_directory_swapped_for_a_symlink_never_brings_in_an_outside_file() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let job = Job::new();
+    let ws = job.ws();
+    let inside = std::fs::read(fixtures().join("sbom-cyclonedx/trivy-centos-7.cdx.json")).unwrap();
+    let outside_dir = job.dir.path().join("outside/d");
+    std::fs::create_dir_all(&outside_dir).unwrap();
+    let mut outside = inside.clone();
+    // the same SBOM, one byte different: a file the step must never store
+    let at = outside.iter().position(|b| *b == b'{').unwrap();
+    outside.insert(at + 1, b' ');
+    std::fs::write(outside_dir.join("bom.json"), &outside).unwrap();
+    std::fs::create_dir_all(ws.join("real")).unwrap();
+    std::fs::write(ws.join("real/bom.json"), &inside).unwrap();
+    std::os::unix::fs::symlink(&outside_dir, ws.join("link")).unwrap();
+    std::os::unix::fs::symlink("real", ws.join("d")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (ws, stop) = (ws.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut flip = false;
+            while !stop.load(Ordering::Relaxed) {
+                // `d` is the inside directory (through a relative link) or the outside
+                // one, swapped atomically by rename
+                let tmp = ws.join("d.next");
+                let _ = std::fs::remove_file(&tmp);
+                let target = if flip { "real" } else { "link" };
+                std::os::unix::fs::symlink(target, &tmp).unwrap();
+                std::fs::rename(&tmp, ws.join("d")).unwrap();
+                flip = !flip;
+            }
+        })
+    };
+    let outside_digest = format!("sha256:{}", custody_evidence::Digest::of(&outside).hex());
+    let mut stored = 0;
+    for _ in 0..150 {
+        let out = job.cmd("build", &["d/bom.json"]).output().unwrap();
+        if out.status.success() {
+            stored += 1;
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("outside the workspace") || err.contains("No such file"),
+                "{err}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(stored > 0, "some runs read the inside file");
+    let rows = job.query(&[]);
+    let text = String::from_utf8_lossy(&rows.stdout);
+    let hex = outside_digest.trim_start_matches("sha256:");
+    assert!(
+        !job.store()
+            .join("objects/sha256")
+            .join(&hex[..2])
+            .join(&hex[2..])
+            .exists(),
+        "the outside file was stored"
+    );
+    assert!(!text.contains(&outside_digest), "{text}");
+}
