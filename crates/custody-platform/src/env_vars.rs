@@ -9,6 +9,13 @@ pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
 /// The signing key itself (PEM), for CI systems that hand secrets over as variables.
 /// Masked on GitHub before anything else is printed.
 pub const CUSTODY_SIGNING_KEY_PEM: &str = "CUSTODY_SIGNING_KEY_PEM";
+/// Path of the transparency log's signing key (`custody log checkpoint`,
+/// `policy-check --log-signing-key`).
+pub const CUSTODY_LOG_SIGNING_KEY: &str = "CUSTODY_LOG_SIGNING_KEY";
+/// Path of the log's verifier key (`custody log verify --log-key`).
+pub const CUSTODY_LOG_KEY: &str = "CUSTODY_LOG_KEY";
+/// Path of a witness's signing key (`custody log witness`).
+pub const CUSTODY_WITNESS_SIGNING_KEY: &str = "CUSTODY_WITNESS_SIGNING_KEY";
 /// A GitLab token (sent as `PRIVATE-TOKEN`) for `gitlab://` stores; wins over `CI_JOB_TOKEN`.
 pub const CUSTODY_GITLAB_TOKEN: &str = "CUSTODY_GITLAB_TOKEN";
 /// GitLab's job token (sent as `JOB-TOKEN`) for `gitlab://` stores.

@@ -87,10 +87,10 @@ pub struct LogWitnessArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// The log's verifier key. Repeatable (a rotated key).
-    #[arg(long = "log-key", env = "CUSTODY_LOG_KEY", required = true)]
+    #[arg(long = "log-key", env = custody_platform::env_vars::CUSTODY_LOG_KEY, required = true)]
     pub log_keys: Vec<PathBuf>,
     /// The witness signing key (from `custody log witness-keygen`).
-    #[arg(long, env = "CUSTODY_WITNESS_SIGNING_KEY")]
+    #[arg(long, env = custody_platform::env_vars::CUSTODY_WITNESS_SIGNING_KEY)]
     pub witness_signing_key: PathBuf,
     /// The witness's memory: the last checkpoint it cosigned for this log. Read if it
     /// exists (the new checkpoint must extend it), replaced after cosigning. Keep it
@@ -131,7 +131,7 @@ pub struct LogCheckpointArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// The log signing key (from `custody log keygen`).
-    #[arg(long, env = "CUSTODY_LOG_SIGNING_KEY")]
+    #[arg(long, env = custody_platform::env_vars::CUSTODY_LOG_SIGNING_KEY)]
     pub log_signing_key: PathBuf,
     /// Retention of the tiles and the checkpoint, in years.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
@@ -146,7 +146,7 @@ pub struct LogVerifyArgs {
     pub store: StoreArg,
     /// The log's verifier key (`<origin>+<id>+<key>`, a `.pub` from `custody log
     /// keygen`). Repeatable (a rotated key).
-    #[arg(long = "log-key", env = "CUSTODY_LOG_KEY", required = true)]
+    #[arg(long = "log-key", env = custody_platform::env_vars::CUSTODY_LOG_KEY, required = true)]
     pub log_keys: Vec<PathBuf>,
     /// A checkpoint you kept from an earlier look: the log must still extend it.
     /// Repeatable.

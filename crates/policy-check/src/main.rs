@@ -140,6 +140,11 @@ struct Args {
     /// Key that signs the decision record; or set CUSTODY_SIGNING_KEY_PEM.
     #[arg(long, env = v::CUSTODY_SIGNING_KEY)]
     signing_key: Option<PathBuf>,
+    /// The store's log signing key (`custody log keygen`): sign a checkpoint of the log
+    /// before gathering, so every record the gate relies on is in it (policy data
+    /// `log.require_checkpoint`).
+    #[arg(long, env = v::CUSTODY_LOG_SIGNING_KEY, conflicts_with = "input")]
+    log_signing_key: Option<PathBuf>,
     /// Evaluate and print, store nothing.
     #[arg(long)]
     no_record: bool,
@@ -299,13 +304,38 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
         record,
         now: jiff::Timestamp::now(),
     };
+    let log_signer = match &args.log_signing_key {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the log signing key: {e}", path.display())
+            })?;
+            Some(
+                custody_store::log::LogSigner::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     rt.block_on(async {
-        let store = if cfg.record.is_some() {
+        let store = if cfg.record.is_some() || log_signer.is_some() {
             stores::create(&args.store, &ProcessEnv)
         } else {
             stores::open(&args.store, &ProcessEnv)
         }
         .with_context(|| format!("opening store {}", args.store))?;
+        if let Some(signer) = &log_signer {
+            use custody_store::EvidenceStore as _;
+            let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
+            let outcome = custody_store::log::checkpoint(&store, signer, &retention)
+                .await
+                .with_context(|| format!("checkpointing the log of {}", store.uri()))?;
+            errln!(
+                "policy-check: log checkpoint of {} entries ({} new) signed for {}",
+                outcome.checkpoint.size,
+                outcome.checkpoint.size - outcome.previous,
+                store.uri()
+            );
+        }
         if args.print_input {
             let (input, problems) = check::gather_input(&cfg, &store).await?;
             for p in problems {

@@ -635,3 +635,66 @@ fn evidence_in_rule_messages_cannot_write_workflow_commands() {
         assert!(err.contains("%0A::error title=X::pwned"), "{err}");
     }
 }
+
+/// Issue 14: `--log-signing-key` signs a checkpoint of the store's log before the gate
+/// gathers, so `log.require_checkpoint` can hold for the evidence just written; a bad
+/// key is an error naming the file (exit 2) and checkpoints nothing.
+#[test]
+fn the_gate_checkpoints_the_log_it_relies_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, verifier) = custody_store::log::generate_log_key("ci.test/evidence").unwrap();
+    std::fs::write(dir.path().join("log.key"), format!("{signer}\n")).unwrap();
+    let ci = custody_evidence::SigningKey::generate();
+    std::fs::write(dir.path().join("ci.pub"), ci.public().pem()).unwrap();
+    std::fs::write(
+        dir.path().join("data.json"),
+        serde_json::to_vec(
+            &json!({"log": {"keys": [verifier.to_string()], "require_checkpoint": true}}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let run = |key: &str| {
+        cmd(dir.path())
+            .args([
+                "--gate",
+                "pre-approval",
+                "--subject",
+                &format!("ghcr.io/acme/app@{DIGEST}"),
+                "--store",
+                "store",
+                "--data",
+                "data.json",
+                "--platform",
+                "none",
+                "--trusted-key",
+                "ci.pub",
+                "--print-input",
+                "--log-signing-key",
+                key,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("log.key");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("log checkpoint of 0 entries (0 new) signed"),
+        "{err}"
+    );
+    let input = json_out(&out);
+    assert_eq!(
+        input["log"]["checkpoint"]["origin"], "ci.test/evidence",
+        "{input}"
+    );
+    assert!(dir.path().join("store/log/checkpoints").is_dir());
+    std::fs::write(dir.path().join("bad.key"), "not a key\n").unwrap();
+    let out = run("bad.key");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.key") && err.contains("not a log signing key"),
+        "{err}"
+    );
+}
