@@ -644,7 +644,7 @@ fn the_gate_checkpoints_the_log_it_relies_on() {
     let dir = tempfile::tempdir().unwrap();
     let (signer, verifier) = custody_store::log::generate_log_key("ci.test/evidence").unwrap();
     std::fs::write(dir.path().join("log.key"), format!("{signer}\n")).unwrap();
-    let ci = custody_evidence::SigningKey::generate();
+    let ci = SigningKey::generate();
     std::fs::write(dir.path().join("ci.pub"), ci.public().pem()).unwrap();
     std::fs::write(
         dir.path().join("data.json"),
