@@ -35,7 +35,7 @@ fn keygen(args: &LogKeygenArgs) -> anyhow::Result<Exit> {
         log::generate_log_key(&args.origin).map_err(|e| fail(Exit::Usage, e))?;
     write_key_pair(&args.out, &private, &verifier.to_string())?;
     errln!(
-        "log signing key in {} (keep it with the governance parent); verifier key in {}.pub (give it to auditors)",
+        "log signing key in {} (keep it with the governance project, out of the jobs that write evidence); verifier key in {}.pub (give it to auditors)",
         args.out.display(),
         args.out.display()
     );
