@@ -485,7 +485,7 @@ deny contains "first line\nsecond\tline \u001b[31m{long}"
     );
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1 + 20, "{text}");
+    assert_eq!(lines.len(), 1 + 23, "{text}");
     let line = lines[1];
     assert!(
         line.starts_with("FAIL  acme-chatty ") && line.contains("first line second line [31myyy"),
