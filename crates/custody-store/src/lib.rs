@@ -21,6 +21,19 @@ mod query;
 mod s3;
 pub mod witness;
 
+/// Aborts the process here when `CUSTODY_CRASH_AT` names `point` (feature
+/// `crash-points`, test builds only): the crash-point suite kills a writer at each step
+/// of a record write and checks that the store verifies and the next write succeeds.
+#[inline]
+pub(crate) fn crash_point(point: &str) {
+    #[cfg(feature = "crash-points")]
+    if std::env::var("CUSTODY_CRASH_AT").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "crash-points"))]
+    let _ = point;
+}
+
 #[cfg(feature = "gitlab")]
 use crate::gitlab::is_gitlab_url;
 #[cfg(feature = "gitlab")]

@@ -269,6 +269,7 @@ impl LocalStore {
             ObjectSource::File(path) => self.copy_in(path)?,
         };
         self.lock(&outcome.digest, retention)?;
+        crate::crash_point("object");
         Ok(outcome)
     }
 
@@ -571,6 +572,7 @@ impl LocalStore {
             Some(r) => self.put_object_sync(ObjectSource::Bytes(envelope), r)?,
             None => self.import_object(envelope, None)?,
         };
+        crate::crash_point("envelope");
         let entry = chain_dir.join(chain_entry_name(chain.sequence));
         if mode != Mode::Import && !self.write_new(&entry, digest.to_string().as_bytes())? {
             let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
@@ -583,6 +585,7 @@ impl LocalStore {
                 });
             }
         }
+        crate::crash_point("chain-entry");
         let name = pointer_name(record.recorded_at, &digest);
         for key in index_keys(&statement, &record) {
             let dir = self.index_dir(&key);
@@ -597,6 +600,7 @@ impl LocalStore {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(StoreError::io(&path, e)),
             }
+            crate::crash_point("pointer");
         }
         // a spool's records are sequenced by the store they are pushed to, an imported
         // record (in a bundle) keeps the index its source log gave it

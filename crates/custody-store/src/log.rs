@@ -304,6 +304,7 @@ pub(crate) async fn sequence<S: EvidenceStore + ?Sized>(
             .await?
         {
             None => {
+                crate::crash_point("log-claim");
                 // first write wins here too: a concurrent re-put of the same record
                 // may have sequenced it first, and its index is the one readers use
                 let marker = marker_name(&entry.record);

@@ -13,6 +13,7 @@
 )]
 
 mod audit;
+mod crash;
 mod log;
 mod runners;
 
