@@ -41,9 +41,14 @@ impl ConfinedFile {
     /// A path that opens this very file again (`/proc/self/fd/N`, a link to the open
     /// descriptor, not to a name), for readers that take a path; valid while `self` is.
     pub fn reopen_path(&self) -> PathBuf {
-        use std::os::fd::AsRawFd as _;
-        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+        fd_path(&self.file)
     }
+}
+
+/// `/proc/self/fd/N`: a link to an open descriptor, not to a name.
+fn fd_path(file: &std::fs::File) -> PathBuf {
+    use std::os::fd::AsRawFd as _;
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 /// Opens `path` (relative to `workspace` unless absolute) without ever leaving the
@@ -94,24 +99,19 @@ pub fn open_confined(workspace: &Path, path: &Path) -> Result<ConfinedFile, File
             .map_err(io(path))?,
         Err(e) => return Err(io(path)(e.into())),
     };
-    let probe = ConfinedFile {
-        file,
-        real: PathBuf::new(),
-        size: 0,
-    };
     // the descriptor's own path: where the opened file is, not where a name points
-    let real = std::fs::read_link(probe.reopen_path()).unwrap_or_else(|_| ws.join(&rel));
+    let real = std::fs::read_link(fd_path(&file)).unwrap_or_else(|_| ws.join(&rel));
     if !real.starts_with(&ws) {
         return Err(outside());
     }
-    let meta = probe.file.metadata().map_err(io(path))?;
+    let meta = file.metadata().map_err(io(path))?;
     if !meta.is_file() {
         return Err(FileError::NotAFile {
             path: path.to_path_buf(),
         });
     }
     Ok(ConfinedFile {
-        file: probe.file,
+        file,
         real,
         size: meta.len(),
     })

@@ -118,6 +118,23 @@ pub fn public_path_for(private: &Path) -> PathBuf {
 /// Generates a key pair: the private key with mode 0600, the public PEM beside it.
 /// Refuses to overwrite either file; on failure nothing is left behind.
 pub fn write_new_keypair(private: &Path) -> Result<(SigningKey, PathBuf), KeyFileError> {
+    let key = SigningKey::generate();
+    let pem = key.to_pkcs8_pem().map_err(|source| KeyFileError::Key {
+        path: private.to_path_buf(),
+        source,
+    })?;
+    let public = write_new_pair(private, &pem, key.public().pem())?;
+    Ok((key, public))
+}
+
+/// Writes a private key's text (mode 0600) at `private` and its public text at
+/// `<private>.pub` (0644): any key kind (PEM, signed-note log and witness keys).
+/// Refuses to overwrite either file; on failure nothing is left behind.
+pub fn write_new_pair(
+    private: &Path,
+    private_text: &str,
+    public_text: &str,
+) -> Result<PathBuf, KeyFileError> {
     let public = public_path_for(private);
     for p in [private, public.as_path()] {
         if p.exists() {
@@ -126,11 +143,6 @@ pub fn write_new_keypair(private: &Path) -> Result<(SigningKey, PathBuf), KeyFil
             });
         }
     }
-    let key = SigningKey::generate();
-    let pem = key.to_pkcs8_pem().map_err(|source| KeyFileError::Key {
-        path: private.to_path_buf(),
-        source,
-    })?;
     let write = |path: &Path, mode: u32, bytes: &[u8]| -> Result<(), KeyFileError> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -150,12 +162,12 @@ pub fn write_new_keypair(private: &Path) -> Result<(SigningKey, PathBuf), KeyFil
             .and_then(|()| f.sync_all())
             .map_err(io(path))
     };
-    write(private, 0o600, pem.as_bytes())?;
-    if let Err(e) = write(&public, 0o644, key.public().pem().as_bytes()) {
+    write(private, 0o600, private_text.as_bytes())?;
+    if let Err(e) = write(&public, 0o644, public_text.as_bytes()) {
         let _ = fs::remove_file(private);
         return Err(e);
     }
-    Ok((key, public))
+    Ok(public)
 }
 
 #[cfg(test)]

@@ -1030,16 +1030,16 @@ impl GitLabStore {
     /// a silent substitution.
     async fn read_retention(&self, d: &Digest) -> Result<Option<Retention>, StoreError> {
         let version = retention_version(d);
-        let files: Vec<PackageFileInfo> = self
+        // (file, the digest its name carries, if any)
+        let files: Vec<(PackageFileInfo, Option<String>)> = self
             .list_files(&version)
             .await?
             .into_iter()
-            .map(|(_, f)| f)
-            .filter(|f| is_retention_marker(d, &f.file_name).is_some())
+            .filter_map(|(_, f)| is_retention_marker(d, &f.file_name).map(|named| (f, named)))
             .collect();
         let mut merged: Option<Retention> = None;
         let mut seen = std::collections::BTreeSet::new();
-        for f in &files {
+        for (f, named) in &files {
             if !seen.insert(f.file_name.as_str()) {
                 continue;
             }
@@ -1052,6 +1052,7 @@ impl GitLabStore {
             };
             let shas: std::collections::BTreeSet<String> = files
                 .iter()
+                .map(|(x, _)| x)
                 .filter(|x| x.file_name == f.file_name)
                 .filter_map(|x| x.file_sha256.as_deref().map(str::to_ascii_lowercase))
                 .collect();
@@ -1065,7 +1066,6 @@ impl GitLabStore {
                     StoreError::Invalid(format!("{}: listed but not downloadable", url.display()))
                 })?;
             let actual = Digest::of(&bytes).hex();
-            let named = is_retention_marker(d, &f.file_name).flatten();
             if named
                 .as_deref()
                 .is_some_and(|n| !n.eq_ignore_ascii_case(&actual))

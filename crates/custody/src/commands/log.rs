@@ -3,7 +3,6 @@
 //! auditor holds the verifier key and runs `verify`.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -54,32 +53,21 @@ fn witness_keygen(args: &WitnessKeygenArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Writes a private key (mode 0600, never overwriting) and its verifier key beside it.
+/// Writes a private key (mode 0600, never overwriting) and its verifier key beside it
+/// (`<out>.pub`), and prints the verifier key.
 fn write_key_pair(out: &Path, private: &str, verifier: &str) -> anyhow::Result<()> {
-    let args_out = out;
-    let public = args_out.with_extension(match args_out.extension() {
-        Some(e) => format!("{}.pub", e.to_string_lossy()),
-        None => "pub".into(),
-    });
-    for p in [args_out, &public] {
-        if p.exists() {
-            return Err(fail(
-                Exit::Usage,
-                format!("{}: exists; a key is never overwritten", p.display()),
-            ));
-        }
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(args_out)
-        .with_context(|| format!("creating {}", args_out.display()))?;
-    f.write_all(format!("{private}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", args_out.display()))?;
-    std::fs::write(&public, format!("{verifier}\n"))
-        .with_context(|| format!("writing {}", public.display()))?;
+    custody_platform::keyfiles::write_new_pair(
+        out,
+        &format!("{private}\n"),
+        &format!("{verifier}\n"),
+    )
+    .map_err(|e| match e {
+        custody_platform::keyfiles::KeyFileError::Exists { path } => fail(
+            Exit::Usage,
+            format!("{}: exists; a key is never overwritten", path.display()),
+        ),
+        other => other.into(),
+    })?;
     out!("{verifier}");
     Ok(())
 }
