@@ -549,6 +549,14 @@ fn a_replayed_cosignature_does_not_count() {
         stdout.contains("carries 0 valid cosignature(s)"),
         "{stdout}"
     );
+    // the witness's own slot is write-once: it refuses rather than sign beside a forgery
+    let out = witness(&e, "store", "w1.key", "w1.state");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not verify with this witness's key"),
+        "{err}"
+    );
 }
 
 /// Issue 15, item 5: a writer killed after its record's chain entry and before its
