@@ -29,18 +29,46 @@ pub struct Appended {
     pub link: ChainLink,
 }
 
+/// A failed append: the error, and the signed envelope when the store may hold it
+/// (its put was sent and failed on the way, so the write may have happened, and only
+/// its answer was lost). Writing that same envelope again is always safe; signing the
+/// record anew would store it twice if the first write did land.
+#[derive(Debug)]
+pub struct AppendFailure {
+    pub error: StoreError,
+    pub in_doubt: Option<Vec<u8>>,
+}
+
 /// Links `draft` to the head of `chain_id`, signs and stores it.
 pub async fn append_record<S: EvidenceStore>(
     store: &S,
     key: &SigningKey,
     scheme: KeyIdScheme,
     chain_id: &str,
-    mut draft: Draft,
+    draft: Draft,
     retention: &Retention,
 ) -> Result<Appended, StoreError> {
+    append_or_doubt(store, key, scheme, chain_id, draft, retention)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// [`append_record`], keeping the envelope whose write is in doubt when it fails.
+pub async fn append_or_doubt<S: EvidenceStore>(
+    store: &S,
+    key: &SigningKey,
+    scheme: KeyIdScheme,
+    chain_id: &str,
+    mut draft: Draft,
+    retention: &Retention,
+) -> Result<Appended, AppendFailure> {
+    let sure = |error| AppendFailure {
+        error,
+        in_doubt: None,
+    };
     let mut last_err = None;
     for attempt in 0..MAX_ATTEMPTS {
-        let head = store.chain_head(chain_id).await?;
+        let head = store.chain_head(chain_id).await.map_err(sure)?;
         if attempt == 0
             && let Some((_, d)) = head
         {
@@ -58,9 +86,9 @@ pub async fn append_record<S: EvidenceStore>(
             draft.predicate.clone(),
             &draft.record,
         )
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(|e| sure(StoreError::Invalid(e.to_string())))?;
         let envelope = sign_statement(&statement, key, scheme)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?
+            .map_err(|e| sure(StoreError::Invalid(e.to_string())))?
             .to_vec();
         match store.put_record(&envelope, retention).await {
             Ok(outcome) => {
@@ -74,10 +102,15 @@ pub async fn append_record<S: EvidenceStore>(
                 last_err = Some(e);
                 backoff(attempt);
             }
-            Err(e) => return Err(e),
+            Err(error) => {
+                let in_doubt = error.is_transient().then_some(envelope);
+                return Err(AppendFailure { error, in_doubt });
+            }
         }
     }
-    Err(last_err.unwrap_or_else(|| StoreError::Invalid("chain append did not run".into())))
+    Err(sure(last_err.unwrap_or_else(|| {
+        StoreError::Invalid("chain append did not run".into())
+    })))
 }
 
 /// The chain head's writer may have been killed after its chain entry and before its

@@ -103,6 +103,15 @@ pub enum StoreError {
         target: String,
         message: String,
     },
+    /// S3 answered, but kept failing (5xx, throttling) through every retry.
+    #[error(
+        "s3 kept failing for {operation} of {target} ({message}) through every retry; try again later"
+    )]
+    S3Unavailable {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -112,7 +121,7 @@ impl StoreError {
         match self {
             Self::Unavailable { .. } => true,
             #[cfg(feature = "s3")]
-            Self::S3Unreachable { .. } => true,
+            Self::S3Unreachable { .. } | Self::S3Unavailable { .. } => true,
             #[cfg(feature = "gitlab")]
             Self::GitLab(
                 crate::gitlab::GitLabError::Unreachable { .. }

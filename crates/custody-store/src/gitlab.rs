@@ -1390,7 +1390,7 @@ impl EvidenceStore for GitLabStore {
                     .await?;
             }
         }
-        crate::log::sequence(self, &log_entry, retention).await?;
+        crate::log::sequence(self, &log_entry, retention, !fresh).await?;
         Ok(outcome)
     }
 

@@ -38,7 +38,7 @@ pub(crate) fn crash_point(point: &str) {
 use crate::gitlab::is_gitlab_url;
 #[cfg(feature = "gitlab")]
 pub use crate::gitlab::{GitLabError, GitLabOptions, GitLabStore, GitLabToken, TokenKind};
-pub use append::{Appended, Draft, append_record};
+pub use append::{AppendFailure, Appended, Draft, append_or_doubt, append_record};
 pub use error::StoreError;
 pub use index::{IndexKey, encode_component, index_keys};
 pub use local::{Durability, LocalStore};

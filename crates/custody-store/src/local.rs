@@ -6,6 +6,7 @@
 //! retention/sha256/ab/cdef….json         retain-until per object; extended, never shortened
 //! chains/<chain>/<000000000007>          the digest of the chain's 8th record, created exclusively
 //! index/<kind>/<key>/<nanos>_<digest>    empty pointer files: subject, commit, pipeline, day, …
+//! in-doubt/<digest>                      spools only: the record a spooled one stands in for
 //! tmp/                                   files being written; never read
 //! ```
 //!
@@ -470,6 +471,29 @@ impl LocalStore {
         self.put_record_inner(envelope, Some(retention), Mode::Spool)
     }
 
+    /// Notes, in a spool, that the spooled record `fallback` stands in for `original`:
+    /// a record (its envelope kept in the spool as an object) that was being written
+    /// to the store when the store failed, so it may be stored there already. A push
+    /// writes `original` again and pushes `fallback` only when `original`'s chain
+    /// position went to another record: the evidence is stored once either way.
+    pub fn note_in_doubt(&self, fallback: &Digest, original: &Digest) -> Result<(), StoreError> {
+        let path = self.root.join("in-doubt").join(fallback.hex());
+        self.write_new(&path, original.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    /// The in-doubt record `fallback` stands in for (see [`Self::note_in_doubt`]).
+    pub fn in_doubt(&self, fallback: &Digest) -> Result<Option<Digest>, StoreError> {
+        let path = self.root.join("in-doubt").join(fallback.hex());
+        match fs::read_to_string(&path) {
+            Ok(text) => Digest::parse(text.trim())
+                .map(Some)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
     /// Every record named by a chain entry, chain by chain in sequence order: what a
     /// spool holds, in the order it must be pushed.
     pub fn chained_records(&self) -> Result<Vec<Digest>, StoreError> {
@@ -574,7 +598,9 @@ impl LocalStore {
         };
         crate::crash_point("envelope");
         let entry = chain_dir.join(chain_entry_name(chain.sequence));
+        let mut again = false;
         if mode != Mode::Import && !self.write_new(&entry, digest.to_string().as_bytes())? {
+            again = true;
             let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
             if existing != Some(digest) {
                 return Err(StoreError::ChainConflict {
@@ -607,7 +633,7 @@ impl LocalStore {
         if mode == Mode::Put
             && let Some(r) = retention
         {
-            log::ready(log::sequence(self, &log_entry, r))??;
+            log::ready(log::sequence(self, &log_entry, r, again))??;
         }
         Ok(outcome)
     }

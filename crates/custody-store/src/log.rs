@@ -277,17 +277,36 @@ pub async fn log_end<S: EvidenceStore + ?Sized>(store: &S) -> Result<u64, StoreE
     Ok(0)
 }
 
+/// How far back from the end of the log a record written again looks for a claim of
+/// its own whose index marker was never written.
+const RECLAIM_WINDOW: u64 = 256;
+
 /// Gives a stored record its log index, once: a record already sequenced keeps its
-/// index. Called by every backend after it stored the record.
+/// index. Called by every backend after it stored the record; `again` when the
+/// record's chain entry was there before this put (a retry, a push, a repair): then a
+/// writer before us may have claimed an index and stopped (killed, or its answers
+/// lost) before writing the index marker, and that claim is found and adopted rather
+/// than the record being logged twice.
 pub(crate) async fn sequence<S: EvidenceStore + ?Sized>(
     store: &S,
     entry: &LogEntry,
     retention: &Retention,
+    again: bool,
 ) -> Result<u64, StoreError> {
     if let Some(index) = log_index(store, &entry.record).await? {
         return Ok(index);
     }
     let mut index = log_end(store).await?;
+    if again {
+        for i in (index.saturating_sub(RECLAIM_WINDOW)..index).rev() {
+            let Some(b) = store.get_log_file(&claim_name(i)).await? else {
+                continue;
+            };
+            if LogEntry::from_bytes(&b).is_ok_and(|e| e.record == entry.record) {
+                return mark(store, &entry.record, i, retention).await;
+            }
+        }
+    }
     let mut lost = 0;
     for _ in 0..MAX_CLAIMS {
         let mut entry = entry.clone();
@@ -305,16 +324,7 @@ pub(crate) async fn sequence<S: EvidenceStore + ?Sized>(
         {
             None => {
                 crate::crash_point("log-claim");
-                // first write wins here too: a concurrent re-put of the same record
-                // may have sequenced it first, and its index is the one readers use
-                let marker = marker_name(&entry.record);
-                return match store
-                    .put_log_file(&marker, index.to_string().as_bytes(), retention)
-                    .await?
-                {
-                    None => Ok(index),
-                    Some(other) => parse_index(&marker, &other),
-                };
+                return mark(store, &entry.record, index, retention).await;
             }
             Some(_) => {
                 lost += 1;
@@ -330,6 +340,24 @@ pub(crate) async fn sequence<S: EvidenceStore + ?Sized>(
         "could not claim a log index for {} after {MAX_CLAIMS} tries",
         entry.record
     )))
+}
+
+/// Writes a record's index marker; returns the index readers use. First write wins
+/// here too: a concurrent re-put of the same record may have marked it first.
+async fn mark<S: EvidenceStore + ?Sized>(
+    store: &S,
+    record: &Digest,
+    index: u64,
+    retention: &Retention,
+) -> Result<u64, StoreError> {
+    let marker = marker_name(record);
+    match store
+        .put_log_file(&marker, index.to_string().as_bytes(), retention)
+        .await?
+    {
+        None => Ok(index),
+        Some(other) => parse_index(&marker, &other),
+    }
 }
 
 /// The entries at `[from, to)`, read from their claims.
@@ -1309,7 +1337,7 @@ pub async fn sequence_pending<S: EvidenceStore + ?Sized>(
         let bytes = store.get_object(&r.digest).await?;
         let decoded = crate::layout::decode_record(&bytes)?;
         let entry = LogEntry::of_record(&decoded.statement, &decoded.record, decoded.digest);
-        let index = sequence(store, &entry, retention).await?;
+        let index = sequence(store, &entry, retention, true).await?;
         done.push((r.digest, index));
     }
     Ok(done)

@@ -1,6 +1,9 @@
 //! Resending a spool: records kept locally when the store was unreachable are pushed
 //! to the store in chain order, materials first. Every put is idempotent, so a push
-//! interrupted halfway is simply run again, and nothing is stored twice.
+//! interrupted halfway is simply run again, and nothing is stored twice. A record
+//! whose write failed on the way (the store may hold it, its answer was lost) is kept
+//! with a stand-in on a chain of its own: the original is written again, and the
+//! stand-in only when the original's chain position went to another record.
 
 use custody_evidence::{Digest, Envelope, Statement};
 
@@ -42,6 +45,23 @@ pub async fn push_spool<S: EvidenceStore>(
                     let path = spool.object_path(&m.digest);
                     target.put_object(ObjectSource::File(&path), &r).await?;
                 }
+            }
+        }
+        // a record whose first write is in doubt: the same envelope again, at its own
+        // chain position; its stand-in only when that position went to another record
+        if let Some(original) = spool.in_doubt(&digest)? {
+            let first = spool.get_object_blocking(&original)?;
+            match target.put_record(&first, &retention).await {
+                Ok(outcome) => {
+                    if outcome.created {
+                        report.stored.push(original);
+                    } else {
+                        report.already.push(original);
+                    }
+                    continue;
+                }
+                Err(StoreError::ChainConflict { .. } | StoreError::ChainBroken { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         let outcome = target.put_record(&envelope, &retention).await?;

@@ -50,9 +50,11 @@
 //! with exponential backoff and jitter from [`StoreOptions::initial_backoff`] (1 s)
 //! up to 20 s. Timeouts: connect [`StoreOptions::connect_timeout`] (5 s); small
 //! requests [`StoreOptions::attempt_timeout`] (60 s) per attempt and to the first
-//! response byte. Material uploads have no total limit (a 1 GiB SBOM on a slow link
-//! must not time out); the SDK's stalled-stream protection fails an upload that stops
-//! moving for 5 s, and the retry re-reads the file.
+//! response byte. A material upload's attempt may take that plus one second per MiB
+//! (a 1 GiB SBOM on a slow link must not time out, and a server that takes the body
+//! and never answers must not hold the step forever); the SDK's stalled-stream
+//! protection fails an upload that stops moving for 5 s, and the retry re-reads the
+//! file.
 //!
 //! Limits: one PUT carries at most 5 GiB; larger materials are refused (multipart
 //! upload with per-part checksums is not implemented).
@@ -90,6 +92,9 @@ use crate::{EvidenceStore, LockMode, ObjectSource, PutOutcome, Retention, StoreO
 const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
 /// Read size when streaming a material from disk.
 const UPLOAD_BUF: usize = 1024 * 1024;
+/// The slowest upload an attempt waits for, in bytes per second (its limit grows by
+/// one second per this many bytes).
+const MIN_UPLOAD_RATE: u64 = 1024 * 1024;
 /// Retries of a conditional PUT that S3 answered with 409 (a concurrent conditional
 /// write to the same key was in flight).
 const CONFLICT_RETRIES: u32 = 5;
@@ -268,15 +273,19 @@ impl S3Store {
                 req = req.if_none_match("*");
             }
             let res = if let Body::File(_) = body {
-                // A large upload must not hit a per-attempt limit; stalled-stream
-                // protection catches an upload that stops moving.
+                // A large upload must not hit the small requests' limit; stalled-stream
+                // protection catches a body that stops moving, and the attempt limit
+                // grows with the size (a floor of 1 MiB/s), so that a server that takes
+                // the whole body and never answers cannot hold the step forever.
+                let attempt = self.options.attempt_timeout
+                    + std::time::Duration::from_secs(size / MIN_UPLOAD_RATE);
                 req.customize()
                     .config_override(
                         aws_sdk_s3::Config::builder().timeout_config(
                             TimeoutConfig::builder()
                                 .connect_timeout(self.options.connect_timeout)
                                 .disable_read_timeout()
-                                .disable_operation_attempt_timeout()
+                                .operation_attempt_timeout(attempt)
                                 .disable_operation_timeout()
                                 .build(),
                         ),
@@ -582,15 +591,16 @@ impl S3Store {
 
         let key = entry_key(chain.sequence);
         let text = digest.to_string();
-        self.put(
-            &key,
-            Body::Bytes(text.as_bytes()),
-            &Digest::of(text.as_bytes()),
-            text.len() as u64,
-            retention,
-            true,
-        )
-        .await?;
+        let created = self
+            .put(
+                &key,
+                Body::Bytes(text.as_bytes()),
+                &Digest::of(text.as_bytes()),
+                text.len() as u64,
+                retention,
+                true,
+            )
+            .await?;
         // whatever the PUT said, the oldest version decides
         let existing = self.read_chain_entry(&key).await?;
         if existing != Some(digest) {
@@ -609,7 +619,7 @@ impl S3Store {
             self.put(&key, Body::Bytes(b""), &empty, 0, retention, true)
                 .await?;
         }
-        crate::log::sequence(self, &log_entry, retention).await?;
+        crate::log::sequence(self, &log_entry, retention, !created).await?;
         Ok(outcome)
     }
 
@@ -1065,7 +1075,11 @@ fn s3_error<E>(operation: &'static str, target: &str, e: &SdkError<E, HttpRespon
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+    // the connection failed, timed out, or broke before the answer was read
+    if matches!(
+        e,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+    ) {
         return StoreError::S3Unreachable {
             operation,
             target: target.to_owned(),
@@ -1073,6 +1087,31 @@ where
         };
     }
     let code = e.code().map(str::to_owned);
+    let throttled = matches!(
+        code.as_deref(),
+        Some(
+            "SlowDown"
+                | "ServiceUnavailable"
+                | "InternalError"
+                | "RequestTimeout"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+        )
+    );
+    if throttled || status(e).is_some_and(|s| s == 429 || (500..600).contains(&s)) {
+        let message = match (code.as_deref(), status(e)) {
+            (Some(code), Some(s)) => format!("HTTP {s} {code}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(s)) => format!("HTTP {s}"),
+            (None, None) => causes(e),
+        };
+        return StoreError::S3Unavailable {
+            operation,
+            target: target.to_owned(),
+            message,
+        };
+    }
     let hint = match code.as_deref() {
         Some("AccessDenied") => {
             ": check the credentials and that the bucket policy allows this action"

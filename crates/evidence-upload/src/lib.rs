@@ -22,7 +22,8 @@ use custody_formats::{FormatError, Kind, Summary};
 use custody_platform::files::{self, FileError};
 use custody_platform::keyfiles::KeyFileError;
 use custody_store::{
-    AnyStore, Draft, EvidenceStore, LocalStore, ObjectSource, Retention, StoreError, append_record,
+    AnyStore, Draft, EvidenceStore, LocalStore, ObjectSource, Retention, StoreError,
+    append_or_doubt,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -367,24 +368,27 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
         &custody_platform::context::ProcessEnv,
     ) {
         Ok(s) => s,
-        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e),
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e, None),
         Err(e) => return Err(UploadError::Store(e)),
     };
     // reachable before anything is stored: an unreachable store spools everything
     match store.chain_head(&chain_id).await {
         Ok(_) => {}
-        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e),
+        Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e, None),
         Err(e) => return Err(UploadError::Store(e)),
     }
     let mut rest = planned.into_iter();
     while let Some(p) = rest.next() {
         match store_one(&store, cfg, key, &chain_id, &p).await {
             Ok(rec) => stored.push(rec),
-            Err(e) if e.is_transient() => {
+            Err(Failed { error, in_doubt }) if error.is_transient() => {
                 let remaining: Vec<Planned> = std::iter::once(p).chain(rest).collect();
-                return spool(cfg, key, &chain_id, remaining, &e);
+                return spool(cfg, key, &chain_id, remaining, &error, in_doubt);
             }
-            Err(StoreError::Io { path, source }) => {
+            Err(Failed {
+                error: StoreError::Io { path, source },
+                ..
+            }) => {
                 // a read of an input (through its descriptor) failed: name the file
                 if let Some(input) = p.inputs.iter().find(|i| i.reopen_path() == path) {
                     return Err(input_err(
@@ -394,7 +398,7 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
                 }
                 return Err(UploadError::Store(StoreError::Io { path, source }));
             }
-            Err(e) => return Err(UploadError::Store(e)),
+            Err(f) => return Err(UploadError::Store(f.error)),
         }
     }
     Ok(Outcome {
@@ -405,13 +409,29 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
     })
 }
 
+/// A record that could not be stored, and its signed envelope when the store may hold
+/// it anyway (the write failed on the way: see [`custody_store::AppendFailure`]).
+struct Failed {
+    error: StoreError,
+    in_doubt: Option<Vec<u8>>,
+}
+
+impl From<StoreError> for Failed {
+    fn from(error: StoreError) -> Self {
+        Self {
+            error,
+            in_doubt: None,
+        }
+    }
+}
+
 async fn store_one(
     store: &AnyStore,
     cfg: &Config,
     key: &SigningKey,
     chain_id: &str,
     p: &Planned,
-) -> Result<StoredRecord, StoreError> {
+) -> Result<StoredRecord, Failed> {
     for (source, m) in p.inputs.iter().zip(&p.materials) {
         let path = &source.reopen_path();
         let started = std::time::Instant::now();
@@ -434,10 +454,11 @@ async fn store_one(
             return Err(StoreError::Invalid(format!(
                 "{} changed while it was being stored ({} was parsed, {} was stored); rerun the step",
                 m.name, m.digest, out.digest
-            )));
+            ))
+            .into());
         }
     }
-    let appended = append_record(
+    let appended = append_or_doubt(
         store,
         key,
         cfg.keyid_scheme,
@@ -445,7 +466,11 @@ async fn store_one(
         p.draft.clone(),
         &cfg.retention,
     )
-    .await?;
+    .await
+    .map_err(|f| Failed {
+        error: f.error,
+        in_doubt: f.in_doubt,
+    })?;
     Ok(StoredRecord {
         record: appended.outcome.digest,
         predicate_type: p.draft.predicate_type.clone(),
@@ -477,12 +502,18 @@ fn spool_chain(spool: &LocalStore, chain_id: &str) -> Result<String, StoreError>
             return Ok(record.chain.id.clone());
         }
     }
+    Ok(format!("{prefix}{}", nonce(chain_id)))
+}
+
+/// 16 hex digits that make a spool chain's name new: from the clock, the process and
+/// the job chain (uniqueness, not secrecy).
+fn nonce(chain_id: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let seed = format!("{chain_id} {nanos} {}", std::process::id());
-    let nonce = Digest::of(seed.as_bytes()).hex();
-    Ok(format!("{prefix}{}", nonce.get(..16).unwrap_or(&nonce)))
+    let hex = Digest::of(seed.as_bytes()).hex();
+    hex.get(..16).unwrap_or(&hex).to_owned()
 }
 
 /// Writes what could not be stored to the spool, signed, on a chain of the spool's own.
@@ -493,15 +524,23 @@ fn spool_chain(spool: &LocalStore, chain_id: &str) -> Result<String, StoreError>
 /// `<job chain>~spool-<nonce>`, starting at 0 and continued by later steps of the job
 /// that spool into the same directory; pushing them can never collide with what the
 /// job's chain holds, and a push repeated after an interruption stores nothing twice.
+///
+/// The first record may be in doubt (`in_doubt`: its signed envelope, whose write
+/// failed on the way, so the store may hold it). Then that envelope is kept as it is,
+/// with a stand-in signed on a chain of its own (`<job chain>~doubt-<nonce>`), noted
+/// with [`LocalStore::note_in_doubt`]: the push writes the envelope again and uses the
+/// stand-in only if its position was taken, so the evidence is stored exactly once.
 fn spool(
     cfg: &Config,
     key: &SigningKey,
     chain_id: &str,
     planned: Vec<Planned>,
     cause: &StoreError,
+    mut in_doubt: Option<Vec<u8>>,
 ) -> Result<Outcome, UploadError> {
     let spool = LocalStore::create(&cfg.spool).map_err(UploadError::Store)?;
     let chain = spool_chain(&spool, chain_id).map_err(UploadError::Store)?;
+    let job_chain = chain_id;
     let chain_id = chain.as_str();
     let mut head = spool
         .chain_head_blocking(chain_id)
@@ -514,10 +553,18 @@ fn spool(
                 .map_err(UploadError::Store)?;
         }
         let mut draft = p.draft;
-        draft.record.chain = ChainLink {
-            id: chain_id.to_owned(),
-            sequence: head.map_or(0, |(s, _)| s + 1),
-            previous: head.map(|(_, d)| d),
+        let original = in_doubt.take();
+        draft.record.chain = match &original {
+            Some(_) => ChainLink {
+                id: format!("{job_chain}~doubt-{}", nonce(job_chain)),
+                sequence: 0,
+                previous: None,
+            },
+            None => ChainLink {
+                id: chain_id.to_owned(),
+                sequence: head.map_or(0, |(s, _)| s + 1),
+                previous: head.map(|(_, d)| d),
+            },
         };
         let st = Statement::new(
             draft.subject,
@@ -531,6 +578,15 @@ fn spool(
         let out = spool
             .put_record_spooled(&env.to_vec(), &cfg.retention)
             .map_err(UploadError::Store)?;
+        if let Some(original) = original {
+            let kept = spool
+                .put_object_blocking(ObjectSource::Bytes(&original), &cfg.retention)
+                .map_err(UploadError::Store)?;
+            spool
+                .note_in_doubt(&out.digest, &kept.digest)
+                .map_err(UploadError::Store)?;
+            continue;
+        }
         head = Some((draft.record.chain.sequence, out.digest));
     }
     Err(UploadError::Spooled {

@@ -1122,3 +1122,48 @@ fn gitlab_sixteen_processes_append_a_thousand_records() {
         super::log::race_each(4),
     ));
 }
+
+/// Issue 15, fault injection on GitLab: each kind of request of a record write broken
+/// in each way (see `faults.rs`). GitLab has no conditional upload, so a retried upload
+/// whose first answer was lost leaves a second identical package file; readers take the
+/// first of a name, and nothing reads twice.
+#[test]
+fn gitlab_faults_end_with_the_evidence_stored_once() {
+    use super::faults::{Paths, cases, check_tally, run_case};
+    use custody_test_support::FaultProxy;
+
+    let paths = Paths {
+        object: "/objects-sha256-",
+        retention: Some("/retention-sha256-"),
+        chain: "/chain-",
+        index: "/index-",
+        claim: "/log-seq",
+        marker: "/log-records",
+        listing: "/package_files",
+    };
+    let cases = cases(&paths, Duration::from_secs(3));
+    let mut failed = Vec::new();
+    for case in cases {
+        let srv = Server::start();
+        let direct = store(&srv);
+        let proxy = FaultProxy::start(&format!("http://{}", srv.addr), Vec::new()).unwrap();
+        let url = format!(
+            "gitlab+http://127.0.0.1:{}/acme/app/{PACKAGE}",
+            proxy.port()
+        );
+        let proxied = GitLabStore::open(
+            &url,
+            &GitLabOptions {
+                timeout: Duration::from_secs(2),
+                ..options(Some(GitLabToken::private(PAT)))
+            },
+        )
+        .unwrap();
+        let key = custody_evidence::SigningKey::generate();
+        let name = case.name.clone();
+        if run(run_case(case, &proxy, &direct, &proxied, &key)) {
+            failed.push(name);
+        }
+    }
+    check_tally(&failed);
+}

@@ -11,6 +11,8 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(any(feature = "gitlab", feature = "s3"))]
+mod faults;
 #[cfg(feature = "gitlab")]
 mod gitlab;
 mod log;
@@ -75,6 +77,15 @@ impl Default for Rec<'_> {
 }
 
 fn envelope(key: &SigningKey, r: &Rec<'_>) -> Vec<u8> {
+    let d = draft(r);
+    let st = Statement::new(d.subject, &d.predicate_type, d.predicate, &d.record).unwrap();
+    sign_statement(&st, key, KeyIdScheme::Empty)
+        .unwrap()
+        .to_vec()
+}
+
+/// What `envelope` signs, for `append_record` (which sets the chain link itself).
+fn draft(r: &Rec<'_>) -> custody_store::Draft {
     let info = RecordInfo {
         stage: r.stage.into(),
         recorded_at: r.at,
@@ -95,19 +106,15 @@ fn envelope(key: &SigningKey, r: &Rec<'_>) -> Vec<u8> {
         },
         summary: None,
     };
-    let st = Statement::new(
-        vec![ResourceDescriptor::sha256(
+    custody_store::Draft {
+        subject: vec![ResourceDescriptor::sha256(
             "artifact",
             &Digest::of(r.subject),
         )],
-        "https://custody.dev/evidence/v1",
-        serde_json::Map::new(),
-        &info,
-    )
-    .unwrap();
-    sign_statement(&st, key, KeyIdScheme::Empty)
-        .unwrap()
-        .to_vec()
+        predicate_type: "https://custody.dev/evidence/v1".into(),
+        predicate: serde_json::Map::new(),
+        record: info,
+    }
 }
 
 #[test]

@@ -1201,3 +1201,95 @@ fn a_directory_swapped_for_a_symlink_never_brings_in_an_outside_file() {
     );
     assert!(!text.contains(&outside_digest), "{text}");
 }
+
+/// Issue 15, fault injection through the real step: S3 (moto) behind a loopback fault
+/// proxy. The chain-entry write reaches the server but every answer is lost, so the
+/// step cannot know it landed: it spools (exit 3), keeping the very envelope it sent.
+/// Meanwhile a later step of the job writes directly. `custody push` then writes the
+/// kept envelope again (already stored: a no-op), and the scan is stored once. The
+/// twin: the write never reaches the server (reset mid-upload), the later step takes
+/// its chain position, and the push stores the spooled stand-in instead: again once.
+#[test]
+fn a_lost_answer_spools_the_sent_record_and_the_push_stores_it_once() {
+    use custody_test_support::{Fault, FaultProxy, Matcher, Rule};
+
+    let Some(server) = moto() else { return };
+    let upstream = format!("http://127.0.0.1:{}", server.port);
+    for (case, fault) in [
+        ("answer lost", Fault::AcceptThenDrop),
+        ("never arrived", Fault::ResetMidUpload),
+    ] {
+        let job = Job::new();
+        let store = format!("s3://evidence/{}", case.replace(' ', "-"));
+        let proxy = FaultProxy::start(&upstream, Vec::new()).unwrap();
+        proxy.set_rules(vec![
+            Rule::new(Matcher::method("PUT").and_path("/chains/"), fault).times(usize::MAX),
+        ]);
+        let mut c = job.cmd_to(
+            "scan",
+            &["fixtures/scan-trivy/trivy-alpine-310.json"],
+            store.as_ref(),
+        );
+        s3_env(&mut c, proxy.port());
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{case}: {err}");
+        assert!(proxy.fired()[0] >= 4, "{case}: every attempt was broken");
+        proxy.set_rules(Vec::new());
+
+        // a later step of the same job, the store healthy again
+        let mut c = job.cmd_to(
+            "sbom",
+            &["fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json"],
+            store.as_ref(),
+        );
+        s3_env(&mut c, server.port);
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+
+        let mut p = Command::new(custody());
+        p.args(["push", "--spool"])
+            .arg(job.dir.path().join("spool"))
+            .args(["--store", &store]);
+        s3_env(&mut p, server.port);
+        let o = p.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+
+        // one scan record, one sbom record, both verified, in one chain or two
+        let mut q = Command::new(custody());
+        q.args([
+            "query",
+            "--store",
+            &store,
+            "--commit",
+            "0123456789abcdef0123456789abcdef01234567",
+            "--format",
+            "json",
+        ]);
+        s3_env(&mut q, server.port);
+        let o = q.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let stages: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["stage"].as_str().unwrap())
+            .collect();
+        let scans = stages.iter().filter(|s| **s == "scan").count();
+        assert_eq!(scans, 1, "{case}: the scan is stored once: {rows}");
+        assert_eq!(stages.len(), 2, "{case}: {rows}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Test support shared by Custody's test suites; a dev-dependency only, never shipped.
+//!
+//! [`FaultProxy`]: a loopback HTTP/1.1 proxy put between a step (or a store client) and
+//! a real server (moto for S3, the GitLab stand-in), which breaks chosen requests the
+//! way networks and servers break them: a connection reset halfway through an upload,
+//! a 500 or 503 answer, a response that never comes, and a server that performs the
+//! write but whose answer is lost.
+
+mod fault;
+
+pub use fault::{Fault, FaultProxy, Matcher, Rule, Seen};
