@@ -9,6 +9,7 @@ mod bench;
 mod components;
 mod demo;
 mod dist;
+mod fuzz;
 mod pin;
 mod registry;
 mod release;
@@ -31,6 +32,8 @@ enum Cmd {
     Test(test::Args),
     /// Run a compliant pipeline on the embedded local store and tell what happened.
     Demo(demo::Args),
+    /// Coverage-guided fuzzing of every parser (fuzz/, libFuzzer); prints the table TESTING.md records.
+    Fuzz(fuzz::Args),
     /// Side-by-side benchmarks; prints the tables BENCHMARKS.md records.
     Bench(bench::Args),
     /// Render the GitLab catalog layout (top-level templates/) from components/; --check for drift.
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test(a) => test::run(&a),
         Cmd::Demo(a) => demo::run(&a),
         Cmd::Bench(a) => bench::run(&a),
+        Cmd::Fuzz(a) => fuzz::run(&a),
         Cmd::Components(a) => components::run(&a),
         Cmd::Dist(a) => dist::run(&a),
         Cmd::Bloat(a) => dist::bloat(&a),

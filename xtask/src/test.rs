@@ -25,7 +25,9 @@
 //!    code with the Rust log): Debian's `golang-go` and `golang-golang-x-mod-dev`
 //!    (apt-installed when missing), built in GOPATH mode with no module download into
 //!    `target/interop/tlogcheck` and named by `CUSTODY_TLOGCHECK`.
-//! 7. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
+//! 7. Every fuzz target (`fuzz/`, see `fuzz.rs`) for `CUSTODY_FUZZ_SECONDS` (10) each,
+//!    after the tests; a crash or an allocation over the limit fails the run.
+//! 8. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
 //!    (`cargo xtask dist --verify-reproducible` for both targets): two clean release
 //!    builds compared byte for byte and the provenance verified by `custody` and
 //!    securesystemslib. Opt-in: it is two full cross builds (tens of minutes).
@@ -88,6 +90,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env("CUSTODY_TLOGCHECK", tlogcheck)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
+    // the fuzz targets, each for a short fixed budget (`cargo xtask fuzz` for long runs)
+    let seconds: u64 = match std::env::var("CUSTODY_FUZZ_SECONDS") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("CUSTODY_FUZZ_SECONDS={v}: a number of seconds"))?,
+        Err(_) => 10,
+    };
+    let targets: Vec<&'static str> = crate::fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    let runs = crate::fuzz::fuzz(&targets, seconds.max(1))?;
+    crate::fuzz::print_table(&runs);
     if std::env::var("CUSTODY_REPRO").is_ok_and(|v| v == "1") {
         crate::dist::verify_reproducible(&crate::dist::Target::ALL, Path::new("target/dist"))?;
     } else {

@@ -391,7 +391,7 @@ fn rego_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
 }
 
 /// Parses a data file: YAML (JSON is YAML too); it must be a mapping.
-fn parse_data(text: &str, path: &Path) -> Result<Value, PolicyError> {
+pub fn parse_data(text: &str, path: &Path) -> Result<Value, PolicyError> {
     let value: Value = serde_yaml_ng::from_str(text).map_err(|e| PolicyError::Read {
         path: path.to_path_buf(),
         message: format!("not valid YAML or JSON: {e}"),
