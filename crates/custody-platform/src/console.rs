@@ -15,6 +15,24 @@
 use std::borrow::Cow;
 use std::io::Write;
 
+/// `println!` for Custody: never panics on a closed stdout (`| head`), and the line is
+/// neutralized ([`out_line`]).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        $crate::console::out_line(&format!($($t)*));
+    }};
+}
+
+/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
+/// workflow command ([`err_line`]).
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        $crate::console::err_line(&format!($($t)*));
+    }};
+}
+
 const ZWSP: char = '\u{200B}';
 
 /// `text` with every line made inert to the CI runner (see the module docs).

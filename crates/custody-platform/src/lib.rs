@@ -12,6 +12,7 @@ pub mod context;
 pub mod env_vars;
 pub mod files;
 pub mod keyfiles;
+pub mod step;
 pub mod stores;
 
 pub use context::{Env, detect_context};

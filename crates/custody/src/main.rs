@@ -2,21 +2,9 @@
 //! verification and audit queries. Parsing and exit codes live here; the work is in
 //! [`custody::run`](cli::run).
 
-/// `println!` that never panics: a closed stdout (`| head`) is not an error worth
-/// dying over, and the data has nowhere to go anyway.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        custody_platform::console::out_line(&format!($($t)*));
-    }};
-}
-
-/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
-/// workflow command (`custody_platform::console`).
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        custody_platform::console::err_line(&format!($($t)*));
-    }};
-}
+/// `out!` and `errln!`: Custody's neutralizing `println!`/`eprintln!`.
+#[macro_use]
+extern crate custody_platform;
 
 mod cli;
 mod commands;

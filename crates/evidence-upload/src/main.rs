@@ -2,21 +2,9 @@
 //! then `run`, then outputs for people (stdout), machines (`--format json`) and the
 //! CI platform (step outputs, job summary, annotations, dotenv report).
 
-/// `println!` that never panics: a closed stdout (`| head`) is not an error worth
-/// dying over, and the data has nowhere to go anyway.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        custody_platform::console::out_line(&format!($($t)*));
-    }};
-}
-
-/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
-/// workflow command (`custody_platform::console`).
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        custody_platform::console::err_line(&format!($($t)*));
-    }};
-}
+/// `out!` and `errln!`: Custody's neutralizing `println!`/`eprintln!`.
+#[macro_use]
+extern crate custody_platform;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,12 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use custody_evidence::{KeyIdScheme, SigningKey, check_service_name};
 use custody_platform::context::{Env, ProcessEnv};
-use custody_platform::{ci, detect_context, env_vars, keyfiles};
-use custody_store::Retention;
+use custody_platform::step::{self, Outputs};
+use custody_platform::{detect_context, env_vars};
 use evidence_upload::{Config, Outcome, Stage, UploadError, run};
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Turn a stage's output into signed, retention-locked evidence.
 #[derive(Debug, Parser)]
@@ -52,10 +37,10 @@ struct Args {
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
     key: Option<PathBuf>,
     /// How the DSSE keyid is computed: empty, sslib, witness, ssh or hint.
-    #[arg(long, default_value = "empty")]
-    keyid_scheme: String,
-    /// Retention in years (HIPAA: six).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    #[arg(long, default_value = "empty", value_parser = step::keyid_scheme)]
+    keyid_scheme: KeyIdScheme,
+    /// Retention in years (HIPAA: six; 1 to 100).
+    #[arg(long, default_value_t = 6, value_parser = step::retention_years)]
     retention_years: i16,
     /// Target environment (required for deploy; recorded for every stage).
     #[arg(long)]
@@ -97,9 +82,7 @@ struct Args {
 }
 
 fn fail(env: &dyn Env, err: &UploadError) -> ExitCode {
-    if let Some(line) = ci::error_annotation(env, err.file().as_deref(), &err.to_string()) {
-        custody_platform::console::command(&line);
-    }
+    step::annotate_error(env, err.file().as_deref(), &err.to_string());
     errln!("error: {err}");
     ExitCode::from(err.exit_code())
 }
@@ -109,41 +92,19 @@ fn usage(env: &dyn Env, message: String) -> ExitCode {
 }
 
 fn load_key(env: &dyn Env, args: &Args) -> Result<SigningKey, UploadError> {
-    if let Some(pem) = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM) {
-        for line in ci::add_mask(env, &pem) {
-            // on stderr like every workflow command: stdout carries data only
-            custody_platform::console::command(&line);
-        }
-        return SigningKey::from_pem(&pem).map_err(|e| {
-            UploadError::Usage(format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM))
-        });
-    }
-    match &args.key {
-        Some(path) => Ok(keyfiles::read_signing_key(path)?),
-        None => Err(UploadError::Usage(
-            "no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM".into(),
-        )),
-    }
+    step::signing_key(env, args.key.as_deref())
+        .map_err(UploadError::Usage)?
+        .ok_or_else(|| {
+            UploadError::Usage(
+                "no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM".into(),
+            )
+        })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
-    // `Targets` rather than `EnvFilter`: the same `level` / `target=level` syntax
-    // without a regex engine in the step binary; an unparsable filter means `warn`.
-    let filter: Targets = env
-        .var(env_vars::CUSTODY_LOG)
-        .and_then(|f| f.parse().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
-                .with_ansi(env.var(env_vars::NO_COLOR).is_none())
-                .without_time(),
-        )
-        .with(filter)
-        .try_init();
+    step::init_logging(&env);
 
     let key = match load_key(&env, &args) {
         Ok(k) => k,
@@ -153,23 +114,11 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(m) => return usage(&env, m),
     };
-    let keyid_scheme: KeyIdScheme = match args.keyid_scheme.parse() {
-        Ok(s) => s,
-        Err(e) => return usage(&env, e.to_string()),
-    };
-    if args.retention_years < 1 {
-        return usage(&env, "--retention-years must be at least 1".into());
-    }
-    let retention = match Retention::years_from(jiff::Timestamp::now(), args.retention_years) {
+    let retention = match step::retention(args.retention_years) {
         Ok(r) => r,
-        Err(e) => return usage(&env, e.to_string()),
+        Err(e) => return usage(&env, e),
     };
-    let workspace = args
-        .workspace
-        .clone()
-        .or_else(|| env.var(env_vars::GITHUB_WORKSPACE).map(PathBuf::from))
-        .or_else(|| env.var(env_vars::CI_PROJECT_DIR).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let workspace = step::workspace(&env, args.workspace.as_deref());
     if let Some(service) = &args.service
         && let Err(e) = check_service_name(service)
     {
@@ -203,19 +152,16 @@ fn main() -> ExitCode {
         workspace,
         store: args.store.clone(),
         spool: args.spool.clone(),
-        keyid_scheme,
+        keyid_scheme: args.keyid_scheme,
         retention,
         context,
         signing_key_id: args.signing_key_id.clone(),
         max_parse_bytes: args.max_parse_size.saturating_mul(1 << 20),
         inline_bytes: args.inline_size.saturating_mul(1 << 20),
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match step::runtime() {
         Ok(rt) => rt,
-        Err(e) => return usage(&env, format!("starting the runtime: {e}")),
+        Err(e) => return usage(&env, e),
     };
     match rt.block_on(run(&cfg, &key)) {
         Ok(outcome) => {
@@ -306,14 +252,12 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         .iter()
         .map(|r| r.record.to_string())
         .collect();
-    let pairs = [
+    let outputs = Outputs::new(env, "", args.dotenv.as_deref(), "custody.env");
+    outputs.github(&[
         ("record", last.clone()),
         ("records", serde_json::to_string(&all).unwrap_or_default()),
         ("store", outcome.store.clone()),
-    ];
-    if let Err(e) = ci::github_outputs(env, &pairs) {
-        errln!("warning: could not write step outputs: {e}");
-    }
+    ]);
     let mut md = format!(
         "### Custody evidence: stage `{}`\n\n| record | predicate | file | summary |\n|---|---|---|---|\n",
         outcome.stage
@@ -325,21 +269,10 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         ));
     }
     md.push_str(&format!("\nStore: `{}`\n", outcome.store));
-    if let Err(e) = ci::github_summary(env, &md) {
-        errln!("warning: could not write the step summary: {e}");
-    }
-    let dotenv = args.dotenv.clone().or_else(|| {
-        (env.var(env_vars::GITLAB_CI).as_deref() == Some("true"))
-            .then(|| PathBuf::from("custody.env"))
-    });
-    if let Some(path) = dotenv {
-        let pairs = [
-            ("CUSTODY_RECORD", last),
-            ("CUSTODY_RECORDS", all.join(",")),
-            ("CUSTODY_STORE_URI", outcome.store.clone()),
-        ];
-        if let Err(e) = ci::gitlab_dotenv(&path, &pairs) {
-            errln!("warning: could not write {}: {e}", path.display());
-        }
-    }
+    outputs.summary(&md);
+    outputs.dotenv(&[
+        ("CUSTODY_RECORD", last),
+        ("CUSTODY_RECORDS", all.join(",")),
+        ("CUSTODY_STORE_URI", outcome.store.clone()),
+    ]);
 }

@@ -11,20 +11,9 @@
 //! unreachable store or platform API) — distinct, so a pipeline can tell a policy
 //! denial from a broken gate.
 
-/// `println!` that never panics on a closed stdout.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        custody_platform::console::out_line(&format!($($t)*));
-    }};
-}
-
-/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
-/// workflow command (`custody_platform::console`).
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        custody_platform::console::err_line(&format!($($t)*));
-    }};
-}
+/// `out!` and `errln!`: Custody's neutralizing `println!`/`eprintln!`.
+#[macro_use]
+extern crate custody_platform;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -35,14 +24,14 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use custody_evidence::{KeyIdScheme, SigningKey};
 use custody_platform::context::{Env, ProcessEnv};
-use custody_platform::{ci, detect_context, env_vars as v, keyfiles, stores};
+use custody_platform::step::{self, Outputs};
+use custody_platform::{detect_context, env_vars as v, keyfiles, stores};
 use custody_policy::check::{self, CheckConfig, PlatformSource, RecordSettings};
 use custody_policy::facts::Secret;
 use custody_policy::facts::cosign::CosignConfig;
 use custody_policy::facts::github::GitHubConfig;
 use custody_policy::facts::gitlab::{GitLabConfig, TokenKind};
 use custody_policy::{Decision, Gate, PolicyInput, PolicySet, Verdict, schema};
-use custody_store::Retention;
 
 const EXIT_ALLOW: u8 = 0;
 const EXIT_DENY: u8 = 1;
@@ -148,11 +137,11 @@ struct Args {
     /// Evaluate and print, store nothing.
     #[arg(long)]
     no_record: bool,
-    /// How the DSSE keyid of the decision record is computed.
-    #[arg(long, default_value = "empty")]
-    keyid_scheme: String,
-    /// Retention of the decision record, in years.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    /// How the DSSE keyid of the decision record is computed: empty, sslib, witness, ssh or hint.
+    #[arg(long, default_value = "empty", value_parser = step::keyid_scheme)]
+    keyid_scheme: KeyIdScheme,
+    /// Retention of the decision record, in years (1 to 100).
+    #[arg(long, default_value_t = 6, value_parser = step::retention_years)]
     retention_years: i16,
     /// Evaluate this policy input document (JSON) instead of gathering facts.
     #[arg(long, conflicts_with_all = ["approvals", "cosign_keys"])]
@@ -178,21 +167,12 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            env.var(v::CUSTODY_LOG).unwrap_or_else(|| "warn".into()),
-        ))
-        .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
-        .with_ansi(env.var(v::NO_COLOR).is_none())
-        .without_time()
-        .try_init();
+    step::init_logging(&env);
     match run(&args, &env) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let message = format!("{err:#}");
-            if let Some(line) = ci::error_annotation(&env, None, &message) {
-                custody_platform::console::command(&line);
-            }
+            step::annotate_error(&env, None, &message);
             errln!("policy-check: error: {message}");
             ExitCode::from(EXIT_ERROR)
         }
@@ -217,10 +197,7 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
         .parse()
         .map_err(anyhow::Error::msg)?;
     let policies = PolicySet::load(&args.policies, &args.data, false)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = step::runtime().map_err(anyhow::Error::msg)?;
 
     if let Some(path) = &args.input {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -278,18 +255,10 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
     let record = if args.no_record || args.print_input {
         None
     } else {
-        let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)
-            .context("--retention-years")?;
-        if args.retention_years < 1 {
-            bail!("--retention-years must be at least 1");
-        }
         Some(RecordSettings {
             key: signing_key(env, args)?,
-            keyid_scheme: args
-                .keyid_scheme
-                .parse::<KeyIdScheme>()
-                .context("--keyid-scheme")?,
-            retention,
+            keyid_scheme: args.keyid_scheme,
+            retention: step::retention(args.retention_years).map_err(anyhow::Error::msg)?,
         })
     };
     let cfg = CheckConfig {
@@ -325,7 +294,7 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
         .with_context(|| format!("opening store {}", args.store))?;
         if let Some(signer) = &log_signer {
             use custody_store::EvidenceStore as _;
-            let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
+            let retention = step::retention(args.retention_years).map_err(anyhow::Error::msg)?;
             let outcome = custody_store::log::checkpoint(&store, signer, &retention)
                 .await
                 .with_context(|| format!("checkpointing the log of {}", store.uri()))?;
@@ -353,20 +322,11 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
 }
 
 fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
-    if let Some(pem) = env.var(v::CUSTODY_SIGNING_KEY_PEM) {
-        for line in ci::add_mask(env, &pem) {
-            // on stderr like every workflow command: stdout carries data only
-            custody_platform::console::command(&line);
-        }
-        return SigningKey::from_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", v::CUSTODY_SIGNING_KEY_PEM));
-    }
-    match &args.signing_key {
-        Some(p) => Ok(keyfiles::read_signing_key(p)?),
-        None => bail!(
-            "no key to sign the decision record: pass --signing-key PATH, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record"
-        ),
-    }
+    step::signing_key(env, args.signing_key.as_deref())
+        .map_err(anyhow::Error::msg)?
+        .context(
+            "no key to sign the decision record: pass --signing-key PATH, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record",
+        )
 }
 
 fn platform(
@@ -482,23 +442,22 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
                 .write_all(custody_platform::console::neutralize(&text).as_bytes());
         }
     }
+    let outputs = Outputs::new(
+        env,
+        "policy-check: ",
+        args.dotenv.as_deref(),
+        "custody-policy.env",
+    );
     for r in decision.failures() {
-        if let Some(line) = ci::error_annotation(
-            env,
+        outputs.annotate_error(
             None,
             &format!(
                 "policy {} failed (HIPAA §{}): {}",
                 r.id, r.control, r.message
             ),
-        ) {
-            // workflow commands on stderr (GitHub reads both streams): stdout is the
-            // decision document and nothing else
-            custody_platform::console::command(&line);
-        }
+        );
     }
-    if let Err(e) = ci::github_summary(env, &decision.to_markdown()) {
-        errln!("policy-check: warning: could not write the step summary: {e}");
-    }
+    outputs.summary(&decision.to_markdown());
     let pairs: Vec<(&str, String)> = decision.outputs();
     let gh: Vec<(&str, String)> = pairs
         .iter()
@@ -513,21 +472,8 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
             (key, val.clone())
         })
         .collect();
-    if let Err(e) = ci::github_outputs(env, &gh) {
-        errln!("policy-check: warning: could not write step outputs: {e}");
-    }
-    let dotenv = args.dotenv.clone().or_else(|| {
-        (env.var(v::GITLAB_CI).as_deref() == Some("true"))
-            .then(|| PathBuf::from("custody-policy.env"))
-    });
-    if let Some(path) = dotenv
-        && let Err(e) = ci::gitlab_dotenv(&path, &pairs)
-    {
-        errln!(
-            "policy-check: warning: could not write {}: {e}",
-            path.display()
-        );
-    }
+    outputs.github(&gh);
+    outputs.dotenv(&pairs);
     // the table's first line says the same on stdout: once is enough in a job log
     if args.format == FormatArg::Json {
         let failed = decision.failures().count();
@@ -548,9 +494,7 @@ fn report(env: &dyn Env, args: &Args, decision: &Decision) -> u8 {
             path.display(),
             decision.decision.as_str()
         );
-        if let Some(line) = ci::error_annotation(env, None, &message) {
-            custody_platform::console::command(&line);
-        }
+        outputs.annotate_error(None, &message);
         errln!("policy-check: error: {message}");
         return EXIT_ERROR;
     }

@@ -14,31 +14,20 @@
 //! Workflow commands (`::error`, `::add-mask::`) go to stderr, which the GitHub runner reads
 //! as well as stdout, so stdout carries only the verdict.
 
-/// `println!` that never panics on a closed stdout.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        custody_platform::console::out_line(&format!($($t)*));
-    }};
-}
-
-/// `eprintln!` for Custody: every line neutralized, so text from evidence cannot be a
-/// workflow command (`custody_platform::console`).
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        custody_platform::console::err_line(&format!($($t)*));
-    }};
-}
+/// `out!` and `errln!`: Custody's neutralizing `println!`/`eprintln!`.
+#[macro_use]
+extern crate custody_platform;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use custody_evidence::{KeyIdScheme, SigningKey};
+use custody_evidence::KeyIdScheme;
 use custody_guard::{Environment, Platform, Request};
 use custody_platform::context::{Env, ProcessEnv};
-use custody_platform::{ci, env_vars, keyfiles};
-use custody_store::Retention;
+use custody_platform::env_vars;
+use custody_platform::step::{self, Outputs};
 use runner_guard::{Config, Evidence, EvidenceConfig, GuardError, Outcome, run};
 
 /// Fail a job whose runner is not isolated for its tier; record the verdict as evidence.
@@ -85,10 +74,10 @@ struct Args {
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
     key: Option<PathBuf>,
     /// How the DSSE keyid is computed: empty, sslib, witness, ssh or hint.
-    #[arg(long, default_value = "empty")]
-    keyid_scheme: String,
-    /// Retention of the record in years (HIPAA: six).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i16).range(1..=i64::from(custody_store::MAX_RETENTION_YEARS)))]
+    #[arg(long, default_value = "empty", value_parser = step::keyid_scheme)]
+    keyid_scheme: KeyIdScheme,
+    /// Retention of the record in years (HIPAA: six; 1 to 100).
+    #[arg(long, default_value_t = 6, value_parser = step::retention_years)]
     retention_years: i16,
     /// Commit the record is about, when the verified token names none.
     #[arg(long)]
@@ -129,9 +118,7 @@ fn main() -> ExitCode {
 
 fn fail(env: &dyn Env, err: &GuardError) -> ExitCode {
     let message = err.to_string();
-    if let Some(line) = ci::error_annotation(env, err.file().as_deref(), &message) {
-        custody_platform::console::command(&line);
-    }
+    step::annotate_error(env, err.file().as_deref(), &message);
     errln!("error: {message}");
     ExitCode::from(2)
 }
@@ -181,32 +168,14 @@ fn evidence(env: &dyn Env, args: &Args) -> Result<Option<EvidenceConfig>, GuardE
             ));
         }
     };
-    let key = match pem {
-        Some(pem) => {
-            for line in ci::add_mask(env, &pem) {
-                custody_platform::console::command(&line);
-            }
-            SigningKey::from_pem(&pem)
-                .map_err(|e| usage(format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM)))?
-        }
-        None => match &args.key {
-            Some(path) => keyfiles::read_signing_key(path).map_err(|e| usage(e.to_string()))?,
-            None => return Err(usage("no signing key")),
-        },
-    };
-    let keyid_scheme: KeyIdScheme = args
-        .keyid_scheme
-        .parse()
-        .map_err(|e: custody_evidence::KeyError| usage(e.to_string()))?;
-    if args.retention_years < 1 {
-        return Err(usage("--retention-years must be at least 1"));
-    }
-    let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)
-        .map_err(|e| usage(e.to_string()))?;
+    let key = step::signing_key(env, args.key.as_deref())
+        .map_err(usage)?
+        .ok_or_else(|| usage("no signing key"))?;
+    let retention = step::retention(args.retention_years).map_err(usage)?;
     Ok(Some(EvidenceConfig {
         store,
         key,
-        keyid_scheme,
+        keyid_scheme: args.keyid_scheme,
         retention,
         commit: args.commit.clone(),
     }))
@@ -233,11 +202,9 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
             }
         }
     }
+    let outputs = Outputs::new(env, "", args.dotenv.as_deref(), "runner-guard.env");
     for c in r.failed() {
-        let message = format!("runner-guard {}: {}", c.id, c.reason);
-        if let Some(line) = ci::error_annotation(env, None, &message) {
-            custody_platform::console::command(&line);
-        }
+        outputs.annotate_error(None, &format!("runner-guard {}: {}", c.id, c.reason));
     }
     let (record, store) = match &outcome.evidence {
         Evidence::Stored(s) => (s.record.to_string(), s.store.clone()),
@@ -245,9 +212,7 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
             let message = format!(
                 "runner-guard: the verdict was not stored as evidence ({error}); exit code 4"
             );
-            if let Some(line) = ci::error_annotation(env, None, &message) {
-                custody_platform::console::command(&line);
-            }
+            outputs.annotate_error(None, &message);
             errln!("error: {message}");
             (String::new(), store.clone())
         }
@@ -258,16 +223,13 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let tier = r.tier.clone().unwrap_or_default();
-    let pairs = [
+    outputs.github(&[
         ("tier", tier.clone()),
         ("outcome", outcome_name.clone()),
         ("exit-code", outcome.exit_code().to_string()),
         ("record", record.clone()),
         ("store", store.clone()),
-    ];
-    if let Err(e) = ci::github_outputs(env, &pairs) {
-        errln!("warning: could not write step outputs: {e}");
-    }
+    ]);
     let mut md = r.to_markdown();
     match &outcome.evidence {
         Evidence::Stored(s) => md.push_str(&format!(
@@ -279,21 +241,10 @@ fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
         )),
         Evidence::NotConfigured => {}
     }
-    if let Err(e) = ci::github_summary(env, &md) {
-        errln!("warning: could not write the step summary: {e}");
-    }
-    let dotenv = args.dotenv.clone().or_else(|| {
-        (env.var(env_vars::GITLAB_CI).as_deref() == Some("true"))
-            .then(|| PathBuf::from("runner-guard.env"))
-    });
-    if let Some(path) = dotenv {
-        let pairs = [
-            ("CUSTODY_RUNNER_TIER", tier),
-            ("CUSTODY_RUNNER_OUTCOME", outcome_name),
-            ("CUSTODY_RUNNER_RECORD", record),
-        ];
-        if let Err(e) = ci::gitlab_dotenv(&path, &pairs) {
-            errln!("warning: could not write {}: {e}", path.display());
-        }
-    }
+    outputs.summary(&md);
+    outputs.dotenv(&[
+        ("CUSTODY_RUNNER_TIER", tier),
+        ("CUSTODY_RUNNER_OUTCOME", outcome_name),
+        ("CUSTODY_RUNNER_RECORD", record),
+    ]);
 }

@@ -1,0 +1,232 @@
+//! The step shell: what every step binary (`evidence-upload`, `policy-check`,
+//! `runner-guard`) and `custody` do the same way around their own work. Logging, the
+//! signing key (a file, or the PEM itself in `CUSTODY_SIGNING_KEY_PEM`, masked in the
+//! job log), the keyid scheme and retention flags, and the platform outputs: GitHub
+//! step outputs, the step summary and `::error` annotations, and the GitLab dotenv
+//! report. Each binary keeps only its own flags and its own work.
+
+use std::path::{Path, PathBuf};
+
+use custody_evidence::{KeyIdScheme, SigningKey};
+use custody_store::Retention;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::context::Env;
+use crate::{ci, console, env_vars, keyfiles};
+
+/// Logs on stderr, every line neutralized ([`console::NeutralWriter`]), filtered by
+/// `CUSTODY_LOG` (`level` or `target=level,…`: tracing's `Targets`, no regex engine);
+/// an unset or unparsable filter means `warn`. No colour with `NO_COLOR`.
+pub fn init_logging(env: &dyn Env) {
+    let filter: Targets = env
+        .var(env_vars::CUSTODY_LOG)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| console::NeutralWriter(std::io::stderr()))
+                .with_ansi(env.var(env_vars::NO_COLOR).is_none())
+                .without_time(),
+        )
+        .with(filter)
+        .try_init();
+}
+
+/// The signing key: the PEM in `CUSTODY_SIGNING_KEY_PEM` (masked in the job log first,
+/// so it never shows) wins over `path`; `None` when neither is given.
+pub fn signing_key(env: &dyn Env, path: Option<&Path>) -> Result<Option<SigningKey>, String> {
+    if let Some(pem) = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM) {
+        for line in ci::add_mask(env, &pem) {
+            // on stderr like every workflow command: stdout carries data only
+            console::command(&line);
+        }
+        return SigningKey::from_pem(&pem)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM));
+    }
+    match path {
+        Some(p) => keyfiles::read_signing_key(p)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// `--keyid-scheme` as clap parses it (`value_parser = step::keyid_scheme`).
+pub fn keyid_scheme(value: &str) -> Result<KeyIdScheme, String> {
+    value
+        .parse()
+        .map_err(|e: custody_evidence::KeyError| e.to_string())
+}
+
+/// `--retention-years` as clap parses it: 1 to [`custody_store::MAX_RETENTION_YEARS`].
+pub fn retention_years(value: &str) -> Result<i16, String> {
+    let max = custody_store::MAX_RETENTION_YEARS;
+    match value.parse::<i16>() {
+        Ok(y) if (1..=max).contains(&y) => Ok(y),
+        _ => Err(format!("{value} is not a number of years from 1 to {max}")),
+    }
+}
+
+/// A retention of `years` (already checked by [`retention_years`]) from now.
+pub fn retention(years: i16) -> Result<Retention, String> {
+    Retention::years_from(jiff::Timestamp::now(), years).map_err(|e| e.to_string())
+}
+
+/// The single-threaded runtime a step runs its store and platform calls on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))
+}
+
+/// The directory a step reads its files under: the flag, else the CI workspace
+/// (`GITHUB_WORKSPACE`, `CI_PROJECT_DIR`), else the current directory.
+pub fn workspace(env: &dyn Env, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.var(env_vars::GITHUB_WORKSPACE).map(PathBuf::from))
+        .or_else(|| env.var(env_vars::CI_PROJECT_DIR).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where a step's results go besides stdout. Each write that fails is a warning on
+/// stderr, never a failure of the step: the evidence is stored either way.
+pub struct Outputs<'a> {
+    env: &'a dyn Env,
+    /// `binary: ` before every warning.
+    prefix: &'static str,
+    dotenv: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Outputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("prefix", &self.prefix)
+            .field("dotenv", &self.dotenv)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Outputs<'a> {
+    /// `dotenv`: the `--dotenv` flag; on GitLab without it, `default_dotenv` in the
+    /// current directory.
+    pub fn new(
+        env: &'a dyn Env,
+        prefix: &'static str,
+        dotenv: Option<&Path>,
+        default_dotenv: &str,
+    ) -> Self {
+        let dotenv = dotenv.map(Path::to_path_buf).or_else(|| {
+            (env.var(env_vars::GITLAB_CI).as_deref() == Some("true"))
+                .then(|| PathBuf::from(default_dotenv))
+        });
+        Self {
+            env,
+            prefix,
+            dotenv,
+        }
+    }
+
+    /// GitHub step outputs (`GITHUB_OUTPUT`).
+    pub fn github(&self, pairs: &[(&str, String)]) {
+        if let Err(e) = ci::github_outputs(self.env, pairs) {
+            self.warn(&format!("could not write step outputs: {e}"));
+        }
+    }
+
+    /// The GitHub step summary (Markdown).
+    pub fn summary(&self, markdown: &str) {
+        if let Err(e) = ci::github_summary(self.env, markdown) {
+            self.warn(&format!("could not write the step summary: {e}"));
+        }
+    }
+
+    /// The GitLab dotenv report, when there is one.
+    pub fn dotenv(&self, pairs: &[(&str, String)]) {
+        if let Some(path) = &self.dotenv
+            && let Err(e) = ci::gitlab_dotenv(path, pairs)
+        {
+            self.warn(&format!("could not write {}: {e}", path.display()));
+        }
+    }
+
+    /// An `::error` annotation (on GitHub; nothing elsewhere), about `file` when given.
+    pub fn annotate_error(&self, file: Option<&str>, message: &str) {
+        annotate_error(self.env, file, message);
+    }
+
+    fn warn(&self, message: &str) {
+        console::err_line(&format!("{}warning: {message}", self.prefix));
+    }
+}
+
+/// An `::error` annotation (on GitHub; nothing elsewhere), about `file` when given.
+pub fn annotate_error(env: &dyn Env, file: Option<&str>, message: &str) {
+    if let Some(line) = ci::error_annotation(env, file, message) {
+        // workflow commands go to stderr (the runner reads both): stdout is data
+        console::command(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_parse_with_clear_errors() {
+        assert_eq!(keyid_scheme("sslib").unwrap(), KeyIdScheme::Sslib);
+        assert!(keyid_scheme("nope").is_err());
+        assert_eq!(retention_years("6").unwrap(), 6);
+        for bad in ["0", "-1", "20000", "six"] {
+            let e = retention_years(bad).unwrap_err();
+            assert!(e.contains("from 1 to"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_pem_in_the_environment_wins_and_a_missing_key_is_none() {
+        let key = SigningKey::generate();
+        let pem = key.to_pkcs8_pem().unwrap();
+        let with_pem = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, pem.as_str())]);
+        let got = signing_key(&with_pem, Some(Path::new("/nonexistent"))).unwrap();
+        assert_eq!(got.unwrap().public().pem(), key.public().pem());
+        let none = env(&[]);
+        assert!(signing_key(&none, None).unwrap().is_none());
+        let e = signing_key(&none, Some(Path::new("/nonexistent/key"))).unwrap_err();
+        assert!(e.contains("/nonexistent/key"), "{e}");
+        let bad = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, "junk")]);
+        let e = signing_key(&bad, None).unwrap_err();
+        assert!(e.contains("CUSTODY_SIGNING_KEY_PEM"), "{e}");
+        assert!(
+            !e.contains("junk"),
+            "the secret stays out of the message: {e}"
+        );
+    }
+
+    #[test]
+    fn the_workspace_comes_from_the_flag_then_the_platform() {
+        let gh = env(&[(env_vars::GITHUB_WORKSPACE, "/gh")]);
+        assert_eq!(
+            workspace(&gh, Some(Path::new("/flag"))),
+            PathBuf::from("/flag")
+        );
+        assert_eq!(workspace(&gh, None), PathBuf::from("/gh"));
+        let gl = env(&[(env_vars::CI_PROJECT_DIR, "/gl")]);
+        assert_eq!(workspace(&gl, None), PathBuf::from("/gl"));
+        assert_eq!(workspace(&env(&[]), None), PathBuf::from("."));
+    }
+}
