@@ -95,27 +95,14 @@ pub struct Args {
     root: PathBuf,
 }
 
-/// A token that never reaches `Debug`, `Display` or a message.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// A token that never reaches `Debug`, `Display` or a message: Custody's one `Secret`.
+pub use custody_http::Secret;
 
 fn token(var: &str) -> Option<Secret> {
     std::env::var(var)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .map(|v| Secret(v.trim().to_owned()))
+        .map(|v| Secret::new(v.trim()))
 }
 
 /// How far an earlier run got.
@@ -870,7 +857,7 @@ fn describe(plan: &Plan, args: &Args) -> anyhow::Result<String> {
             "assets: built in the prepare step (sizes and checksums known then)"
         );
     }
-    let redacted = Secret(String::new());
+    let redacted = Secret::new("");
     let commit = git(&plan.root, &["rev-parse", "HEAD"])?.trim().to_owned();
     let commit = match plan.stage {
         Stage::Fresh => "RELEASE_COMMIT".to_owned(),
@@ -965,8 +952,8 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let s = Secret("hunter2".into());
-        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
         let g = Github {
             api_url: "x".into(),
             repo: "a/b".into(),

@@ -1,55 +1,6 @@
-//! A redacting wrapper for secrets the guard handles: OIDC tokens, the job token and the
-//! bearer tokens used to fetch them.
-//!
-//! The value is reachable only through [`Secret::expose`], so it cannot end up in a log line,
-//! an error message or the report by accident: `Debug` and `Display` print `[redacted]`, and the
-//! type implements neither `Serialize` nor `PartialEq` (which would invite timing comparisons).
+//! The redacting wrapper for secrets the guard handles (OIDC tokens, the job token and
+//! the bearer tokens used to fetch them): Custody's one `Secret`, from `custody-http`.
+//! `Debug` and `Display` print `[redacted]`; the value is reachable only through
+//! `Secret::expose`.
 
-use std::fmt;
-
-/// A secret string. See the module docs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value. Call this only where the value is sent to the party it belongs to.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the secret is the empty string (an unset CI variable often is).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Secret;
-
-    #[test]
-    fn debug_and_display_never_show_the_value() {
-        let secret = Secret::new("eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.c2ln");
-        assert_eq!(format!("{secret}"), "[redacted]");
-        assert_eq!(format!("{secret:?}"), "Secret([redacted])");
-        assert!(!format!("{secret:?} {secret}").contains("eyJ"));
-        assert_eq!(secret.expose(), "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.c2ln");
-    }
-}
+pub use custody_http::Secret;

@@ -73,8 +73,8 @@
 //!
 //! # Network
 //!
-//! Requests go through the `gitlab` crate's endpoints and query helpers over a client of
-//! our own (an [`AsyncClient`] on reqwest): connect and request timeouts, transient
+//! Requests go through the `gitlab` crate's endpoints and query helpers over Custody's
+//! one GitLab client (`custody_http::gitlab::Client`): connect and request timeouts, transient
 //! failures (5xx, 429, timeouts, refused or reset connections) retried with bounded
 //! exponential backoff, redirects followed by hand so that the token is sent to the
 //! GitLab host only (package downloads may redirect to object storage), and tokens kept
@@ -83,7 +83,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,9 +94,7 @@ use ::gitlab::api::projects::packages::generic::{
     GetPackageFile, UploadPackageFile, UploadPackageSelect,
 };
 use ::gitlab::api::projects::packages::package_files::{DeletePackageFile, PackageFiles};
-use ::gitlab::api::{self as glapi, ApiError, AsyncClient, AsyncQuery, Pagination, RestClient};
-use async_trait::async_trait;
-use bytes::Bytes;
+use ::gitlab::api::{self as glapi, ApiError, AsyncQuery, Pagination};
 use custody_evidence::Digest;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -113,101 +110,17 @@ use crate::layout::{
 use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
+use custody_http::gitlab::{Client as Api, ClientError, Config as ClientConfig, Redirects};
+pub use custody_http::gitlab::{Token as GitLabToken, TokenKind};
+
 const SCHEME: &str = "gitlab://";
 const SCHEME_HTTP: &str = "gitlab+http://";
 /// Longest encoded value kept readable in a version; longer ones are hashed.
 const MAX_COMPONENT: usize = 128;
-/// Redirects followed for one download (GitLab → object storage is one).
-const MAX_REDIRECTS: usize = 5;
 
 /// Whether a store URL names the GitLab backend.
 pub(crate) fn is_gitlab_url(url: &str) -> bool {
     url.starts_with(SCHEME) || url.starts_with(SCHEME_HTTP)
-}
-
-/// Which header a token travels in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// A CI/CD job token (`CI_JOB_TOKEN`), sent as `JOB-TOKEN`.
-    Job,
-    /// A personal, project or group access token, sent as `PRIVATE-TOKEN`.
-    Private,
-}
-
-impl TokenKind {
-    fn header(self) -> &'static str {
-        match self {
-            Self::Job => "JOB-TOKEN",
-            Self::Private => "PRIVATE-TOKEN",
-        }
-    }
-}
-
-/// A GitLab token. It has no `Display`, and its `Debug` shows only its kind.
-#[derive(Clone)]
-pub struct GitLabToken {
-    kind: TokenKind,
-    secret: String,
-}
-
-impl GitLabToken {
-    pub fn job(secret: impl Into<String>) -> Self {
-        Self {
-            kind: TokenKind::Job,
-            secret: secret.into(),
-        }
-    }
-
-    pub fn private(secret: impl Into<String>) -> Self {
-        Self {
-            kind: TokenKind::Private,
-            secret: secret.into(),
-        }
-    }
-
-    pub fn kind(&self) -> TokenKind {
-        self.kind
-    }
-
-    /// Picks the token from the values of `CI_JOB_TOKEN` and `CUSTODY_GITLAB_TOKEN`, which
-    /// the caller reads (the workspace declares its environment variables in one place).
-    /// An explicitly configured `CUSTODY_GITLAB_TOKEN` wins over the ambient job token;
-    /// empty values count as unset.
-    pub fn from_env_values(
-        ci_job_token: Option<String>,
-        custody_gitlab_token: Option<String>,
-    ) -> Option<Self> {
-        let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        set(custody_gitlab_token)
-            .map(Self::private)
-            .or_else(|| set(ci_job_token).map(Self::job))
-    }
-
-    fn header_value(&self) -> Result<http::HeaderValue, GitLabError> {
-        let mut value = http::HeaderValue::from_str(self.secret.trim()).map_err(|_| {
-            GitLabError::Setup {
-                reason: "the gitlab token contains characters not allowed in a header; check the token value".into(),
-            }
-        })?;
-        value.set_sensitive(true);
-        Ok(value)
-    }
-
-    /// Removes the secret from text that is about to reach an error message.
-    fn redact(&self, text: &str) -> String {
-        let secret = self.secret.trim();
-        if secret.len() >= 4 {
-            text.replace(secret, "****")
-        } else {
-            text.to_owned()
-        }
-    }
-}
-
-impl fmt::Debug for GitLabToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GitLabToken({}: ****)", self.kind.header())
-    }
 }
 
 /// How the GitLab store talks to GitLab. The caller resolves flags and environment into
@@ -393,184 +306,6 @@ struct PackageFileInfo {
     file_name: String,
     #[serde(default)]
     file_sha256: Option<String>,
-}
-
-// ---------------------------------------------------------------------------------------
-// The HTTP client behind the crate's query helpers.
-
-#[derive(Debug, Error)]
-enum ClientError {
-    #[error("{reason}")]
-    Transport { attempts: u32, reason: String },
-    #[error("answered {status} {attempts} times")]
-    Exhausted { status: u16, attempts: u32 },
-    #[error("{0}")]
-    Request(String),
-}
-
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    /// `https://HOST/api/v4/`
-    base: Url,
-    token: Option<GitLabToken>,
-    attempts: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
-}
-
-impl fmt::Debug for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Api")
-            .field("base", &self.base.as_str())
-            .field("token", &self.token)
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
-    }
-}
-
-fn transient_status(status: http::StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-fn transient_error(e: &reqwest::Error) -> bool {
-    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
-}
-
-/// The cause of a transport error without its URL (the caller names the endpoint).
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "the connection failed".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    if let Some(l) = last {
-        text.push_str(" (");
-        text.push_str(&l);
-        text.push(')');
-    }
-    text
-}
-
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
-impl Api {
-    /// One request, following redirects for reads; the token goes to the GitLab origin only.
-    async fn send_once(
-        &self,
-        method: &Method,
-        url: &Url,
-        headers: &http::HeaderMap,
-        body: &[u8],
-    ) -> Result<http::Response<Bytes>, reqwest::Error> {
-        let mut url = url.clone();
-        let mut hops = 0;
-        loop {
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
-            if !body.is_empty() {
-                req = req.body(body.to_vec());
-            }
-            if same_origin(&url, &self.base)
-                && let Some(token) = &self.token
-                && let Ok(value) = token.header_value()
-            {
-                req = req.header(token.kind.header(), value);
-            }
-            let rsp = req.send().await?;
-            let status = rsp.status();
-            let follow = status.is_redirection()
-                && status != http::StatusCode::NOT_MODIFIED
-                && matches!(*method, Method::GET | Method::HEAD)
-                && hops < MAX_REDIRECTS;
-            let next = follow
-                .then(|| rsp.headers().get(http::header::LOCATION))
-                .flatten()
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok())
-                // never downgrade from https
-                .filter(|n| !(url.scheme() == "https" && n.scheme() != "https"));
-            if let Some(next) = next {
-                url = next;
-                hops += 1;
-                continue;
-            }
-            let mut out = http::Response::builder().status(status);
-            if let Some(h) = out.headers_mut() {
-                for (k, v) in rsp.headers() {
-                    h.append(k, v.clone());
-                }
-            }
-            let bytes = rsp.bytes().await?;
-            // the builder only fails on invalid parts, and these come from a valid response
-            return Ok(out
-                .body(bytes)
-                .unwrap_or_else(|_| http::Response::new(Bytes::new())));
-        }
-    }
-}
-
-impl RestClient for Api {
-    type Error = ClientError;
-
-    fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<Self::Error>> {
-        Ok(self.base.join(endpoint)?)
-    }
-}
-
-#[async_trait]
-impl AsyncClient for Api {
-    async fn rest_async(
-        &self,
-        request: http::request::Builder,
-        body: Vec<u8>,
-    ) -> Result<http::Response<Bytes>, ApiError<Self::Error>> {
-        let request = request
-            .body(body)
-            .map_err(|e| ApiError::client(ClientError::Request(e.to_string())))?;
-        let (parts, body) = request.into_parts();
-        let url = Url::parse(&parts.uri.to_string())
-            .map_err(|e| ApiError::client(ClientError::Request(e.to_string())))?;
-        let mut delay = self.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .send_once(&parts.method, &url, &parts.headers, &body)
-                .await;
-            let failure = match result {
-                Ok(rsp) if transient_status(rsp.status()) => ClientError::Exhausted {
-                    status: rsp.status().as_u16(),
-                    attempts: attempt,
-                },
-                Ok(rsp) => return Ok(rsp),
-                Err(e) if transient_error(&e) => ClientError::Transport {
-                    attempts: attempt,
-                    reason: describe(&e),
-                },
-                Err(e) => return Err(ApiError::client(ClientError::Request(describe(&e)))),
-            };
-            if attempt >= self.attempts.max(1) {
-                return Err(ApiError::client(failure));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.max_backoff);
-            attempt += 1;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -791,28 +526,25 @@ impl GitLabStore {
         let scheme = if location.http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}/api/v4/", location.authority))
             .map_err(|e| unsupported(url, e.to_string()))?;
-        if let Some(t) = &options.token {
-            t.header_value()?;
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            .https_only(!location.http)
-            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| GitLabError::Setup {
-                reason: describe(&e),
-            })?;
-        Ok(Self {
-            api: Arc::new(Api {
-                http,
-                base,
+        let api = Api::new(
+            base,
+            ClientConfig {
                 token: options.token.clone(),
+                timeout: options.timeout,
+                connect_timeout: options.connect_timeout,
                 attempts: options.attempts,
                 initial_backoff: options.initial_backoff,
                 max_backoff: options.max_backoff,
-            }),
+                redirects: Redirects::FollowReads,
+                https_only: !location.http,
+                user_agent: concat!("custody/", env!("CARGO_PKG_VERSION")),
+            },
+        )
+        .map_err(|e| GitLabError::Setup {
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            api: Arc::new(api),
             location,
         })
     }
@@ -832,7 +564,7 @@ impl GitLabStore {
     /// The URL of an endpoint, for messages: no query string, never a token.
     fn endpoint_url<E: Endpoint>(&self, ep: &E) -> String {
         self.api
-            .base
+            .base()
             .join(&ep.endpoint())
             .map_or_else(|_| ep.endpoint().into_owned(), String::from)
     }
@@ -844,14 +576,7 @@ impl GitLabStore {
     fn error<E: Endpoint>(&self, ep: &E, e: ApiError<ClientError>) -> GitLabError {
         let method = ep.method().to_string();
         let endpoint = self.endpoint_url(ep);
-        let redact = |s: &str| {
-            let s = self
-                .api
-                .token
-                .as_ref()
-                .map_or_else(|| s.to_owned(), |t| t.redact(s));
-            s.chars().take(300).collect::<String>()
-        };
+        let redact = |s: &str| self.api.redact(s).chars().take(300).collect::<String>();
         let status = |status: http::StatusCode, message: String| GitLabError::Status {
             method: method.clone(),
             endpoint: endpoint.clone(),
@@ -894,7 +619,7 @@ impl GitLabStore {
                 method,
                 endpoint,
                 status: 429,
-                attempts: self.api.attempts,
+                attempts: self.api.config().attempts,
             },
             other => GitLabError::Response {
                 method,

@@ -12,14 +12,14 @@
 //!   (`ListReleaseLinks`, `CreateReleaseLink`), `PUT …/links/:link_id` (`UpdateReleaseLink`)
 //!
 //! The crate has endpoints but no response types: the structs below hold only the fields
-//! used. Its `AsyncClient` is implemented on reqwest (as in custody-policy) so the token
-//! goes only to the API URL given, no redirect is followed and errors never carry it.
+//! used. Requests go through Custody's one GitLab client (`custody_http::gitlab`): the
+//! token goes only to the API URL given, no redirect is followed, POST is never retried,
+//! and errors never carry the token.
 
 use std::borrow::Cow;
 
 use anyhow::{Context as _, bail};
-use async_trait::async_trait;
-use bytes::Bytes;
+use custody_http::gitlab::{Client as Api, ClientError, Config as ClientConfig, Redirects, Token};
 use gitlab::api::common::NameOrId;
 use gitlab::api::projects::packages::Packages;
 use gitlab::api::projects::packages::generic::UploadPackageFile;
@@ -30,7 +30,7 @@ use gitlab::api::projects::releases::links::{
 use gitlab::api::projects::releases::{
     CreateRelease, CreateReleaseAssetLinks, ProjectReleaseByTag,
 };
-use gitlab::api::{ApiError, AsyncClient, AsyncQuery as _, Pagination, RestClient};
+use gitlab::api::{ApiError, AsyncQuery as _, Pagination};
 use serde::Deserialize;
 use url::Url;
 
@@ -140,58 +140,6 @@ pub fn plan(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Vec<String>> {
     Ok(v)
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: Url,
-    token: Secret,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ClientError(String);
-
-impl RestClient for Api {
-    type Error = ClientError;
-    fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<Self::Error>> {
-        Ok(self.base.join(endpoint)?)
-    }
-}
-
-#[async_trait]
-impl AsyncClient for Api {
-    async fn rest_async(
-        &self,
-        request: http::request::Builder,
-        body: Vec<u8>,
-    ) -> Result<http::Response<Bytes>, ApiError<Self::Error>> {
-        let request = request
-            .body(body)
-            .map_err(|e| ApiError::client(ClientError(e.to_string())))?;
-        let (parts, body) = request.into_parts();
-        let rsp = self
-            .http
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .header("PRIVATE-TOKEN", self.token.expose())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ApiError::client(ClientError(e.without_url().to_string())))?;
-        let mut out = http::Response::builder().status(rsp.status());
-        if let Some(h) = out.headers_mut() {
-            for (k, v) in rsp.headers() {
-                h.append(k, v.clone());
-            }
-        }
-        let bytes = rsp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::client(ClientError(e.without_url().to_string())))?;
-        out.body(bytes)
-            .map_err(|e| ApiError::client(ClientError(e.to_string())))
-    }
-}
-
 fn is_not_found(e: &ApiError<ClientError>) -> bool {
     matches!(e, ApiError::GitlabWithStatus { status, .. } | ApiError::GitlabObjectWithStatus { status, .. } | ApiError::GitlabUnrecognizedWithStatus { status, .. } if *status == http::StatusCode::NOT_FOUND)
 }
@@ -202,17 +150,17 @@ fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
 
 /// Uploads what the package lacks, then creates the release or completes its links.
 pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(300))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("building the GitLab client")?;
-    let api = Api {
-        http,
-        base: base(t.api_url)?,
-        token: t.token.clone(),
-    };
+    let api = Api::new(
+        base(t.api_url)?,
+        ClientConfig {
+            token: Some(Token::private(t.token.expose())),
+            redirects: Redirects::Refuse,
+            https_only: false,
+            user_agent: concat!("custody-release/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        },
+    )
+    .context("building the GitLab client")?;
     let project = || NameOrId::from(t.project);
     let mut out = Outcome::default();
 

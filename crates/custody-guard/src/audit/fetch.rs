@@ -17,9 +17,10 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use gitlab::api::{self as glapi, ApiError, AsyncClient, AsyncQuery as _, Pagination, RestClient};
+use custody_http::gitlab::{
+    Client as GitLabApi, ClientError as GitLabClientError, Config as GitLabConfig, Redirects, Token,
+};
+use gitlab::api::{self as glapi, ApiError, AsyncQuery as _, Pagination};
 use serde::Deserialize;
 use thiserror::Error;
 use url::Url;
@@ -328,110 +329,31 @@ struct GroupRef {
     id: Option<u64>,
 }
 
-/// Transport errors of [`GitLabApi`]. They name what failed, never a header.
-#[derive(Debug, Error)]
-pub enum GitLabClientError {
-    #[error("{0}")]
-    Request(String),
-}
-
-/// A `gitlab` crate client: `<instance>/api/v4/` on reqwest with timeouts, no redirects (the
-/// token must not follow one), `PRIVATE-TOKEN` marked sensitive.
-#[derive(Clone)]
-pub struct GitLabApi {
-    http: reqwest::Client,
-    base: Url,
-    token: Secret,
-}
-
-impl std::fmt::Debug for GitLabApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitLabApi")
-            .field("base", &self.base.as_str())
-            .field("token", &self.token)
-            .finish()
-    }
-}
-
-impl GitLabApi {
-    /// A client for the instance at `api_url` (without `/api/v4`).
-    pub fn new(api_url: &str, token: Secret, timeout: Duration) -> Result<Self, FetchError> {
-        check_url(api_url)?;
-        let err = |problem: String| FetchError::Url {
-            url: api_url.to_owned(),
-            problem,
-        };
-        let base = Url::parse(&format!("{}/api/v4/", api_url.trim_end_matches('/')))
-            .map_err(|e| err(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .user_agent(concat!("custody-runner-audit/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| err(e.to_string()))?;
-        Ok(Self { http, base, token })
-    }
-}
-
-impl RestClient for GitLabApi {
-    type Error = GitLabClientError;
-
-    fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<Self::Error>> {
-        Ok(self.base.join(endpoint)?)
-    }
-}
-
-#[async_trait]
-impl AsyncClient for GitLabApi {
-    async fn rest_async(
-        &self,
-        request: http::request::Builder,
-        body: Vec<u8>,
-    ) -> Result<http::Response<Bytes>, ApiError<Self::Error>> {
-        let fail = |m: String| ApiError::client(GitLabClientError::Request(m));
-        let request = request.body(body).map_err(|e| fail(e.to_string()))?;
-        let (parts, body) = request.into_parts();
-        let url = Url::parse(&parts.uri.to_string()).map_err(|e| fail(e.to_string()))?;
-        let mut token = http::HeaderValue::from_str(self.token.expose().trim())
-            .map_err(|_| fail("the gitlab token is not a valid header value".into()))?;
-        token.set_sensitive(true);
-        let mut req = self
-            .http
-            .request(parts.method, url)
-            .headers(parts.headers)
-            .header("PRIVATE-TOKEN", token);
-        if !body.is_empty() {
-            req = req.body(body);
-        }
-        let rsp = req.send().await.map_err(|e| fail(describe(&e)))?;
-        let status = rsp.status();
-        if status.is_redirection() {
-            return Err(fail(format!(
-                "answered HTTP {} (a redirect; redirects are not followed: use the instance's final URL)",
-                status.as_u16()
-            )));
-        }
-        let mut out = http::Response::builder().status(status);
-        if let Some(h) = out.headers_mut() {
-            for (k, v) in rsp.headers() {
-                h.append(k, v.clone());
-            }
-        }
-        let bytes = rsp.bytes().await.map_err(|e| fail(describe(&e)))?;
-        out.body(bytes).map_err(|e| fail(e.to_string()))
-    }
-}
-
-/// reqwest errors without the URL's query or anything from the request headers.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        "the request failed".into()
-    }
+/// The GitLab client `custody runners audit` uses: Custody's one GitLab client
+/// (`custody_http::gitlab`), on `<instance>/api/v4/`, with an admin token that must not
+/// follow a redirect anywhere.
+fn gitlab_api(api_url: &str, token: &Secret, timeout: Duration) -> Result<GitLabApi, FetchError> {
+    check_url(api_url)?;
+    let err = |problem: String| FetchError::Url {
+        url: api_url.to_owned(),
+        problem,
+    };
+    let base = Url::parse(&format!("{}/api/v4/", api_url.trim_end_matches('/')))
+        .map_err(|e| err(e.to_string()))?;
+    GitLabApi::new(
+        base,
+        GitLabConfig {
+            token: Some(Token::private(token.expose().trim())),
+            timeout,
+            connect_timeout: timeout,
+            attempts: 2,
+            redirects: Redirects::Refuse,
+            https_only: false,
+            user_agent: concat!("custody-runner-audit/", env!("CARGO_PKG_VERSION")),
+            ..GitLabConfig::default()
+        },
+    )
+    .map_err(|e| err(e.to_string()))
 }
 
 fn gitlab_reason(e: &ApiError<GitLabClientError>) -> String {
@@ -447,8 +369,8 @@ fn gitlab_reason(e: &ApiError<GitLabClientError>) -> String {
 }
 
 async fn gitlab(src: &GitLabSource, timeout: Duration) -> Result<Vec<GitLabRunner>, FetchError> {
-    let api = GitLabApi::new(&src.api_url, src.token.clone(), timeout)?;
-    let base = api.base.as_str().trim_end_matches('/').to_owned();
+    let api = gitlab_api(&src.api_url, &src.token, timeout)?;
+    let base = api.base().as_str().trim_end_matches('/').to_owned();
     let err = |url: String, e: &ApiError<GitLabClientError>| FetchError::GitLab {
         url,
         reason: gitlab_reason(e),

@@ -18,14 +18,14 @@
 
 use std::borrow::Cow;
 
-use async_trait::async_trait;
-use bytes::Bytes;
+pub use custody_http::gitlab::TokenKind;
+use custody_http::gitlab::{Client as Api, ClientError, Config as ClientConfig, Redirects, Token};
 use gitlab::api::common::NameOrId;
 use gitlab::api::endpoint_prelude::{Endpoint, Method, QueryParams};
 use gitlab::api::projects::deployments::Deployment;
 use gitlab::api::projects::merge_requests::MergeRequestCommits;
 use gitlab::api::projects::repository::commits::{Commit, MergeRequests};
-use gitlab::api::{ApiError, AsyncClient, AsyncQuery, RestClient};
+use gitlab::api::{ApiError, AsyncQuery};
 use serde::Deserialize;
 use url::Url;
 
@@ -33,15 +33,6 @@ use super::{CONNECT_TIMEOUT, PlatformFacts, REQUEST_TIMEOUT, Secret};
 use crate::error::PolicyError;
 use crate::gate::Gate;
 use crate::input::{Approval, ApprovalsFact, PeopleFact, Person, ProtectionFact, Provenance};
-
-/// How the token is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// `PRIVATE-TOKEN` (a personal, project or group access token).
-    Private,
-    /// `JOB-TOKEN` (`CI_JOB_TOKEN`; GitLab limits what it may read).
-    Job,
-}
 
 /// What to ask GitLab.
 #[derive(Debug, Clone)]
@@ -168,66 +159,6 @@ struct CommitJson {
     committer_email: Option<String>,
 }
 
-/// The HTTP client behind the crate's endpoints: timeouts, the token as a secret.
-struct Api {
-    http: reqwest::Client,
-    base: Url,
-    token: Option<(TokenKind, Secret)>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct ClientError(String);
-
-impl RestClient for Api {
-    type Error = ClientError;
-    fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<Self::Error>> {
-        Ok(self.base.join(endpoint)?)
-    }
-}
-
-#[async_trait]
-impl AsyncClient for Api {
-    async fn rest_async(
-        &self,
-        request: http::request::Builder,
-        body: Vec<u8>,
-    ) -> Result<http::Response<Bytes>, ApiError<Self::Error>> {
-        let request = request
-            .body(body)
-            .map_err(|e| ApiError::client(ClientError(e.to_string())))?;
-        let (parts, body) = request.into_parts();
-        let mut req = self
-            .http
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body);
-        if let Some((kind, token)) = &self.token {
-            let name = match kind {
-                TokenKind::Private => "PRIVATE-TOKEN",
-                TokenKind::Job => "JOB-TOKEN",
-            };
-            req = req.header(name, token.expose());
-        }
-        let rsp = req
-            .send()
-            .await
-            .map_err(|e| ApiError::client(ClientError(e.without_url().to_string())))?;
-        let mut out = http::Response::builder().status(rsp.status());
-        if let Some(h) = out.headers_mut() {
-            for (k, v) in rsp.headers() {
-                h.append(k, v.clone());
-            }
-        }
-        let bytes = rsp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::client(ClientError(e.without_url().to_string())))?;
-        out.body(bytes)
-            .map_err(|e| ApiError::client(ClientError(e.to_string())))
-    }
-}
-
 fn provenance() -> Provenance {
     Provenance {
         source: "gitlab".into(),
@@ -256,17 +187,25 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    let http = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| PolicyError::Platform(format!("GitLab client: {e}")))?;
-    let api = Api {
-        http,
+    let token = cfg.token.as_ref().map(|(kind, secret)| match kind {
+        TokenKind::Job => Token::job(secret.expose()),
+        TokenKind::Private => Token::private(secret.expose()),
+    });
+    let api = Api::new(
         base,
-        token: cfg.token.clone(),
-    };
+        ClientConfig {
+            token,
+            timeout: REQUEST_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+            // a gate reads; a flaky API gets a second chance, not a long wait
+            attempts: 2,
+            redirects: Redirects::Refuse,
+            https_only: false,
+            user_agent: concat!("custody-policy-check/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        },
+    )
+    .map_err(|e| PolicyError::Platform(format!("GitLab client: {e}")))?;
     let project = || NameOrId::from(cfg.project.as_str());
     let mut facts = PlatformFacts::default();
 

@@ -23,24 +23,9 @@ pub struct PlatformFacts {
     pub problems: Vec<String>,
 }
 
-/// A secret (API token, registry password) that never reaches Debug or Display.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// A secret (API token, registry password) that never reaches Debug or Display:
+/// Custody's one redacting type.
+pub use custody_http::Secret;
 
 /// The HTTP client settings every platform and registry lookup shares.
 pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
