@@ -182,6 +182,8 @@ pub struct GuardOptions {
     pub now: Option<u64>,
     /// Ask the platform API about the runner and environment (phase 2 signals).
     pub use_platform_api: bool,
+    /// Extra trusted CA certificates for those calls (`--ca-file`).
+    pub ca_files: Vec<PathBuf>,
 }
 
 impl GuardOptions {
@@ -194,6 +196,7 @@ impl GuardOptions {
             metadata_endpoint: None,
             now: None,
             use_platform_api: true,
+            ca_files: Vec::new(),
         }
     }
 }
@@ -271,7 +274,7 @@ pub fn verified_token(
 /// Gathers every signal. Fails only on configuration errors (platform not pinned, bad proxy).
 pub fn collect(model: &TierModel, opts: &GuardOptions) -> Result<Signals, TierModelError> {
     let platform = opts.request.platform;
-    let http = Http::from_trust(&model.trust)?;
+    let http = Http::from_trust(&model.trust, &opts.ca_files)?;
     let now = now_or_clock(opts.now);
     let token = match verified_token(model, platform, &opts.env, &http, now)? {
         Ok(claims) => TokenSignal::Verified(claims),

@@ -1,22 +1,34 @@
-//! The one HTTP client configuration the guard uses for tokens, JWKS and platform APIs.
+//! The HTTP calls the guard makes for tokens, JWKS and platform APIs, on Custody's one
+//! client (`custody_http`: hyper over rustls with ring), driven by a single-threaded
+//! runtime because the guard itself is synchronous.
 //!
-//! Blocking `ureq` over rustls (ring provider, webpki roots): no async runtime, small binary.
-//! Redirects are never followed, because a redirect would let the pinned host hand the guard
-//! to another one; proxy variables are ignored, because an earlier step can set them; a proxy is
-//! used only when the tier model pins one. Response bodies are capped.
+//! What differs from the other steps is pinned on purpose:
+//! - redirects are refused, because a redirect would let the pinned host hand the guard
+//!   to another one;
+//! - proxy variables are ignored, because an earlier step can set them; a proxy is used
+//!   only when the tier model pins one (`trust.proxy`);
+//! - the roots are the built-in set, the system store and the step's `--ca-file`
+//!   (`CUSTODY_CA_FILE`), as for every step;
+//! - one attempt per call (the guard's verdict must not wait on retries), bodies capped.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use custody_http::client::{Client, Config, Redirects};
+use custody_http::net::{Net, ProxySettings};
 
 use crate::error::TierModelError;
 use crate::tier::Trust;
 
 /// Largest response body the guard reads (JWKS, token and API answers are a few KiB).
-const BODY_LIMIT: u64 = 1024 * 1024;
+const BODY_LIMIT: usize = 1024 * 1024;
 
 /// A configured HTTP client.
 #[derive(Debug, Clone)]
 pub struct Http {
-    agent: ureq::Agent,
+    client: Client,
+    rt: Arc<tokio::runtime::Runtime>,
 }
 
 /// A response: status and body (bodies of error statuses are not logged by callers: they
@@ -27,36 +39,62 @@ pub(crate) struct Response {
     pub body: String,
 }
 
+fn invalid(field: &str, problem: String) -> TierModelError {
+    TierModelError::Invalid {
+        file: "tier model".into(),
+        line: None,
+        field: field.into(),
+        problem,
+    }
+}
+
 impl Http {
-    /// A client with the given timeout per call and an optional pinned proxy URL.
-    pub fn new(timeout: Duration, proxy: Option<&str>) -> Result<Self, TierModelError> {
-        let proxy = proxy
-            .map(|p| {
-                ureq::Proxy::new(p).map_err(|e| TierModelError::Invalid {
-                    file: "tier model".into(),
-                    line: None,
-                    field: "trust.proxy".into(),
-                    problem: format!("not a usable proxy URL: {e}"),
-                })
-            })
-            .transpose()?;
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .proxy(proxy)
-            .user_agent(concat!("custody-runner-guard/", env!("CARGO_PKG_VERSION")))
-            .build();
+    /// A client with the given timeout per call, an optional pinned proxy URL and extra
+    /// trusted CA files.
+    pub fn new(
+        timeout: Duration,
+        proxy: Option<&str>,
+        ca_files: &[PathBuf],
+    ) -> Result<Self, TierModelError> {
+        let proxy = ProxySettings {
+            all: proxy.map(str::to_owned),
+            ..ProxySettings::default()
+        };
+        let net = Net::new(ca_files, proxy).map_err(|e| match e {
+            custody_http::net::NetError::Proxy { problem, .. } => invalid("trust.proxy", problem),
+            other => invalid("--ca-file", other.to_string()),
+        })?;
+        let client = Client::new(
+            &net,
+            Config {
+                timeout,
+                connect_timeout: timeout,
+                attempts: 1,
+                redirects: Redirects::Refuse,
+                // the tier model decides which URLs are allowed (loopback test servers)
+                https_only: false,
+                body_limit: BODY_LIMIT,
+                user_agent: concat!("custody-runner-guard/", env!("CARGO_PKG_VERSION")),
+                ..Config::default()
+            },
+        )
+        .map_err(|e| invalid("--ca-file", e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| invalid("runtime", e.to_string()))?;
         Ok(Self {
-            agent: config.into(),
+            client,
+            rt: Arc::new(rt),
         })
     }
 
     /// The client the tier model's `trust` section describes.
-    pub fn from_trust(trust: &Trust) -> Result<Self, TierModelError> {
+    pub fn from_trust(trust: &Trust, ca_files: &[PathBuf]) -> Result<Self, TierModelError> {
         Self::new(
             Duration::from_millis(trust.http_timeout_ms),
             trust.proxy.as_deref(),
+            ca_files,
         )
     }
 
@@ -67,26 +105,29 @@ impl Http {
         headers: &[(&str, &str)],
         query: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut request = self.agent.get(url);
+        let mut url = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter());
+        }
+        let mut map = http::HeaderMap::new();
         for (name, value) in headers {
-            request = request.header(*name, *value);
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("header name {name} is not valid"))?;
+            let mut value = http::HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of header {name} is not valid"))?;
+            value.set_sensitive(true);
+            map.insert(name, value);
         }
-        for (name, value) in query {
-            request = request.query(*name, *value);
-        }
-        let mut response = request.call().map_err(|e| describe(&e))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_string()
-            .map_err(|e| describe(&e))?;
+        let rsp = self
+            .rt
+            .block_on(
+                self.client
+                    .send(http::Method::GET, &url, &map, bytes::Bytes::new(), None),
+            )
+            .map_err(|e| e.to_string())?;
+        let status = rsp.status().as_u16();
+        let body = String::from_utf8(rsp.into_body().to_vec())
+            .map_err(|_| "the answer is not UTF-8".to_owned())?;
         Ok(Response { status, body })
     }
-}
-
-/// ureq errors describe the transport; they never include request headers.
-fn describe(e: &ureq::Error) -> String {
-    e.to_string()
 }

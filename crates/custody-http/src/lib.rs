@@ -1,18 +1,26 @@
-//! The one place Custody talks HTTP from (issue 18, in progress).
+//! The one place Custody talks HTTP from.
 //!
 //! - [`Secret`]: the one redacting secret type: tokens, passwords and keys that must
 //!   never reach a log line, an error message or a record.
-//! - [`gitlab::Client`] (feature `gitlab`): the single `gitlab::api::AsyncClient` that the
-//!   GitLab store, policy-check's GitLab facts, `custody runners audit` and the release
-//!   tooling use. One redirect rule (reads follow redirects, the token goes to the GitLab
-//!   origin only, and never from https to http; writes never follow), one retry rule
-//!   (idempotent requests retried on transient failures with bounded exponential
-//!   backoff; POST never), timeouts, and error text that carries neither a token nor a
-//!   URL's query.
+//! - [`net::Net`] (feature `client`): the network policy, one for every client: trusted
+//!   roots (built-in Mozilla set, system store or `SSL_CERT_FILE`/`SSL_CERT_DIR`,
+//!   `--ca-file`) and the proxy (`HTTPS_PROXY`, `NO_PROXY`, ...).
+//! - [`client::Client`] (feature `client`): hyper over rustls with the ring provider; one
+//!   redirect rule, one retry rule, timeouts, body limits, credentials pinned to their
+//!   origin, error text without secrets. The GitLab client, the cosign registry client
+//!   and octocrab (through [`client::Client::hyper`]) run on it; the AWS SDK gets the
+//!   same roots and proxy ([`net::Net::roots_pem`], [`net::Net::proxy`]).
+//! - [`gitlab::Client`] (feature `gitlab`): the single `gitlab::api::AsyncClient`.
 
 mod secret;
 
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "github")]
+pub mod github;
 #[cfg(feature = "gitlab")]
 pub mod gitlab;
+#[cfg(feature = "client")]
+pub mod net;
 
 pub use secret::Secret;

@@ -4,6 +4,13 @@
 // Custody's own
 /// Default store URL when `--store` is not given.
 pub const CUSTODY_STORE: &str = "CUSTODY_STORE";
+/// Extra trusted CA certificates (PEM files, comma-separated) when `--ca-file` is not
+/// given: a private CA, e.g. a hospital's TLS-inspection proxy.
+pub const CUSTODY_CA_FILE: &str = "CUSTODY_CA_FILE";
+/// Proxies for HTTPS and HTTP requests, and the hosts that bypass them (either case;
+/// read through `custody_http::net::ProxySettings`). `SSL_CERT_FILE`/`SSL_CERT_DIR`
+/// replace the system's CA bundle (read by `rustls-native-certs`).
+pub const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
 /// Path of the signing key when `--key` is not given.
 pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
 /// The signing key itself (PEM), for CI systems that hand secrets over as variables.

@@ -230,3 +230,13 @@ mod tests {
         assert_eq!(workspace(&env(&[]), None), PathBuf::from("."));
     }
 }
+
+/// `--ca-file`, the same in every step and command that talks HTTPS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CaFileArg {
+    /// Extra trusted CA certificate(s), PEM (repeatable, or comma-separated in
+    /// CUSTODY_CA_FILE): a private CA, such as a TLS-inspection proxy's. Added to the
+    /// built-in and system roots (SSL_CERT_FILE/SSL_CERT_DIR) for every HTTPS call.
+    #[arg(long = "ca-file", env = crate::env_vars::CUSTODY_CA_FILE, value_delimiter = ',', value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+}

@@ -112,6 +112,7 @@ use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
 use custody_http::gitlab::{Client as Api, ClientError, Config as ClientConfig, Redirects};
 pub use custody_http::gitlab::{Token as GitLabToken, TokenKind};
+use custody_http::net::Net;
 
 const SCHEME: &str = "gitlab://";
 const SCHEME_HTTP: &str = "gitlab+http://";
@@ -137,17 +138,21 @@ pub struct GitLabOptions {
     /// Pause after the first transient failure; doubled after each, up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Trusted roots and proxy.
+    pub net: Net,
 }
 
 impl Default for GitLabOptions {
     fn default() -> Self {
+        let d = ClientConfig::default();
         Self {
             token: None,
-            timeout: Duration::from_secs(300),
-            connect_timeout: Duration::from_secs(10),
-            attempts: 5,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
+            timeout: d.timeout,
+            connect_timeout: d.connect_timeout,
+            attempts: d.attempts,
+            initial_backoff: d.initial_backoff,
+            max_backoff: d.max_backoff,
+            net: Net::default(),
         }
     }
 }
@@ -528,8 +533,9 @@ impl GitLabStore {
             .map_err(|e| unsupported(url, e.to_string()))?;
         let api = Api::new(
             base,
+            options.token.clone(),
+            &options.net,
             ClientConfig {
-                token: options.token.clone(),
                 timeout: options.timeout,
                 connect_timeout: options.connect_timeout,
                 attempts: options.attempts,
@@ -537,7 +543,7 @@ impl GitLabStore {
                 max_backoff: options.max_backoff,
                 redirects: Redirects::FollowReads,
                 https_only: !location.http,
-                user_agent: concat!("custody/", env!("CARGO_PKG_VERSION")),
+                ..ClientConfig::default()
             },
         )
         .map_err(|e| GitLabError::Setup {

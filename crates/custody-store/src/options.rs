@@ -45,6 +45,9 @@ pub struct StoreOptions {
     /// Limit on one attempt of a small request (everything but a material upload,
     /// whose limit grows with its size).
     pub attempt_timeout: Duration,
+    /// Trusted roots and proxy (the S3 client gets the same as every other client).
+    #[cfg(feature = "s3")]
+    pub net: custody_http::net::Net,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +65,8 @@ impl Default for StoreOptions {
             initial_backoff: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(60),
+            #[cfg(feature = "s3")]
+            net: custody_http::net::Net::default(),
         }
     }
 }

@@ -5,7 +5,15 @@
 //! way networks and servers break them: a connection reset halfway through an upload,
 //! a 500 or 503 answer, a response that never comes, and a server that performs the
 //! write but whose answer is lost.
+//!
+//! [`TestCa`] and [`TlsFront`]: a private CA minted per test and an HTTPS front, with a
+//! certificate from it, for any loopback server: the private-CA tests of every backend
+//! and platform client.
+
+#![allow(clippy::expect_used)]
 
 mod fault;
+mod tls;
 
 pub use fault::{Fault, FaultProxy, Matcher, Rule, Seen};
+pub use tls::{TestCa, TlsFront};

@@ -225,7 +225,11 @@ pub struct StoreArg {
     /// Evidence store URL: `file://PATH` or a path.
     #[arg(long, env = env_vars::CUSTODY_STORE, default_value = "custody-store")]
     pub store: String,
+    #[command(flatten)]
+    pub tls: CaFileArg,
 }
+
+pub use custody_platform::step::CaFileArg;
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {

@@ -39,6 +39,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     pub workspace: PathBuf,
     pub store: String,
+    /// Extra trusted CA certificates for a remote store (`--ca-file`).
+    pub ca_files: Vec<PathBuf>,
     pub spool: PathBuf,
     pub keyid_scheme: KeyIdScheme,
     pub retention: Retention,
@@ -366,6 +368,7 @@ pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError>
     let store = match custody_platform::stores::create(
         &cfg.store,
         &custody_platform::context::ProcessEnv,
+        &cfg.ca_files,
     ) {
         Ok(s) => s,
         Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e, None),

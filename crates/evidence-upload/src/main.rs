@@ -33,6 +33,8 @@ struct Args {
     /// Evidence store URL.
     #[arg(long, env = env_vars::CUSTODY_STORE, default_value = "custody-store")]
     store: String,
+    #[command(flatten)]
+    tls: step::CaFileArg,
     /// Private signing key (PEM); or set CUSTODY_SIGNING_KEY_PEM to the key itself.
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
     key: Option<PathBuf>,
@@ -151,6 +153,7 @@ fn main() -> ExitCode {
         files: args.files.clone(),
         workspace,
         store: args.store.clone(),
+        ca_files: args.tls.ca_file.clone(),
         spool: args.spool.clone(),
         keyid_scheme: args.keyid_scheme,
         retention,

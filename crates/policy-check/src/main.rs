@@ -117,6 +117,8 @@ struct Args {
     /// Registry base URL instead of https://<registry host> (e.g. a mirror).
     #[arg(long, env = v::CUSTODY_REGISTRY_URL)]
     registry_url: Option<String>,
+    #[command(flatten)]
+    tls: step::CaFileArg,
     /// Commit the artifact was built from (default: from the CI platform).
     #[arg(long)]
     commit: Option<String>,
@@ -238,6 +240,7 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
     }
     let trusted_keys =
         keyfiles::read_trusted_keys(&args.trusted_keys).context("reading --trusted-key")?;
+    let net = stores::net(env, &args.tls.ca_file)?;
     let cosign = if args.cosign_keys.is_empty() {
         None
     } else {
@@ -249,9 +252,10 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
             registry_url: args.registry_url.clone(),
             username: env.var(v::CUSTODY_REGISTRY_USERNAME),
             password: env.var(v::CUSTODY_REGISTRY_PASSWORD).map(Secret::new),
+            net: net.clone(),
         })
     };
-    let platform = platform(args, env, &context, environment.as_deref())?;
+    let platform = platform(args, env, &context, environment.as_deref(), &net)?;
     let record = if args.no_record || args.print_input {
         None
     } else {
@@ -287,9 +291,9 @@ fn run(args: &Args, env: &dyn Env) -> anyhow::Result<u8> {
     };
     rt.block_on(async {
         let store = if cfg.record.is_some() || log_signer.is_some() {
-            stores::create(&args.store, &ProcessEnv)
+            stores::create(&args.store, &ProcessEnv, &args.tls.ca_file)
         } else {
-            stores::open(&args.store, &ProcessEnv)
+            stores::open(&args.store, &ProcessEnv, &args.tls.ca_file)
         }
         .with_context(|| format!("opening store {}", args.store))?;
         if let Some(signer) = &log_signer {
@@ -334,6 +338,7 @@ fn platform(
     env: &dyn Env,
     context: &custody_evidence::PipelineContext,
     environment: Option<&str>,
+    net: &custody_http::net::Net,
 ) -> anyhow::Result<PlatformSource> {
     if let Some(p) = &args.approvals {
         return Ok(PlatformSource::File(p.clone()));
@@ -374,6 +379,7 @@ fn platform(
                 run_id,
                 commit: context.commit.clone(),
                 environment,
+                net: net.clone(),
             })
         }
         PlatformArg::Gitlab => {
@@ -402,6 +408,7 @@ fn platform(
                 job_id: env.var(v::CI_JOB_ID).and_then(|s| s.parse().ok()),
                 commit: context.commit.clone(),
                 environment,
+                net: net.clone(),
             })
         }
         PlatformArg::None | PlatformArg::Auto => PlatformSource::None,

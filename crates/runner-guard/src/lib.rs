@@ -63,6 +63,9 @@ pub struct Config {
     /// Overrides the tier model's metadata endpoint (tests point it at loopback).
     pub metadata_endpoint: Option<SocketAddr>,
     pub evidence: Option<EvidenceConfig>,
+    /// Extra trusted CA certificates for the token, JWKS and platform calls and a
+    /// remote store (`--ca-file`).
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// A configuration error: exit code 2.
@@ -150,11 +153,12 @@ pub fn run(cfg: &Config) -> Result<Outcome, GuardError> {
         metadata_endpoint: cfg.metadata_endpoint,
         now: None,
         use_platform_api: true,
+        ca_files: cfg.ca_files.clone(),
     };
     let report = custody_guard::run(&model, &opts)?;
     let evidence = match &cfg.evidence {
         None => Evidence::NotConfigured,
-        Some(ev) => match store_report(ev, &cfg.tier_model, &bytes, &report) {
+        Some(ev) => match store_report(ev, &cfg.ca_files, &cfg.tier_model, &bytes, &report) {
             Ok(stored) => Evidence::Stored(stored),
             Err(error) => Evidence::Failed {
                 store: ev.store.clone(),
@@ -200,6 +204,7 @@ fn subject(
 /// errors name the store and the object, and the key is not in reach of any message).
 fn store_report(
     ev: &EvidenceConfig,
+    ca_files: &[PathBuf],
     model_path: &Path,
     model_bytes: &[u8],
     report: &Report,
@@ -209,7 +214,7 @@ fn store_report(
         .build()
         .map_err(|e| format!("could not start the runtime: {e}"))?;
     rt.block_on(async {
-        let store = stores::create(&ev.store, &ProcessEnv)
+        let store = stores::create(&ev.store, &ProcessEnv, ca_files)
             .map_err(|e| format!("opening store {}: {e}", ev.store))?;
         let stored = store
             .put_object(ObjectSource::Bytes(model_bytes), &ev.retention)

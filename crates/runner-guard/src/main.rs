@@ -70,6 +70,8 @@ struct Args {
     /// Evidence store URL. With a signing key, the verdict is stored as a signed record.
     #[arg(long, env = env_vars::CUSTODY_STORE)]
     store: Option<String>,
+    #[command(flatten)]
+    tls: step::CaFileArg,
     /// Private signing key (PEM); or set CUSTODY_SIGNING_KEY_PEM to the key itself.
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
     key: Option<PathBuf>,
@@ -147,6 +149,7 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, GuardError> {
         },
         root: args.root.clone(),
         metadata_endpoint: args.metadata_endpoint,
+        ca_files: args.tls.ca_file.clone(),
         evidence,
     })
 }

@@ -40,7 +40,6 @@ pub struct Outcome {
 }
 
 /// github.com's API, whose uploads go to uploads.github.com (octocrab's default).
-const DEFAULT_API: &str = "https://api.github.com";
 const TIMEOUT_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
 const TIMEOUT_READ: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -84,22 +83,22 @@ pub fn plan(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Vec<String>> {
 }
 
 fn client(t: &Target<'_>) -> anyhow::Result<Octocrab> {
-    let mut b = Octocrab::builder()
-        .base_uri(t.api_url)
-        .with_context(|| format!("--github-api-url {}: not a URL", t.api_url))?;
     // octocrab sends the token only to the API and upload hosts: uploads go to
     // uploads.github.com for github.com, to the API's own host on GitHub Enterprise
     // Server (and on the test's loopback server)
-    if t.api_url.trim_end_matches('/') != DEFAULT_API {
-        b = b
-            .upload_uri(t.api_url)
-            .with_context(|| format!("--github-api-url {}: not a URL", t.api_url))?;
-    }
-    b.set_connect_timeout(Some(TIMEOUT_CONNECT))
-        .set_read_timeout(Some(TIMEOUT_READ))
-        .personal_token(t.token.expose().to_owned())
-        .build()
-        .context("building the GitHub client")
+    let net = custody_http::net::Net::from_env(&[]).context("network settings")?;
+    custody_http::github::octocrab(
+        &net,
+        &custody_http::github::GitHub {
+            api_url: t.api_url,
+            upload_url: None,
+            token: Some(t.token),
+            connect_timeout: TIMEOUT_CONNECT,
+            timeout: TIMEOUT_READ,
+            user_agent: concat!("custody-release/", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .with_context(|| format!("--github-api-url {}: building the GitHub client", t.api_url))
 }
 
 fn status(e: &octocrab::Error) -> Option<u16> {

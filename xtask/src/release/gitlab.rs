@@ -152,8 +152,9 @@ fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
 pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome> {
     let api = Api::new(
         base(t.api_url)?,
+        Some(Token::private(t.token.expose())),
+        &custody_http::net::Net::from_env(&[]).context("network settings")?,
         ClientConfig {
-            token: Some(Token::private(t.token.expose())),
             redirects: Redirects::Refuse,
             https_only: false,
             user_agent: concat!("custody-release/", env!("CARGO_PKG_VERSION")),

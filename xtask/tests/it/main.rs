@@ -13,6 +13,7 @@
 mod act;
 mod consumer;
 mod demo;
+mod deps;
 mod gitlab;
 mod guard;
 mod release;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use custody_http::gitlab::{
     Client as GitLabApi, ClientError as GitLabClientError, Config as GitLabConfig, Redirects, Token,
 };
+use custody_http::net::Net;
 use gitlab::api::{self as glapi, ApiError, AsyncQuery as _, Pagination};
 use serde::Deserialize;
 use thiserror::Error;
@@ -59,6 +60,8 @@ pub struct AuditSources {
     pub gitlab: Option<GitLabSource>,
     /// Per request.
     pub timeout: Duration,
+    /// Trusted roots and proxy.
+    pub net: Net,
 }
 
 /// The inventory could not be fetched.
@@ -75,11 +78,11 @@ pub enum FetchError {
 /// Fetches every platform `sources` names.
 pub async fn collect(sources: &AuditSources) -> Result<Inventory, FetchError> {
     let github = match &sources.github {
-        Some(gh) => Some(github(gh, sources.timeout).await?),
+        Some(gh) => Some(github(gh, sources.timeout, &sources.net).await?),
         None => None,
     };
     let gitlab = match &sources.gitlab {
-        Some(gl) => Some(gitlab(gl, sources.timeout).await?),
+        Some(gl) => Some(gitlab(gl, sources.timeout, &sources.net).await?),
         None => None,
     };
     Ok(Inventory { github, gitlab })
@@ -201,22 +204,29 @@ where
     Ok(all)
 }
 
-async fn github(src: &GitHubSource, timeout: Duration) -> Result<GitHubInventory, FetchError> {
+async fn github(
+    src: &GitHubSource,
+    timeout: Duration,
+    net: &Net,
+) -> Result<GitHubInventory, FetchError> {
     check_url(&src.api_url)?;
     let base = src.api_url.trim_end_matches('/');
     let setup = |reason: String| FetchError::GitHub {
         url: base.to_owned(),
         reason,
     };
-    let crab = octocrab::Octocrab::builder()
-        .base_uri(base)
-        .map_err(|e| setup(e.to_string()))?
-        .personal_token(src.token.expose().to_owned())
-        .set_connect_timeout(Some(timeout))
-        .set_read_timeout(Some(timeout))
-        .set_write_timeout(Some(timeout))
-        .build()
-        .map_err(|e| setup(e.to_string()))?;
+    let crab = custody_http::github::octocrab(
+        net,
+        &custody_http::github::GitHub {
+            api_url: base,
+            upload_url: None,
+            token: Some(&src.token),
+            connect_timeout: timeout,
+            timeout,
+            user_agent: concat!("custody-runner-audit/", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .map_err(|e| setup(e.to_string()))?;
     let org = segment(&src.org);
     let route = format!("/orgs/{org}/actions/runner-groups");
     let raw_groups = github_pages(&crab, &format!("{base}{route}"), &route, |p: GroupsPage| {
@@ -332,7 +342,12 @@ struct GroupRef {
 /// The GitLab client `custody runners audit` uses: Custody's one GitLab client
 /// (`custody_http::gitlab`), on `<instance>/api/v4/`, with an admin token that must not
 /// follow a redirect anywhere.
-fn gitlab_api(api_url: &str, token: &Secret, timeout: Duration) -> Result<GitLabApi, FetchError> {
+fn gitlab_api(
+    api_url: &str,
+    token: &Secret,
+    timeout: Duration,
+    net: &Net,
+) -> Result<GitLabApi, FetchError> {
     check_url(api_url)?;
     let err = |problem: String| FetchError::Url {
         url: api_url.to_owned(),
@@ -342,8 +357,9 @@ fn gitlab_api(api_url: &str, token: &Secret, timeout: Duration) -> Result<GitLab
         .map_err(|e| err(e.to_string()))?;
     GitLabApi::new(
         base,
+        Some(Token::private(token.expose().trim())),
+        net,
         GitLabConfig {
-            token: Some(Token::private(token.expose().trim())),
             timeout,
             connect_timeout: timeout,
             attempts: 2,
@@ -368,8 +384,12 @@ fn gitlab_reason(e: &ApiError<GitLabClientError>) -> String {
     format!("{text}{hint}")
 }
 
-async fn gitlab(src: &GitLabSource, timeout: Duration) -> Result<Vec<GitLabRunner>, FetchError> {
-    let api = gitlab_api(&src.api_url, &src.token, timeout)?;
+async fn gitlab(
+    src: &GitLabSource,
+    timeout: Duration,
+    net: &Net,
+) -> Result<Vec<GitLabRunner>, FetchError> {
+    let api = gitlab_api(&src.api_url, &src.token, timeout, net)?;
     let base = api.base().as_str().trim_end_matches('/').to_owned();
     let err = |url: String, e: &ApiError<GitLabClientError>| FetchError::GitLab {
         url,

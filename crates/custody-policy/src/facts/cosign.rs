@@ -8,9 +8,13 @@
 //! certificate is consulted (the trust is in the static key).
 
 use base64::Engine as _;
+use bytes::Bytes;
 use custody_evidence::{Digest, PublicKey};
-use reqwest::StatusCode;
+use custody_http::client::{Auth, Client, Config as HttpConfig};
+use custody_http::net::Net;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
+use url::Url;
 
 use super::{CONNECT_TIMEOUT, REQUEST_TIMEOUT, Secret};
 use crate::input::{CosignFact, CosignSignature};
@@ -29,6 +33,8 @@ pub struct CosignConfig {
     pub registry_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Trusted roots and proxy.
+    pub net: Net,
 }
 
 #[derive(Deserialize)]
@@ -89,47 +95,57 @@ pub fn split_name(name: &str) -> (String, String) {
 }
 
 struct Registry {
-    http: reqwest::Client,
+    http: Client,
     base: String,
     repo: String,
-    token: Option<String>,
+    /// The bearer token, for the registry's origin only.
+    token: Option<Auth>,
     cfg: CosignConfig,
 }
 
 impl Registry {
     async fn get(&mut self, path: &str, accept: &str) -> Result<(StatusCode, Vec<u8>), String> {
         let url = format!("{}/v2/{}/{path}", self.base, self.repo);
+        let parsed = Url::parse(&url).map_err(|e| format!("{url}: {e}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_str(accept).map_err(|e| e.to_string())?,
+        );
         for attempt in 0..2 {
-            let mut req = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
-            let rsp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let rsp = self
+                .http
+                .send(
+                    Method::GET,
+                    &parsed,
+                    &headers,
+                    Bytes::new(),
+                    self.token.as_ref(),
+                )
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
             let status = rsp.status();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let challenge = rsp
                     .headers()
-                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .get(http::header::WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
                     .ok_or_else(|| format!("{url}: 401 without a WWW-Authenticate challenge"))?;
-                self.token = Some(self.fetch_token(&challenge).await?);
+                let token = self.fetch_token(&challenge).await?;
+                self.token = Some(
+                    Auth::bearer(&parsed, &token)
+                        .ok_or_else(|| format!("{url}: the registry's token is not usable"))?,
+                );
                 continue;
             }
-            if rsp.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
-                return Err(format!("{url}: larger than {MAX_BYTES} bytes"));
-            }
-            let bytes = rsp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-            if bytes.len() > MAX_BYTES {
-                return Err(format!("{url}: larger than {MAX_BYTES} bytes"));
-            }
-            return Ok((status, bytes.to_vec()));
+            return Ok((status, rsp.into_body().to_vec()));
         }
         Err(format!("{url}: unauthorized"))
     }
 
     /// The token of a `Bearer realm=…,service=…,scope=…` challenge, anonymous or with
-    /// the configured credentials.
+    /// the configured credentials (sent to the realm's origin only).
     async fn fetch_token(&self, challenge: &str) -> Result<String, String> {
         let params = challenge
             .strip_prefix("Bearer ")
@@ -152,14 +168,29 @@ impl Registry {
         }
         let realm =
             realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
-        let mut url =
-            url::Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
+        let mut url = Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
         url.query_pairs_mut().extend_pairs(query.iter());
-        let mut req = self.http.get(url);
-        if let (Some(u), Some(p)) = (&self.cfg.username, &self.cfg.password) {
-            req = req.basic_auth(u, Some(p.expose()));
-        }
-        let rsp = req.send().await.map_err(|e| format!("{realm}: {e}"))?;
+        let auth = match (&self.cfg.username, &self.cfg.password) {
+            (Some(u), Some(p)) => {
+                let basic =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()));
+                let value = HeaderValue::from_str(&format!("Basic {basic}"))
+                    .map_err(|_| format!("{realm}: the registry credentials are not usable"))?;
+                Some(Auth::new(&url, http::header::AUTHORIZATION, value))
+            }
+            _ => None,
+        };
+        let rsp = self
+            .http
+            .send(
+                Method::GET,
+                &url,
+                &HeaderMap::new(),
+                Bytes::new(),
+                auth.as_ref(),
+            )
+            .await
+            .map_err(|e| format!("{realm}: {e}"))?;
         if !rsp.status().is_success() {
             return Err(format!("{realm}: token request answered {}", rsp.status()));
         }
@@ -168,8 +199,7 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = rsp.bytes().await.map_err(|e| format!("{realm}: {e}"))?;
-        let t: Token = serde_json::from_slice(&body).map_err(|e| format!("{realm}: {e}"))?;
+        let t: Token = serde_json::from_slice(rsp.body()).map_err(|e| format!("{realm}: {e}"))?;
         t.token
             .or(t.access_token)
             .ok_or_else(|| format!("{realm}: no token in the answer"))
@@ -191,23 +221,29 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
         fact.problems.push("no cosign public key given".into());
         return fact;
     }
-    let http = match reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-    {
+    let base = cfg
+        .registry_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{host}"));
+    let http = match Client::new(
+        &cfg.net,
+        HttpConfig {
+            connect_timeout: CONNECT_TIMEOUT,
+            timeout: REQUEST_TIMEOUT,
+            attempts: 2,
+            // an explicitly configured plain registry (a loopback test registry)
+            https_only: !base.starts_with("http://"),
+            body_limit: MAX_BYTES,
+            ..HttpConfig::default()
+        },
+    ) {
         Ok(c) => c,
         Err(e) => {
             fact.problems.push(format!("http client: {e}"));
             return fact;
         }
     };
-    let base = cfg
-        .registry_url
-        .clone()
-        .unwrap_or_else(|| format!("https://{host}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let base = base.trim_end_matches('/').to_owned();
     let mut reg = Registry {
         http,
         base,

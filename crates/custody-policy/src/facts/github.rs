@@ -15,8 +15,7 @@
 //! Response types are our own minimal structs: only the fields the policy uses, so a
 //! field GitHub adds never breaks a gate.
 
-use std::time::Duration;
-
+use custody_http::net::Net;
 use octocrab::Octocrab;
 use serde::Deserialize;
 
@@ -36,6 +35,8 @@ pub struct GitHubConfig {
     pub run_id: Option<u64>,
     pub commit: Option<String>,
     pub environment: String,
+    /// Trusted roots and proxy.
+    pub net: Net,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,19 +150,21 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// Builds the client: configurable base URL, timeouts, the token as a secret.
+/// Builds the client: configurable base URL, timeouts, the token as a secret, on
+/// Custody's connector (roots, proxy).
 pub fn client(cfg: &GitHubConfig) -> Result<Octocrab, PolicyError> {
-    let mut b = Octocrab::builder()
-        .base_uri(cfg.api_url.as_str())
-        .map_err(|e| PolicyError::Usage(format!("GitHub API URL {}: {e}", cfg.api_url)))?
-        .set_connect_timeout(Some(CONNECT_TIMEOUT))
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .set_write_timeout(Some(Duration::from_secs(10)));
-    if let Some(t) = &cfg.token {
-        b = b.personal_token(t.expose().to_owned());
-    }
-    b.build()
-        .map_err(|e| PolicyError::Platform(format!("GitHub client: {e}")))
+    custody_http::github::octocrab(
+        &cfg.net,
+        &custody_http::github::GitHub {
+            api_url: &cfg.api_url,
+            upload_url: None,
+            token: cfg.token.as_ref(),
+            connect_timeout: CONNECT_TIMEOUT,
+            timeout: REQUEST_TIMEOUT,
+            user_agent: concat!("custody-policy-check/", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .map_err(|e| PolicyError::Usage(format!("GitHub client: {e}")))
 }
 
 /// Gathers the facts a gate needs. Approvals and authorship only matter before the

@@ -20,6 +20,7 @@ use std::borrow::Cow;
 
 pub use custody_http::gitlab::TokenKind;
 use custody_http::gitlab::{Client as Api, ClientError, Config as ClientConfig, Redirects, Token};
+use custody_http::net::Net;
 use gitlab::api::common::NameOrId;
 use gitlab::api::endpoint_prelude::{Endpoint, Method, QueryParams};
 use gitlab::api::projects::deployments::Deployment;
@@ -47,6 +48,8 @@ pub struct GitLabConfig {
     pub job_id: Option<u64>,
     pub commit: Option<String>,
     pub environment: String,
+    /// Trusted roots and proxy.
+    pub net: Net,
 }
 
 /// `GET /projects/:id/protected_environments/:name`, which the crate lacks.
@@ -193,8 +196,9 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
     });
     let api = Api::new(
         base,
+        token,
+        &cfg.net,
         ClientConfig {
-            token,
             timeout: REQUEST_TIMEOUT,
             connect_timeout: CONNECT_TIMEOUT,
             // a gate reads; a flaky API gets a second chance, not a long wait

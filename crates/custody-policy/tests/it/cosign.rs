@@ -30,20 +30,45 @@ fn registry() -> Option<String> {
 }
 
 struct Push {
-    http: reqwest::Client,
+    http: custody_http::client::Client,
     base: String,
     repo: String,
 }
 
 impl Push {
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+    ) -> http::Response<bytes::Bytes> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(ct) = content_type {
+            headers.insert("content-type", http::HeaderValue::from_static(ct));
+        }
+        self.http
+            .send(
+                method,
+                &url::Url::parse(url).unwrap(),
+                &headers,
+                body.into(),
+                None,
+            )
+            .await
+            .unwrap()
+    }
+
     async fn blob(&self, bytes: &[u8]) -> String {
         let digest = Digest::of(bytes).to_string();
         let rsp = self
-            .http
-            .post(format!("{}/v2/{}/blobs/uploads/", self.base, self.repo))
-            .send()
-            .await
-            .unwrap();
+            .send(
+                http::Method::POST,
+                &format!("{}/v2/{}/blobs/uploads/", self.base, self.repo),
+                None,
+                Vec::new(),
+            )
+            .await;
         assert_eq!(rsp.status(), 202);
         let location = rsp.headers()["location"].to_str().unwrap().to_owned();
         let url = if location.starts_with("http") {
@@ -53,41 +78,28 @@ impl Push {
         };
         let sep = if url.contains('?') { '&' } else { '?' };
         let rsp = self
-            .http
-            .put(format!("{url}{sep}digest={digest}"))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            rsp.status(),
-            201,
-            "{}",
-            rsp.text().await.unwrap_or_default()
-        );
+            .send(
+                http::Method::PUT,
+                &format!("{url}{sep}digest={digest}"),
+                Some("application/octet-stream"),
+                bytes.to_vec(),
+            )
+            .await;
+        assert_eq!(rsp.status(), 201, "{}", String::from_utf8_lossy(rsp.body()));
         digest
     }
 
     async fn manifest(&self, reference: &str, manifest: &serde_json::Value) -> String {
         let bytes = serde_json::to_vec(manifest).unwrap();
         let rsp = self
-            .http
-            .put(format!(
-                "{}/v2/{}/manifests/{reference}",
-                self.base, self.repo
-            ))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            rsp.status(),
-            201,
-            "{}",
-            rsp.text().await.unwrap_or_default()
-        );
+            .send(
+                http::Method::PUT,
+                &format!("{}/v2/{}/manifests/{reference}", self.base, self.repo),
+                Some("application/vnd.oci.image.manifest.v1+json"),
+                bytes.clone(),
+            )
+            .await;
+        assert_eq!(rsp.status(), 201, "{}", String::from_utf8_lossy(rsp.body()));
         Digest::of(&bytes).to_string()
     }
 
@@ -148,7 +160,14 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
     let Some(addr) = registry() else { return };
     let repo = format!("acme/app-{}", rand_suffix());
     let push = Push {
-        http: reqwest::Client::new(),
+        http: custody_http::client::Client::new(
+            &custody_http::net::Net::default(),
+            custody_http::client::Config {
+                https_only: false,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
         base: format!("http://{addr}"),
         repo: repo.clone(),
     };
@@ -159,6 +178,7 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
         registry_url: Some(format!("http://{addr}")),
         username: None,
         password: None,
+        net: custody_http::net::Net::default(),
     };
     let trusted = cfg(vec![key.public().clone()]);
 
@@ -215,6 +235,27 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
     let fact = cosign::check(&gone, &name, &image).await;
     assert!(
         fact.problems[0].contains("registry unreachable"),
+        "{fact:?}"
+    );
+
+    // behind TLS inspection (issue 18): the registry answers with a private CA's
+    // certificate; `--ca-file` makes it trusted, and without it the rule says why
+    let ca = custody_test_support::TestCa::new("Registry inspection CA");
+    let front = custody_test_support::TlsFront::start(&ca, addr.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_ca(dir.path(), "ca");
+    let mut inspected = trusted.clone();
+    inspected.registry_url = Some(front.url());
+    inspected.net =
+        custody_http::net::Net::new(&[ca_file], custody_http::net::ProxySettings::default())
+            .unwrap();
+    let fact = cosign::check(&inspected, &name, &image).await;
+    assert_eq!(fact.signatures.len(), 1, "{fact:?}");
+    inspected.net = custody_http::net::Net::default();
+    let fact = cosign::check(&inspected, &name, &image).await;
+    assert!(fact.signatures.is_empty());
+    assert!(
+        fact.problems[0].contains("not trusted") && fact.problems[0].contains("--ca-file"),
         "{fact:?}"
     );
 }

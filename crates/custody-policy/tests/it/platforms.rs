@@ -2,12 +2,14 @@
 //! answer with the documented JSON shapes (tests/data/github, tests/data/gitlab; their
 //! SOURCES.md names the documentation pages), then decisions on those facts.
 
+use custody_http::net::{Net, ProxySettings};
 use custody_policy::check::{self, PlatformSource};
 use custody_policy::facts::Secret;
 use custody_policy::facts::github::{self, GitHubConfig};
 use custody_policy::facts::gitlab::{self, GitLabConfig, TokenKind};
 use custody_policy::input::Person;
 use custody_policy::{Gate, PolicyError, Verdict};
+use custody_test_support::{TestCa, TlsFront};
 use serde_json::json;
 
 use crate::support::{COMMIT, Pipeline, Server, data};
@@ -59,6 +61,7 @@ fn github_config(server: &Server) -> GitHubConfig {
         run_id: Some(42),
         commit: Some(COMMIT.into()),
         environment: "production".into(),
+        net: Net::default(),
     }
 }
 
@@ -258,6 +261,7 @@ fn gitlab_config(server: &Server, deployment: Option<u64>) -> GitLabConfig {
         job_id: Some(664),
         commit: Some(COMMIT.into()),
         environment: "production".into(),
+        net: Net::default(),
     }
 }
 
@@ -384,4 +388,59 @@ async fn gitlab_unprotected_environment_fails_closed() {
         .await
         .unwrap_err();
     assert!(!err.to_string().contains("glpat-test-token"), "{err}");
+}
+
+/// Issue 18: behind TLS inspection, the platform APIs answer with a private CA's
+/// certificate. With `--ca-file` both platform clients trust it; without it, the gate
+/// fails closed with an error that says what to do.
+#[tokio::test]
+async fn platform_facts_over_https_with_a_private_ca() {
+    let ca = TestCa::new("Hospital inspection CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_ca(dir.path(), "inspection-ca");
+    let trusting = Net::new(&[ca_file], ProxySettings::default()).unwrap();
+
+    let gh = github_server("github/pull-commits.json");
+    let gh_front = TlsFront::start(&ca, gh.addr);
+    let cfg = GitHubConfig {
+        api_url: gh_front.url(),
+        net: trusting.clone(),
+        ..github_config(&gh)
+    };
+    let facts = github::gather(&cfg, Gate::PreDeploy).await.unwrap();
+    assert!(facts.approvals.unwrap().provenance.verified);
+    let plain = GitHubConfig {
+        net: Net::default(),
+        ..cfg
+    };
+    let text = github::gather(&plain, Gate::PreDeploy)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("not trusted") && text.contains("--ca-file"),
+        "{text}"
+    );
+
+    let gl = gitlab_server("gitlab/deployment.json");
+    let gl_front = TlsFront::start(&ca, gl.addr);
+    let cfg = GitLabConfig {
+        api_url: format!("{}/api/v4", gl_front.url()),
+        net: trusting,
+        ..gitlab_config(&gl, Some(17))
+    };
+    let facts = gitlab::gather(&cfg, Gate::PreDeploy).await.unwrap();
+    assert!(facts.approvals.unwrap().provenance.verified);
+    let plain = GitLabConfig {
+        net: Net::default(),
+        ..cfg
+    };
+    let text = gitlab::gather(&plain, Gate::PreDeploy)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("not trusted") && text.contains("--ca-file"),
+        "{text}"
+    );
 }

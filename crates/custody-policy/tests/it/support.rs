@@ -147,6 +147,7 @@ impl Pipeline {
             files: paths.iter().map(|p| ws.join(p)).collect(),
             workspace: ws.clone(),
             store: self.store_path().display().to_string(),
+            ca_files: Vec::new(),
             spool: self.dir.path().join("spool"),
             keyid_scheme: KeyIdScheme::Empty,
             retention: Retention::hipaa_default().unwrap(),

@@ -438,6 +438,7 @@ fn options(token: Option<GitLabToken>) -> GitLabOptions {
         attempts: 3,
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
+        ..GitLabOptions::default()
     }
 }
 
@@ -1166,4 +1167,39 @@ fn gitlab_faults_end_with_the_evidence_stored_once() {
         }
     }
     check_tally(&failed);
+}
+
+/// Issue 18: a GitLab instance behind a private CA (TLS inspection, an in-house CA).
+/// With the CA among the roots, records go up and come back; without it, the store
+/// refuses with an error that names the certificate and what to do, never the token.
+#[test]
+fn gitlab_over_https_with_a_private_ca() {
+    use custody_http::net::{Net, ProxySettings};
+    use custody_test_support::{TestCa, TlsFront};
+    let srv = Server::start();
+    let ca = TestCa::new("GitLab inspection CA");
+    let front = TlsFront::start(&ca, srv.addr.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_ca(dir.path(), "ca");
+    let url = format!("gitlab://{}/acme/app/{PACKAGE}", front.addr());
+    let trusting = GitLabOptions {
+        net: Net::new(&[ca_file], ProxySettings::default()).unwrap(),
+        ..options(Some(GitLabToken::private(PAT)))
+    };
+    let s = GitLabStore::open(&url, &trusting).unwrap();
+    run(async {
+        let put = s
+            .put_object(ObjectSource::Bytes(b"over https"), &retention())
+            .await
+            .unwrap();
+        assert_eq!(s.get_object(&put.digest).await.unwrap(), b"over https");
+    });
+    let plain = GitLabStore::open(&url, &options(Some(GitLabToken::private(PAT)))).unwrap();
+    let e = run(plain.put_object(ObjectSource::Bytes(b"refused"), &retention())).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("not trusted") && text.contains("--ca-file"),
+        "{text}"
+    );
+    assert!(!text.contains(PAT), "{text}");
 }

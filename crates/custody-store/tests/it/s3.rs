@@ -1213,3 +1213,52 @@ async fn s3_a_material_upload_never_answered_is_retried() {
     let (versions, _) = version_count(&client, &bucket, &store.object_key(&put.digest)).await;
     assert_eq!(versions, 1);
 }
+
+/// Issue 18: an S3-compatible endpoint (MinIO, Ceph) behind a private CA. The SDK's
+/// client gets the same roots as every other client: with the CA, a locked object
+/// goes up and comes back; without it, the error names the certificate.
+#[tokio::test]
+async fn s3_over_https_with_a_private_ca() {
+    use custody_http::net::{Net, ProxySettings};
+    use custody_test_support::{TestCa, TlsFront};
+    let Some(moto) = Moto::shared("s3_over_https_with_a_private_ca") else {
+        return;
+    };
+    let client = checker(&moto.endpoint);
+    let bucket = bucket(&client, true).await;
+    let ca = TestCa::new("Object storage CA");
+    let backend = moto.endpoint.trim_start_matches("http://").parse().unwrap();
+    let front = TlsFront::start(&ca, backend);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_ca(dir.path(), "ca");
+    let url = format!("s3://{bucket}/evidence");
+    let trusting = StoreOptions {
+        net: Net::new(&[ca_file], ProxySettings::default()).unwrap(),
+        ..options(&front.url())
+    };
+    let store = S3Store::new(&url, trusting).unwrap();
+    let put = store
+        .put_object(ObjectSource::Bytes(b"over https"), &six_years())
+        .await
+        .unwrap();
+    assert!(put.created);
+    assert_eq!(store.get_object(&put.digest).await.unwrap(), b"over https");
+
+    let plain = S3Store::new(
+        &url,
+        StoreOptions {
+            max_attempts: 1,
+            ..options(&front.url())
+        },
+    )
+    .unwrap();
+    let e = plain
+        .put_object(ObjectSource::Bytes(b"refused"), &six_years())
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("not trusted") && text.contains("--ca-file"),
+        "{text}"
+    );
+}

@@ -39,7 +39,7 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
     let pipeline = context(&args.context);
     let chain_id = pipeline.chain_id();
 
-    let store = stores::create(&args.store.store, &ProcessEnv)
+    let store = stores::create(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
     let stored = store

@@ -20,7 +20,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         ));
     }
     let query = crate::commands::query::build_query(&args.filter)?;
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let refs = store.query(&query).await?;
     if refs.is_empty() {

@@ -132,7 +132,7 @@ async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
         }
     };
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let outcome = match witness::witness(
         &store,
@@ -209,7 +209,7 @@ async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
         )
     })?;
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
-    let store = stores::create(&args.store.store, &ProcessEnv)
+    let store = stores::create(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let outcome = log::checkpoint(&store, &signer, &retention)
         .await
@@ -250,7 +250,7 @@ async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
             )
         })?);
     }
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let mut audit = log::verify_log(&store, &verifiers, &kept)
         .await
@@ -341,7 +341,7 @@ async fn check_witnessed<S: custody_store::EvidenceStore>(
 
 async fn sequence(args: LogSequenceArgs) -> anyhow::Result<Exit> {
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
-    let store = stores::create(&args.store.store, &ProcessEnv)
+    let store = stores::create(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let done = log::sequence_pending(&store, &retention)
         .await

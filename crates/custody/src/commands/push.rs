@@ -18,7 +18,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<Exit> {
     }
     let spool = LocalStore::open(&args.spool)
         .with_context(|| format!("opening spool {}", args.spool.display()))?;
-    let store = stores::create(&args.store.store, &ProcessEnv)
+    let store = stores::create(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let report = push_spool(&spool, &store)
         .await

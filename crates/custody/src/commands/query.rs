@@ -106,7 +106,7 @@ pub fn build_query(a: &Filter) -> anyhow::Result<Query> {
 pub async fn run(args: QueryArgs) -> anyhow::Result<Exit> {
     let query = build_query(&args.filter)?;
     let log_keys = crate::commands::log::read_verifiers(&args.log_keys)?;
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     // what answers: the index's pointers, and with --log-key the log's entries
     let mut answer: BTreeMap<Digest, Option<u64>> = store

@@ -13,7 +13,7 @@ use custody_audit::report::wire_name;
 
 pub async fn run(args: RetentionArgs) -> anyhow::Result<Exit> {
     let query = crate::commands::query::build_query(&args.filter)?;
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let now = jiff::Timestamp::now();
     // Signatures are not judged here (`custody verify` does that): no keys needed.

@@ -59,6 +59,8 @@ pub struct AuditArgs {
     pub timeout: u64,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    #[command(flatten)]
+    pub tls: crate::cli::CaFileArg,
 }
 
 pub async fn run(args: RunnersArgs) -> anyhow::Result<Exit> {
@@ -127,10 +129,13 @@ async fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
+    let net = custody_platform::stores::net(&ProcessEnv, &args.tls.ca_file)
+        .map_err(|e| fail(Exit::Usage, e.to_string()))?;
     let sources = AuditSources {
         github,
         gitlab,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        net,
     };
     let inventory = match fetch::collect(&sources).await {
         Ok(i) => i,

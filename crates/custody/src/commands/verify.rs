@@ -40,7 +40,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         }
         (None, Some(r)) => {
             let d = Digest::parse(r)?;
-            let store = stores::open(&args.store.store, &ProcessEnv)
+            let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
                 .with_context(|| format!("opening store {}", args.store.store))?;
             let b = store.get_object(&d).await?;
             (b, format!("record {d}"), Some(store))
@@ -133,7 +133,7 @@ async fn audit(args: VerifyArgs, keys: custody_evidence::TrustedKeys) -> anyhow:
         ));
     }
     let query = crate::commands::query::build_query(&args.filter)?;
-    let store = stores::open(&args.store.store, &ProcessEnv)
+    let store = stores::open(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
     let opts = custody_audit::AuditOptions {
         keys,
