@@ -12,7 +12,7 @@
 //! - one attempt per call (the guard's verdict must not wait on retries), bodies capped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use custody_http::client::{Client, Config, Redirects};
@@ -24,11 +24,19 @@ use crate::tier::Trust;
 /// Largest response body the guard reads (JWKS, token and API answers are a few KiB).
 const BODY_LIMIT: usize = 1024 * 1024;
 
-/// A configured HTTP client.
+/// A configured HTTP client. The connection machinery (roots, TLS, runtime) is set up
+/// on the first call, so a verdict that needs no network (no token) pays nothing.
 #[derive(Debug, Clone)]
 pub struct Http {
+    net: Net,
+    config: Config,
+    ready: Arc<OnceLock<Result<Ready, String>>>,
+}
+
+#[derive(Debug)]
+struct Ready {
     client: Client,
-    rt: Arc<tokio::runtime::Runtime>,
+    rt: tokio::runtime::Runtime,
 }
 
 /// A response: status and body (bodies of error statuses are not logged by callers: they
@@ -64,29 +72,37 @@ impl Http {
             custody_http::net::NetError::Proxy { problem, .. } => invalid("trust.proxy", problem),
             other => invalid("--ca-file", other.to_string()),
         })?;
-        let client = Client::new(
-            &net,
-            Config {
-                timeout,
-                connect_timeout: timeout,
-                attempts: 1,
-                redirects: Redirects::Refuse,
-                // the tier model decides which URLs are allowed (loopback test servers)
-                https_only: false,
-                body_limit: BODY_LIMIT,
-                user_agent: concat!("custody-runner-guard/", env!("CARGO_PKG_VERSION")),
-                ..Config::default()
-            },
-        )
-        .map_err(|e| invalid("--ca-file", e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| invalid("runtime", e.to_string()))?;
+        let config = Config {
+            timeout,
+            connect_timeout: timeout,
+            attempts: 1,
+            redirects: Redirects::Refuse,
+            // the tier model decides which URLs are allowed (loopback test servers)
+            https_only: false,
+            body_limit: BODY_LIMIT,
+            user_agent: concat!("custody-runner-guard/", env!("CARGO_PKG_VERSION")),
+            ..Config::default()
+        };
         Ok(Self {
-            client,
-            rt: Arc::new(rt),
+            net,
+            config,
+            ready: Arc::new(OnceLock::new()),
         })
+    }
+
+    fn ready(&self) -> Result<&Ready, String> {
+        self.ready
+            .get_or_init(|| {
+                let client =
+                    Client::new(&self.net, self.config.clone()).map_err(|e| e.to_string())?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("could not start the runtime: {e}"))?;
+                Ok(Ready { client, rt })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The client the tier model's `trust` section describes.
@@ -118,10 +134,12 @@ impl Http {
             value.set_sensitive(true);
             map.insert(name, value);
         }
-        let rsp = self
+        let ready = self.ready()?;
+        let rsp = ready
             .rt
             .block_on(
-                self.client
+                ready
+                    .client
                     .send(http::Method::GET, &url, &map, bytes::Bytes::new(), None),
             )
             .map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
 //! Appending a signed record to its chain: read the head, link, sign, store; when a
 //! concurrent writer took the position first, read the new head and sign again.
 
+use std::future::Future;
+
 use custody_evidence::{
     ChainLink, Digest, KeyIdScheme, RecordInfo, ResourceDescriptor, SigningKey, Statement,
     sign_statement,
@@ -100,7 +102,7 @@ pub async fn append_or_doubt<S: EvidenceStore>(
             }
             Err(e @ (StoreError::ChainConflict { .. } | StoreError::ChainBroken { .. })) => {
                 last_err = Some(e);
-                backoff(attempt);
+                backoff(attempt).await;
             }
             Err(error) => {
                 let in_doubt = error.is_transient().then_some(envelope);
@@ -129,11 +131,102 @@ async fn repair_head<S: EvidenceStore>(store: &S, head: &Digest, retention: &Ret
 
 /// A short randomized pause so racing writers stop colliding. The jitter comes from
 /// the clock and the process id; it only spreads retries, it guards nothing.
-fn backoff(attempt: u32) {
+fn backoff(attempt: u32) -> Pause {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let seed = u64::from(nanos ^ std::process::id().rotate_left(16));
     let cap_ms = 2u64 << attempt.min(5);
-    std::thread::sleep(std::time::Duration::from_micros(seed % (cap_ms * 1000)));
+    Pause::new(std::time::Duration::from_micros(seed % (cap_ms * 1000)))
+}
+
+/// What a [`Pause`] shares with its helper thread: done, and the task to wake.
+type PauseState = std::sync::Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>;
+
+/// An async pause that works on any executor (the store runs under tokio, the fuzz
+/// targets' and tests' `block_on` have no timer) and never blocks the executor's
+/// thread: a helper thread sleeps and wakes the task. Used only when writers collide.
+struct Pause {
+    duration: std::time::Duration,
+    state: Option<PauseState>,
+}
+
+impl Pause {
+    fn new(duration: std::time::Duration) -> Self {
+        Self {
+            duration,
+            state: None,
+        }
+    }
+}
+
+impl Future for Pause {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let duration = self.duration;
+        let state = self.state.get_or_insert_with(|| {
+            let state: PauseState = std::sync::Arc::default();
+            let wake = std::sync::Arc::clone(&state);
+            std::thread::spawn(move || {
+                std::thread::sleep(duration);
+                let mut s = wake
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.0 = true;
+                if let Some(w) = s.1.take() {
+                    w.wake();
+                }
+            });
+            state
+        });
+        let mut s = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.0 {
+            std::task::Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// The pause finishes on an executor without a timer, waking its task instead of
+    /// blocking the thread: the first poll returns at once.
+    #[test]
+    fn a_pause_wakes_its_task_on_any_executor() {
+        let mut pause = std::pin::pin!(super::Pause::new(std::time::Duration::from_millis(5)));
+        let woken = Arc::new(Unpark(std::thread::current()));
+        let waker = Waker::from(woken);
+        let mut cx = Context::from_waker(&waker);
+        assert!(pause.as_mut().poll(&mut cx).is_pending());
+        let mut polls = 1;
+        while pause.as_mut().poll(&mut cx).is_pending() {
+            std::thread::park();
+            polls += 1;
+        }
+        assert!(
+            polls >= 2,
+            "done only after the helper thread woke the task"
+        );
+        assert!(matches!(pause.as_mut().poll(&mut cx), Poll::Ready(())));
+    }
 }
