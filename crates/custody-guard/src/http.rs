@@ -7,11 +7,11 @@
 //!   to another one;
 //! - proxy variables are ignored, because an earlier step can set them; a proxy is used
 //!   only when the tier model pins one (`trust.proxy`);
-//! - the roots are the built-in set, the system store and the step's `--ca-file`
-//!   (`CUSTODY_CA_FILE`), as for every step;
+//! - the roots are the built-in set and the tier model's `trust.ca_certificates` only:
+//!   not the runner's system store, `SSL_CERT_FILE` or `--ca-file`, which a previous job
+//!   on a persistent runner or the job's own environment could widen to forge a JWKS;
 //! - one attempt per call (the guard's verdict must not wait on retries), bodies capped.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -57,20 +57,20 @@ fn invalid(field: &str, problem: String) -> TierModelError {
 }
 
 impl Http {
-    /// A client with the given timeout per call, an optional pinned proxy URL and extra
-    /// trusted CA files.
+    /// A client with the given timeout per call, an optional pinned proxy URL and
+    /// optional pinned CA certificates (PEM).
     pub fn new(
         timeout: Duration,
         proxy: Option<&str>,
-        ca_files: &[PathBuf],
+        ca_pem: Option<&str>,
     ) -> Result<Self, TierModelError> {
         let proxy = ProxySettings {
             all: proxy.map(str::to_owned),
             ..ProxySettings::default()
         };
-        let net = Net::new(ca_files, proxy).map_err(|e| match e {
+        let net = Net::pinned(ca_pem, "trust.ca_certificates", proxy).map_err(|e| match e {
             custody_http::net::NetError::Proxy { problem, .. } => invalid("trust.proxy", problem),
-            other => invalid("--ca-file", other.to_string()),
+            other => invalid("trust.ca_certificates", other.to_string()),
         })?;
         let config = Config {
             timeout,
@@ -106,11 +106,11 @@ impl Http {
     }
 
     /// The client the tier model's `trust` section describes.
-    pub fn from_trust(trust: &Trust, ca_files: &[PathBuf]) -> Result<Self, TierModelError> {
+    pub fn from_trust(trust: &Trust) -> Result<Self, TierModelError> {
         Self::new(
             Duration::from_millis(trust.http_timeout_ms),
             trust.proxy.as_deref(),
-            ca_files,
+            trust.ca_certificates.as_deref(),
         )
     }
 

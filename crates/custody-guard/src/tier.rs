@@ -94,6 +94,12 @@ pub struct Trust {
     /// `None` means direct connections.
     #[serde(default)]
     pub proxy: Option<String>,
+    /// Extra CA certificates (PEM) for those calls, e.g. a TLS-inspection proxy's. Pinned
+    /// here for the same reason: the guard trusts the built-in roots and these only,
+    /// never the runner's system store or `SSL_CERT_FILE`, which a previous job on a
+    /// persistent runner, or the job's environment, could change.
+    #[serde(default)]
+    pub ca_certificates: Option<String>,
 }
 
 /// GitHub Actions trust anchors.
@@ -583,6 +589,14 @@ impl Validator<'_> {
         }
         if let Some(proxy) = &trust.proxy {
             self.url("trust.proxy", proxy, true)?;
+        }
+        if let Some(pem) = &trust.ca_certificates {
+            custody_http::net::Net::pinned(
+                Some(pem),
+                "trust.ca_certificates",
+                custody_http::net::ProxySettings::default(),
+            )
+            .map_err(|e| self.err("trust.ca_certificates", e.to_string()))?;
         }
         if let Some(gh) = &trust.github {
             self.url("trust.github.issuer", &gh.issuer, false)?;

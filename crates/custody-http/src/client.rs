@@ -325,7 +325,11 @@ impl Client {
                 let req = req
                     .body(Full::new(body.clone()))
                     .map_err(|e| Failure::Request(e.to_string()))?;
-                let rsp = self.hyper.request(req).await.map_err(|e| classify(&e))?;
+                let rsp = self
+                    .hyper
+                    .request(req)
+                    .await
+                    .map_err(|e| classify(&e, &self.net))?;
                 let status = rsp.status();
                 let redirect = status.is_redirection() && status != StatusCode::NOT_MODIFIED;
                 if redirect && self.cfg.redirects == Redirects::Refuse {
@@ -381,10 +385,10 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     last.to_string()
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
+fn classify(e: &hyper_util::client::legacy::Error, net: &Net) -> Failure {
     // a certificate the roots do not trust: retrying cannot help
     if let Some(tls) = std::error::Error::source(e).and_then(find_rustls) {
-        return Failure::Tls(tls_reason(tls));
+        return Failure::Tls(tls_reason(tls, net));
     }
     let what = if e.is_connect() {
         "could not connect"
@@ -413,17 +417,18 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
 /// The text of a hyper transport error: what failed, the innermost cause, and for an
 /// untrusted certificate what to do.
 #[cfg(feature = "github")]
-pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    match classify(e) {
+pub(crate) fn describe(e: &hyper_util::client::legacy::Error, net: &Net) -> String {
+    match classify(e, net) {
         Failure::Tls(t) | Failure::Transport(t) => t,
         _ => innermost(e),
     }
 }
 
-fn tls_reason(e: &rustls::Error) -> String {
+fn tls_reason(e: &rustls::Error, net: &Net) -> String {
     match e {
         rustls::Error::InvalidCertificate(c) => format!(
-            "the server's TLS certificate is not trusted ({c:?}); if a private CA signs it (TLS inspection), give its certificate with --ca-file or SSL_CERT_FILE"
+            "the server's TLS certificate is not trusted ({c:?}); if a private CA signs it (TLS inspection), {}",
+            net.ca_hint()
         ),
         other => format!("TLS failed ({other})"),
     }

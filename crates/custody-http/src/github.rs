@@ -66,6 +66,7 @@ pub fn octocrab(net: &Net, gh: &GitHub<'_>) -> Result<Octocrab, HttpError> {
     let transport = Transport {
         hyper: client.hyper::<OctoBody>()?,
         timeout: gh.timeout,
+        net: net.clone(),
     };
     let auth = match gh.token {
         Some(t) => {
@@ -104,6 +105,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Transport {
     hyper: Hyper<hyper_rustls::HttpsConnector<ProxyConnector>, OctoBody>,
     timeout: Duration,
+    net: Net,
 }
 
 impl tower_service::Service<Request<OctoBody>> for Transport {
@@ -118,10 +120,11 @@ impl tower_service::Service<Request<OctoBody>> for Transport {
     fn call(&mut self, req: Request<OctoBody>) -> Self::Future {
         let hyper = self.hyper.clone();
         let timeout = self.timeout;
+        let net = self.net.clone();
         Box::pin(async move {
             match tokio::time::timeout(timeout, hyper.request(req)).await {
                 Ok(Ok(rsp)) => Ok(rsp),
-                Ok(Err(e)) => Err(client::describe(&e).into()),
+                Ok(Err(e)) => Err(client::describe(&e, &net).into()),
                 Err(_) => Err(format!("timed out after {} s", timeout.as_secs_f32()).into()),
             }
         })

@@ -37,8 +37,8 @@ use tokio::net::TcpStream;
 /// Setting up the network policy failed.
 #[derive(Debug, Error)]
 pub enum NetError {
-    /// A `--ca-file` could not be used.
-    #[error("--ca-file {path}: {problem}")]
+    /// A `--ca-file` (or pinned PEM) could not be used; `path` names it.
+    #[error("{path}: {problem}")]
     CaFile { path: String, problem: String },
     /// A proxy variable does not hold a usable URL.
     #[error("{variable}: {problem}")]
@@ -166,6 +166,11 @@ pub struct Net {
 struct Inner {
     /// `--ca-file` certificates, read and checked when the policy is made.
     extra: Vec<CertificateDer<'static>>,
+    /// Leave out the system store and `SSL_CERT_FILE`/`SSL_CERT_DIR` ([`Net::pinned`]).
+    pinned: bool,
+    /// Where a missing CA is given (for the error of an untrusted certificate); `None`:
+    /// `--ca-file` or `SSL_CERT_FILE`.
+    pinned_in: Option<String>,
     ca_files: Vec<PathBuf>,
     proxy: ProxySettings,
     tls: OnceLock<Arc<rustls::ClientConfig>>,
@@ -203,7 +208,37 @@ impl Net {
         Ok(Self {
             inner: Arc::new(Inner {
                 extra,
+                pinned: false,
+                pinned_in: None,
                 ca_files: ca_files.to_vec(),
+                proxy,
+                tls: OnceLock::new(),
+                roots: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// A policy nothing on the machine can widen: the built-in roots and `ca_pem` (PEM
+    /// certificates pinned in a configuration file) only — not the system store, not
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR`. For runner-guard, whose lookups must hold on a
+    /// runner that an earlier job or its environment may have tampered with. `what`
+    /// names the source of `ca_pem` in errors.
+    pub fn pinned(
+        ca_pem: Option<&str>,
+        what: &str,
+        proxy: ProxySettings,
+    ) -> Result<Self, NetError> {
+        proxy.check()?;
+        let extra = match ca_pem {
+            Some(pem) => parse_pem(pem.as_bytes(), what)?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                extra,
+                pinned: true,
+                pinned_in: Some(what.to_owned()),
+                ca_files: Vec::new(),
                 proxy,
                 tls: OnceLock::new(),
                 roots: OnceLock::new(),
@@ -223,6 +258,14 @@ impl Net {
         &self.inner.proxy
     }
 
+    /// What to do when a server's certificate is not trusted.
+    pub fn ca_hint(&self) -> String {
+        match &self.inner.pinned_in {
+            Some(field) => format!("pin its certificate in {field}"),
+            None => "give its certificate with --ca-file or SSL_CERT_FILE".to_owned(),
+        }
+    }
+
     pub fn ca_files(&self) -> &[PathBuf] {
         &self.inner.ca_files
     }
@@ -234,11 +277,13 @@ impl Net {
                 .iter()
                 .map(|c| c.clone().into_owned())
                 .collect();
-            let native = rustls_native_certs::load_native_certs();
-            for e in &native.errors {
-                tracing::debug!("system certificate store: {e}");
+            if !self.inner.pinned {
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    tracing::debug!("system certificate store: {e}");
+                }
+                all.extend(native.certs);
             }
-            all.extend(native.certs);
             all.extend(self.inner.extra.iter().cloned());
             all
         })
@@ -315,12 +360,21 @@ impl Net {
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let what = format!("--ca-file {}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| NetError::CaFile {
+        path: what.clone(),
+        problem: format!("cannot be read ({e})"),
+    })?;
+    parse_pem(&bytes, &what)
+}
+
+/// The certificates of a PEM bundle; `what` (a path, a field) names it in errors.
+fn parse_pem(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let err = |problem: String| NetError::CaFile {
-        path: path.display().to_string(),
+        path: what.to_owned(),
         problem,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot be read ({e})")))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(format!("is not a PEM certificate bundle ({e})")))?;
     if certs.is_empty() {
@@ -476,6 +530,23 @@ mod tests {
         let e = Net::new(&[], p).unwrap_err();
         assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pinned_roots_are_the_built_in_set_and_the_pinned_pem_only() {
+        let net = Net::pinned(None, "trust.ca_certificates", ProxySettings::default()).unwrap();
+        assert_eq!(
+            net.roots().len(),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len(),
+            "no system store, no SSL_CERT_FILE"
+        );
+        let e = Net::pinned(
+            Some("junk"),
+            "trust.ca_certificates",
+            ProxySettings::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("trust.ca_certificates"), "{e}");
     }
 
     #[test]

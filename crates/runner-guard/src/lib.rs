@@ -63,8 +63,8 @@ pub struct Config {
     /// Overrides the tier model's metadata endpoint (tests point it at loopback).
     pub metadata_endpoint: Option<SocketAddr>,
     pub evidence: Option<EvidenceConfig>,
-    /// Extra trusted CA certificates for the token, JWKS and platform calls and a
-    /// remote store (`--ca-file`).
+    /// Extra trusted CA certificates for a remote evidence store (`--ca-file`). The
+    /// verdict's own lookups trust only the tier model's pinned roots.
     pub ca_files: Vec<PathBuf>,
 }
 
@@ -153,7 +153,6 @@ pub fn run(cfg: &Config) -> Result<Outcome, GuardError> {
         metadata_endpoint: cfg.metadata_endpoint,
         now: None,
         use_platform_api: true,
-        ca_files: cfg.ca_files.clone(),
     };
     let report = custody_guard::run(&model, &opts)?;
     let evidence = match &cfg.evidence {

@@ -75,7 +75,7 @@ pub fn verified_token(
 /// Gathers every signal. Fails only on configuration errors (platform not pinned, bad proxy).
 pub fn collect(model: &TierModel, opts: &GuardOptions) -> Result<Signals, TierModelError> {
     let platform = opts.request.platform;
-    let http = Http::from_trust(&model.trust, &opts.ca_files)?;
+    let http = Http::from_trust(&model.trust)?;
     let now = now_or_clock(opts.now);
     let token = match verified_token(model, platform, &opts.env, &http, now)? {
         Ok(claims) => TokenSignal::Verified(claims),

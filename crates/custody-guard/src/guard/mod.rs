@@ -186,8 +186,6 @@ pub struct GuardOptions {
     pub now: Option<u64>,
     /// Ask the platform API about the runner and environment (phase 2 signals).
     pub use_platform_api: bool,
-    /// Extra trusted CA certificates for those calls (`--ca-file`).
-    pub ca_files: Vec<PathBuf>,
 }
 
 impl GuardOptions {
@@ -200,7 +198,6 @@ impl GuardOptions {
             metadata_endpoint: None,
             now: None,
             use_platform_api: true,
-            ca_files: Vec::new(),
         }
     }
 }

@@ -121,7 +121,6 @@ impl World {
             metadata_endpoint: Some(closed_port()),
             now: None,
             use_platform_api: true,
-            ca_files: Vec::new(),
         };
         custody_guard::run(&self.model(), &opts).unwrap()
     }
@@ -557,7 +556,6 @@ fn reachable_metadata_endpoint_fails_production() {
         metadata_endpoint: Some(metadata.addr),
         now: None,
         use_platform_api: true,
-        ca_files: Vec::new(),
     };
     let report = custody_guard::run(&world.model(), &opts).unwrap();
     let c = check(&report, "metadata-unreachable");
@@ -625,7 +623,6 @@ fn run_gitlab(claims: &Value, job: &str) -> (Report, Server, String) {
         metadata_endpoint: Some(closed_port()),
         now: None,
         use_platform_api: true,
-        ca_files: Vec::new(),
     };
     let report = custody_guard::run(&model(&jwks, &api), &opts).unwrap();
     (report, api, token)

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::support::{self, AUDIENCE, ISSUER, Keys, Server, github_claims, sign, unsigned};
 
 fn http() -> Http {
-    Http::new(std::time::Duration::from_secs(5), None, &[]).unwrap()
+    Http::new(std::time::Duration::from_secs(5), None, None).unwrap()
 }
 
 fn expect() -> Expectation<'static> {
@@ -340,33 +340,39 @@ fn token_request_failures_are_unavailable_not_forged() {
     assert!(!err.to_string().contains("eyJsecret"));
 }
 
-/// Issue 18: the JWKS behind TLS inspection. The guard trusts the private CA given with
-/// `--ca-file` and nothing else: without it the fetch fails, naming the certificate.
+/// Issue 18: the JWKS behind TLS inspection. The guard trusts a private CA only when
+/// the tier model pins it (`trust.ca_certificates`); nothing else widens its roots.
 #[test]
-fn jwks_over_https_with_a_private_ca() {
+fn jwks_over_https_with_a_ca_pinned_in_the_tier_model() {
     use custody_test_support::{TestCa, TlsFront};
     let keys = Keys::new();
     let server = Server::start(&[("/.well-known/jwks", 200, keys.jwks())]);
     let ca = TestCa::new("Runner network CA");
     let front = TlsFront::start(&ca, server.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = ca.write_ca(dir.path(), "ca");
     let url = format!("{}/.well-known/jwks", front.url());
-    let trusting = Http::new(std::time::Duration::from_secs(5), None, &[ca_file]).unwrap();
-    let jwks = Jwks::fetch(&url, &trusting).unwrap();
+    let pinned = Http::new(std::time::Duration::from_secs(5), None, Some(ca.ca_pem())).unwrap();
+    let jwks = Jwks::fetch(&url, &pinned).unwrap();
     assert_eq!(jwks.len(), 2);
     let claims = github_claims(ISSUER);
     assert!(verify(&sign(&keys.ec, Algorithm::ES256, "ec-1", &claims), &jwks).is_ok());
     let err = Jwks::fetch(&url, &http()).unwrap_err().to_string();
-    assert!(
-        err.contains("not trusted") && err.contains("--ca-file"),
-        "{err}"
-    );
-    // a file that is not a certificate is a configuration error naming it
-    let bogus = dir.path().join("bogus.pem");
-    std::fs::write(&bogus, "not a certificate").unwrap();
-    let e = Http::new(std::time::Duration::from_secs(5), None, &[bogus])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("bogus.pem"), "{e}");
+    assert!(err.contains("not trusted"), "{err}");
+    // another CA pinned does not help
+    let other = TestCa::new("Attacker CA");
+    let wrong = Http::new(
+        std::time::Duration::from_secs(5),
+        None,
+        Some(other.ca_pem()),
+    )
+    .unwrap();
+    assert!(Jwks::fetch(&url, &wrong).is_err());
+    // PEM that holds no certificate is a configuration error naming the field
+    let e = Http::new(
+        std::time::Duration::from_secs(5),
+        None,
+        Some("not a certificate"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("trust.ca_certificates"), "{e}");
 }

@@ -707,3 +707,59 @@ fn a_tier_model_cannot_write_workflow_commands() {
     assert!(!out.stderr.contains("##["), "{}", out.stderr);
     assert!(!out.stdout.contains("##["));
 }
+
+/// Issue 18, as an attacker: the JWKS answers over HTTPS with a certificate from a CA
+/// the attacker made, and the job's environment names that CA everywhere the other steps
+/// look (`SSL_CERT_FILE`, `SSL_CERT_DIR`, `CUSTODY_CA_FILE`, `--ca-file`). The guard's
+/// roots do not widen: no verified token, so production is not passed. Pinned in the
+/// tier model (`trust.ca_certificates`), the same CA is trusted and the job passes.
+#[test]
+fn the_jwks_roots_cannot_be_widened_from_the_job() {
+    use custody_test_support::{TestCa, TlsFront};
+    let ca = TestCa::new("Attacker CA");
+    let gh = GitHub::production();
+    let front = TlsFront::start(&ca, gh.jwks.addr);
+    let model = gh.sandbox.path("tiers.yaml");
+    let plain = std::fs::read_to_string(&model).unwrap().replace(
+        &gh.jwks.url("/.well-known/jwks"),
+        &format!("{}/.well-known/jwks", front.url()),
+    );
+    std::fs::write(&model, &plain).unwrap();
+    let ca_file = gh.sandbox.path("attacker-ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let ca_path = ca_file.display().to_string();
+    let gh = gh
+        .var("SSL_CERT_FILE", &ca_path)
+        .var("SSL_CERT_DIR", &gh_dir(&ca_file))
+        .var("CUSTODY_CA_FILE", &ca_path)
+        .arg("--ca-file")
+        .arg(&ca_path)
+        .arg("--environment")
+        .arg("production");
+    let run = gh.run();
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_ne!(run.json()["report"]["outcome"], "pass");
+    let token = run.check("oidc-token");
+    assert_ne!(token["status"], "pass", "{token}");
+    let reason = token["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("not trusted") && reason.contains("trust.ca_certificates"),
+        "{reason}"
+    );
+
+    // pinned in the tier model, the CA is trusted
+    let pem: String = ca.ca_pem().lines().map(|l| format!("    {l}\n")).collect();
+    let pinned = plain.replacen(
+        "trust:\n",
+        &format!("trust:\n  ca_certificates: |\n{pem}"),
+        1,
+    );
+    std::fs::write(&model, pinned).unwrap();
+    let run = gh.run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.check("oidc-token")["source"], "verified-token");
+}
+
+fn gh_dir(file: &std::path::Path) -> String {
+    file.parent().unwrap().display().to_string()
+}

@@ -102,8 +102,11 @@ impl Server {
 }
 
 /// A loopback port with nothing listening.
+/// A loopback address nothing listens on. On 127.0.0.3, where no test server binds: a
+/// port freed on 127.0.0.1 could be taken by another test's listener before the probe
+/// (a test once saw its "reachable" endpoint answer another test's "closed" probe).
 pub fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("127.0.0.3:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr
