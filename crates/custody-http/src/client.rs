@@ -179,13 +179,8 @@ enum Failure {
 
 impl Client {
     pub fn new(net: &Net, cfg: Config) -> Result<Self, HttpError> {
-        let connector = net.connector(cfg.connect_timeout)?;
-        let hyper = Hyper::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
         Ok(Self {
-            hyper,
+            hyper: hyper(net, cfg.connect_timeout)?,
             net: net.clone(),
             cfg,
         })
@@ -197,23 +192,6 @@ impl Client {
 
     pub fn net(&self) -> &Net {
         &self.net
-    }
-
-    /// The hyper client underneath, for libraries that take a tower service (octocrab):
-    /// the same connector, roots and proxy; the rules above are theirs to apply.
-    pub fn hyper<B>(
-        &self,
-    ) -> Result<Hyper<hyper_rustls::HttpsConnector<ProxyConnector>, B>, HttpError>
-    where
-        B: hyper::body::Body + Send + 'static + Unpin,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let connector = self.net.connector(self.cfg.connect_timeout)?;
-        Ok(Hyper::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector))
     }
 
     /// Sends `method url` with `headers` and `body` under the rules above; `auth` is
@@ -450,6 +428,23 @@ pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A bare hyper client on `net`'s connector (roots, proxy, TLS), for libraries that take
+/// a tower service and apply their own rules (octocrab); [`Client`] is one with ours.
+pub fn hyper<B>(
+    net: &Net,
+    connect_timeout: Duration,
+) -> Result<Hyper<hyper_rustls::HttpsConnector<ProxyConnector>, B>, NetError>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Ok(Hyper::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(net.connector(connect_timeout)?))
 }
 
 #[cfg(test)]

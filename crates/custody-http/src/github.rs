@@ -18,7 +18,7 @@ use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
 use octocrab::{AuthState, OctoBody, Octocrab, OctocrabBuilder};
 
 use crate::Secret;
-use crate::client::{self, Client, HttpError};
+use crate::client::{self, HttpError};
 use crate::net::{Net, ProxyConnector};
 
 /// github.com's API; uploads go elsewhere there, to the API's host on GitHub Enterprise
@@ -55,16 +55,8 @@ pub fn octocrab(net: &Net, gh: &GitHub<'_>) -> Result<Octocrab, HttpError> {
         }
         None => base.clone(),
     };
-    let client = Client::new(
-        net,
-        client::Config {
-            connect_timeout: gh.connect_timeout,
-            timeout: gh.timeout,
-            ..client::Config::default()
-        },
-    )?;
     let transport = Transport {
-        hyper: client.hyper::<OctoBody>()?,
+        hyper: client::hyper::<OctoBody>(net, gh.connect_timeout)?,
         timeout: gh.timeout,
         net: net.clone(),
     };

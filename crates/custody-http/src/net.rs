@@ -186,12 +186,17 @@ impl fmt::Debug for Inner {
     }
 }
 
-/// Two policies are equal when they trust the same CA files and use the same proxies.
+/// Two policies are equal when they trust the same roots the same way (pinned or not,
+/// the same extra certificates from the same files) and use the same proxies.
 impl PartialEq for Net {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-            || (self.inner.ca_files == other.inner.ca_files
-                && self.inner.proxy == other.inner.proxy)
+        let (a, b) = (&self.inner, &other.inner);
+        Arc::ptr_eq(a, b)
+            || (a.pinned == b.pinned
+                && a.pinned_in == b.pinned_in
+                && a.ca_files == b.ca_files
+                && a.extra == b.extra
+                && a.proxy == b.proxy)
     }
 }
 
@@ -311,13 +316,9 @@ impl Net {
             return Ok(c.clone());
         }
         let mut store = rustls::RootCertStore::empty();
-        // a malformed system certificate is skipped, as every TLS stack does
+        // a malformed system certificate is skipped, as every TLS stack does; the
+        // `--ca-file` and pinned ones were checked when the policy was made
         let (_added, _ignored) = store.add_parsable_certificates(self.roots().iter().cloned());
-        for c in &self.inner.extra {
-            store
-                .add(c.clone())
-                .map_err(|e| NetError::Tls(format!("a --ca-file certificate: {e}")))?;
-        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -381,6 +382,16 @@ fn parse_pem(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, N
         return Err(err(
             "holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)".into(),
         ));
+    }
+    // the same check rustls makes when the roots are loaded, so a bad certificate is
+    // named here rather than skipped there
+    for (n, c) in certs.iter().enumerate() {
+        rustls::RootCertStore::empty().add(c.clone()).map_err(|e| {
+            err(format!(
+                "certificate {} is not usable as a root ({e})",
+                n + 1
+            ))
+        })?;
     }
     Ok(certs)
 }
@@ -523,6 +534,19 @@ mod tests {
         );
         let e = Net::new(&[dir.join("missing.pem")], ProxySettings::default()).unwrap_err();
         assert!(e.to_string().contains("missing.pem"), "{e}");
+        // well-formed PEM around bytes that are no certificate: named now, not
+        // silently skipped when the roots are loaded
+        let junk = dir.join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = Net::new(std::slice::from_ref(&junk), ProxySettings::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("junk.pem") && e.to_string().contains("not usable as a root"),
+            "{e}"
+        );
         let p = ProxySettings {
             https: Some("socks5://proxy:1080".into()),
             ..ProxySettings::default()
@@ -547,6 +571,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("trust.ca_certificates"), "{e}");
+    }
+
+    #[test]
+    fn policies_that_trust_differently_are_not_equal() {
+        let none = ProxySettings::default;
+        let pinned = Net::pinned(None, "trust.ca_certificates", none()).unwrap();
+        assert_ne!(
+            pinned,
+            Net::default(),
+            "pinned roots leave out the system store"
+        );
+        assert_ne!(pinned, Net::pinned(None, "elsewhere", none()).unwrap());
+        assert_eq!(
+            pinned,
+            Net::pinned(None, "trust.ca_certificates", none()).unwrap()
+        );
+        assert_eq!(Net::new(&[], none()).unwrap(), Net::default());
     }
 
     #[test]
