@@ -58,6 +58,8 @@ const ENVIRONMENT: &str = "staging";
 const AUTHOR: &str = "dev";
 /// An approver the policy data names for `staging`.
 const APPROVER: &str = "alice";
+/// The stages the compliant pipeline records, all of which the auditor requires.
+const STAGES: &str = "build,test,scan,sign,deploy";
 
 struct Demo {
     bins: PathBuf,
@@ -112,6 +114,23 @@ impl Demo {
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITLAB_CI");
         c
+    }
+
+    /// The auditor's `custody verify` or `custody export` (`command`) of this commit's
+    /// records in `store`, every stage in `stages` required and every signature checked
+    /// against the pipeline key.
+    fn audit(&self, command: &str, store: &str, stages: &str) -> Command {
+        self.custody(&[
+            command,
+            "--store",
+            store,
+            "--commit",
+            &self.commit,
+            "--require-stages",
+            stages,
+            "--key",
+            "pipeline.key.pub",
+        ])
     }
 
     fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
@@ -466,19 +485,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             rows.as_array().map_or(0, Vec::len)
         ),
     );
-    let audit = d.json(&[
-        "verify",
-        "--store",
-        "store",
-        "--commit",
-        &commit,
-        "--require-stages",
-        "build,test,scan,sign,deploy",
-        "--key",
-        "pipeline.key.pub",
-        "--format",
-        "json",
-    ])?;
+    let audit: Value = serde_json::from_str(&output(
+        d.audit("verify", "store", STAGES)
+            .args(["--format", "json"]),
+    )?)?;
     step(
         "verify",
         &format!(
@@ -506,16 +516,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     let bundle = dir.join("audit.tar.gz");
-    output(&mut d.custody(&[
-        "export",
-        "--store",
-        "store",
-        "--commit",
-        &commit,
-        "--require-stages",
-        "build,test,scan,sign,deploy",
-        "--key",
-        "pipeline.key.pub",
+    output(d.audit("export", "store", STAGES).args([
         "--log-key",
         "log.key.pub",
         "--out",
@@ -734,21 +735,8 @@ fn removed_from_bundle(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
     let hex = scan_record.trim_start_matches("sha256:");
     remove_record(&cut, &cut, hex, scan_record)?;
     let _ = d
-        .custody(&[
-            "export",
-            "--store",
-            "cut-store",
-            "--commit",
-            &d.commit,
-            "--require-stages",
-            "none",
-            "--key",
-            "pipeline.key.pub",
-            "--log-key",
-            "log.key.pub",
-            "--out",
-            "cut.tar.gz",
-        ])
+        .audit("export", "cut-store", "none")
+        .args(["--log-key", "log.key.pub", "--out", "cut.tar.gz"])
         .output()?;
     step(
         "TAMPER",

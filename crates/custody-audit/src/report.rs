@@ -228,12 +228,9 @@ pub fn describe(r: &RecordEntry) -> String {
             v.get("signed")
                 .and_then(Value::as_str)
                 .map_or("-".into(), short),
-            v.get("keyId").and_then(Value::as_str).unwrap_or("-")
+            text(Some(v), "keyId")
         ),
-        "deploy" => format!(
-            "deployed to {}",
-            v.get("environment").and_then(Value::as_str).unwrap_or("-")
-        ),
+        "deploy" => format!("deployed to {}", text(Some(v), "environment")),
         "runner-guard" => runner_line(r),
         _ => short_type(&r.predicate_type),
     }
@@ -251,26 +248,32 @@ fn short_type(t: &str) -> String {
     t.rsplit_once("://").map_or(t, |(_, rest)| rest).to_owned()
 }
 
+/// `v[key]` when it is a string, else `-`.
+fn text<'a>(v: Option<&'a Value>, key: &str) -> &'a str {
+    v.and_then(|v| v.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("-")
+}
+
+/// The entries of the list `v[key]` (runner-guard checks, decision rules) that failed.
+fn failing<'a>(v: Option<&'a Value>, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.and_then(|v| v.get(key))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|x| x.get("status").and_then(Value::as_str) == Some("fail"))
+}
+
 fn runner_line(r: &RecordEntry) -> String {
     let p = r.predicate.as_ref();
-    let get = |k: &str| {
-        p.and_then(|p| p.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_owned()
-    };
-    let failed: Vec<String> = p
-        .and_then(|p| p.get("checks"))
-        .and_then(Value::as_array)
-        .map(|checks| {
-            checks
-                .iter()
-                .filter(|c| c.get("status").and_then(Value::as_str) == Some("fail"))
-                .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut s = format!("runner: tier {}, outcome {}", get("tier"), get("outcome"));
+    let failed: Vec<&str> = failing(p, "checks")
+        .filter_map(|c| c.get("id").and_then(Value::as_str))
+        .collect();
+    let mut s = format!(
+        "runner: tier {}, outcome {}",
+        text(p, "tier"),
+        text(p, "outcome")
+    );
     if !failed.is_empty() {
         let _ = write!(s, " (failed: {})", failed.join(", "));
     }
@@ -279,29 +282,15 @@ fn runner_line(r: &RecordEntry) -> String {
 
 fn decision_of(r: &RecordEntry) -> DecisionLine {
     let p = r.predicate.as_ref();
-    let get = |k: &str| {
-        p.and_then(|p| p.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_owned()
-    };
-    let failed = p
-        .and_then(|p| p.get("rules"))
-        .and_then(Value::as_array)
-        .map(|rules| {
-            rules
-                .iter()
-                .filter(|x| x.get("status").and_then(Value::as_str) == Some("fail"))
-                .map(|x| {
-                    format!(
-                        "{}: {}",
-                        x.get("id").and_then(Value::as_str).unwrap_or("-"),
-                        x.get("message").and_then(Value::as_str).unwrap_or("")
-                    )
-                })
-                .collect()
+    let failed = failing(p, "rules")
+        .map(|x| {
+            format!(
+                "{}: {}",
+                text(Some(x), "id"),
+                x.get("message").and_then(Value::as_str).unwrap_or("")
+            )
         })
-        .unwrap_or_default();
+        .collect();
     let approvals = p
         .and_then(|p| p.get("approvals"))
         .and_then(Value::as_array)
@@ -310,17 +299,17 @@ fn decision_of(r: &RecordEntry) -> DecisionLine {
                 .map(|x| {
                     format!(
                         "{} at {} ({})",
-                        x.get("approver").and_then(Value::as_str).unwrap_or("-"),
-                        x.get("at").and_then(Value::as_str).unwrap_or("-"),
-                        x.get("source").and_then(Value::as_str).unwrap_or("-")
+                        text(Some(x), "approver"),
+                        text(Some(x), "at"),
+                        text(Some(x), "source")
                     )
                 })
                 .collect()
         })
         .unwrap_or_default();
     DecisionLine {
-        gate: get("gate"),
-        decision: get("decision"),
+        gate: text(p, "gate").to_owned(),
+        decision: text(p, "decision").to_owned(),
         when: time(r.recorded_at),
         failed,
         approvals,

@@ -384,30 +384,17 @@ impl<S: EvidenceStore> Auditor<'_, S> {
         let about = format!("record {d}");
         let bytes = match self.store.get_object(&d).await {
             Ok(b) => b,
-            Err(StoreError::NotFound { .. }) => {
-                self.error(
-                    CheckKind::Object,
-                    about,
-                    "the envelope is missing from the store (deleted, or never written)",
-                );
-                self.loaded.insert(
-                    d,
-                    Loaded {
-                        envelope: None,
-                        entry: None,
-                        index: Vec::new(),
-                    },
-                );
-                return Ok(());
-            }
-            Err(StoreError::Corrupt { actual, .. }) => {
-                self.error(
-                    CheckKind::Object,
-                    about,
-                    format!(
+            Err(e) => {
+                let message = match e {
+                    StoreError::NotFound { .. } => {
+                        "the envelope is missing from the store (deleted, or never written)".into()
+                    }
+                    StoreError::Corrupt { actual, .. } => format!(
                         "the envelope's bytes changed after it was stored (they hash to {actual})"
                     ),
-                );
+                    e => return Err(e),
+                };
+                self.error(CheckKind::Object, about, message);
                 self.loaded.insert(
                     d,
                     Loaded {
@@ -418,7 +405,6 @@ impl<S: EvidenceStore> Auditor<'_, S> {
                 );
                 return Ok(());
             }
-            Err(e) => return Err(e),
         };
         let (entry, index) = match self.decode(d, &bytes).await? {
             Some((entry, index)) => (Some(entry), index),

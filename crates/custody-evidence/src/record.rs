@@ -133,6 +133,18 @@ pub struct ChainLink {
     pub previous: Option<Digest>,
 }
 
+impl ChainLink {
+    /// The first link of chain `id`, as a draft carries it until the store appends the
+    /// record where the chain's head really is.
+    pub fn first(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            sequence: 0,
+            previous: None,
+        }
+    }
+}
+
 /// The record extension.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,11 +172,7 @@ impl RecordInfo {
             materials: vec![],
             pipeline: PipelineContext::default(),
             hipaa: Control::baseline(),
-            chain: ChainLink {
-                id: "test".into(),
-                sequence: 0,
-                previous: None,
-            },
+            chain: ChainLink::first("test"),
             summary: None,
         }
     }

@@ -209,8 +209,9 @@ impl Severity {
     }
 }
 
-/// Finding counts by severity.
+/// Finding counts by severity, as the scanner reported them (before exceptions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SeverityCounts {
     pub critical: u64,

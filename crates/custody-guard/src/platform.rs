@@ -234,7 +234,7 @@ pub fn gitlab_job_runner(
 
 /// Percent-encodes one URL path segment (environment names may contain `/`; dots are encoded
 /// too so no segment can read as `..`).
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {

@@ -166,9 +166,59 @@ pub fn resolve_subject(
     Ok(ResourceDescriptor::sha256(name, &digest))
 }
 
+/// Writes `bytes` to `path` as a whole or not at all: into a new file beside it, synced,
+/// then renamed over `path`, so a reader (or a killed job) never sees half a document.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    // create_new: never follows a planted symlink nor reuses someone else's file
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    use std::io::Write as _;
+    let done = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return done;
+    }
+    // the rename itself survives a crash once the directory is synced; best effort
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_atomically_replaces_whole_and_never_follows_a_planted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decision.json");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind");
+        let e = write_atomically(&dir.path().join("missing/x.json"), b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(
+            write_atomically(Path::new("/"), b"x").is_err(),
+            "not a file name"
+        );
+    }
 
     #[test]
     fn open_confined_refuses_escapes_and_reads_the_opened_file() {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use custody_evidence::{KeyIdScheme, SigningKey};
+use custody_evidence::{KeyIdScheme, PipelineContext, SigningKey};
 use custody_store::Retention;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -159,6 +159,32 @@ impl<'a> Outputs<'a> {
         annotate_error(self.env, file, message);
     }
 
+    /// Writes everything `report` says, in its order: stdout, annotations, stderr
+    /// lines, step outputs, summary, dotenv.
+    pub fn emit(&self, report: &Report) {
+        if !report.stdout.is_empty() {
+            use std::io::Write as _;
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(console::neutralize(&report.stdout).as_bytes());
+        }
+        for (file, message) in &report.errors {
+            self.annotate_error(file.as_deref(), message);
+        }
+        for line in &report.stderr {
+            console::err_line(line);
+        }
+        if !report.github.is_empty() {
+            self.github(&report.github);
+        }
+        if !report.summary.is_empty() {
+            self.summary(&report.summary);
+        }
+        if !report.dotenv.is_empty() {
+            self.dotenv(&report.dotenv);
+        }
+    }
+
     fn warn(&self, message: &str) {
         console::err_line(&format!("{}warning: {message}", self.prefix));
     }
@@ -172,19 +198,124 @@ pub fn annotate_error(env: &dyn Env, file: Option<&str>, message: &str) {
     }
 }
 
+/// `--ca-file`, the same in every step and command that talks HTTPS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CaFileArg {
+    /// Extra trusted CA certificate(s), PEM (repeatable, or comma-separated in
+    /// CUSTODY_CA_FILE): a private CA, such as a TLS-inspection proxy's. Added to the
+    /// built-in and system roots (SSL_CERT_FILE/SSL_CERT_DIR) for every HTTPS call.
+    #[arg(long = "ca-file", env = env_vars::CUSTODY_CA_FILE, value_delimiter = ',', value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+}
+
+/// The key a step signs its record with, and how (evidence-upload, runner-guard).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignArgs {
+    /// Private signing key (PEM); or set CUSTODY_SIGNING_KEY_PEM to the key itself.
+    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// How a step's record is signed and kept: the same two flags on every step that
+/// stores one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    /// How the DSSE keyid of the record is computed: empty, sslib, witness, ssh or hint.
+    #[arg(long, default_value = "empty", value_parser = keyid_scheme)]
+    pub keyid_scheme: KeyIdScheme,
+    /// Retention of the record in years (HIPAA: six; 1 to 100).
+    #[arg(long, default_value_t = 6, value_parser = retention_years)]
+    pub retention_years: i16,
+}
+
+impl RecordArgs {
+    /// The retention the flag asks for, from now.
+    pub fn retention(&self) -> Result<Retention, String> {
+        retention(self.retention_years)
+    }
+}
+
+/// The pipeline a record is about, when the platform's variables do not say (or say
+/// something else): flags that win over the detected context.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(id = "pipeline-flags")]
+pub struct ContextArgs {
+    /// Commit (default: from the CI platform).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Pipeline run id (default: from the CI platform).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Job name (default: from the CI platform).
+    #[arg(long)]
+    pub job: Option<String>,
+}
+
+/// The pipeline context of this job ([`crate::detect_context`]) with what the flags
+/// (`ContextArgs`, and the step's own `--service` and `--environment`) set instead;
+/// `source` then ends in `flags`, so a record says its context was given by hand.
+pub fn context(
+    env: &dyn Env,
+    flags: &ContextArgs,
+    service: Option<&str>,
+    environment: Option<&str>,
+) -> PipelineContext {
+    let mut context = crate::detect_context(env);
+    let mut flagged = false;
+    for (slot, value) in [
+        (&mut context.commit, flags.commit.as_deref()),
+        (&mut context.pipeline_id, flags.pipeline.as_deref()),
+        (&mut context.job, flags.job.as_deref()),
+        (&mut context.service, service),
+        (&mut context.environment, environment),
+    ] {
+        if let Some(v) = value {
+            *slot = Some(v.to_owned());
+            flagged = true;
+        }
+    }
+    if flagged {
+        mark_flagged(&mut context);
+    }
+    context
+}
+
+/// Says in `context.source` that flags set some of it (once).
+pub fn mark_flagged(context: &mut PipelineContext) {
+    context.source = match context.source.take() {
+        None => Some("flags".into()),
+        Some(s) if s == "flags" || s.ends_with("+flags") => Some(s),
+        Some(s) => Some(format!("{s}+flags")),
+    };
+}
+
+/// What a step says when it is done. The step's library makes it (so it is tested
+/// without a process) and [`Outputs::emit`] writes it: data on stdout, lines for people
+/// and `::error` annotations on stderr, GitHub step outputs, the step summary and the
+/// GitLab dotenv report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Written to stdout as is (neutralized); ends in a newline when not empty.
+    pub stdout: String,
+    /// `::error` annotations (on GitHub): the file they are about, and the message.
+    pub errors: Vec<(Option<String>, String)>,
+    /// Lines on stderr, after the annotations.
+    pub stderr: Vec<String>,
+    /// GitHub step outputs.
+    pub github: Vec<(&'static str, String)>,
+    /// The step summary (Markdown); none when empty.
+    pub summary: String,
+    /// The GitLab dotenv report's variables.
+    pub dotenv: Vec<(&'static str, String)>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::context::tests::env;
 
     #[test]
     fn flags_parse_with_clear_errors() {
@@ -218,6 +349,30 @@ mod tests {
     }
 
     #[test]
+    fn flags_win_over_the_detected_context_and_say_so() {
+        let gh = env(&[
+            (env_vars::GITHUB_ACTIONS, "true"),
+            (env_vars::GITHUB_SHA, "aaaa"),
+            (env_vars::GITHUB_RUN_ID, "7"),
+        ]);
+        let detected = context(&gh, &ContextArgs::default(), None, None);
+        assert_eq!(detected.commit.as_deref(), Some("aaaa"));
+        assert!(!detected.source.unwrap_or_default().contains("flags"));
+        let flags = ContextArgs {
+            commit: Some("bbbb".into()),
+            ..ContextArgs::default()
+        };
+        let c = context(&gh, &flags, Some("api"), Some("production"));
+        assert_eq!(c.commit.as_deref(), Some("bbbb"));
+        assert_eq!(c.pipeline_id.as_deref(), Some("7"), "unflagged values stay");
+        assert_eq!(c.service.as_deref(), Some("api"));
+        assert_eq!(c.environment.as_deref(), Some("production"));
+        assert!(c.source.unwrap().ends_with("+flags"));
+        let bare = context(&env(&[]), &flags, None, None);
+        assert_eq!(bare.source.as_deref(), Some("flags"));
+    }
+
+    #[test]
     fn the_workspace_comes_from_the_flag_then_the_platform() {
         let gh = env(&[(env_vars::GITHUB_WORKSPACE, "/gh")]);
         assert_eq!(
@@ -229,14 +384,4 @@ mod tests {
         assert_eq!(workspace(&gl, None), PathBuf::from("/gl"));
         assert_eq!(workspace(&env(&[]), None), PathBuf::from("."));
     }
-}
-
-/// `--ca-file`, the same in every step and command that talks HTTPS.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct CaFileArg {
-    /// Extra trusted CA certificate(s), PEM (repeatable, or comma-separated in
-    /// CUSTODY_CA_FILE): a private CA, such as a TLS-inspection proxy's. Added to the
-    /// built-in and system roots (SSL_CERT_FILE/SSL_CERT_DIR) for every HTTPS call.
-    #[arg(long = "ca-file", env = crate::env_vars::CUSTODY_CA_FILE, value_delimiter = ',', value_name = "PEM")]
-    pub ca_file: Vec<PathBuf>,
 }

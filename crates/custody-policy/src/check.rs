@@ -102,46 +102,26 @@ pub async fn gather_input<S: EvidenceStore>(
         pipeline: cfg.context.pipeline_key(),
         now: cfg.now,
     };
-    let ev = evidence::gather(store, &cfg.trusted_keys, &scope).await?;
+    let mut input = PolicyInput::new(cfg.gate, cfg.now, artifact);
+    input.environment.clone_from(&cfg.environment);
+    input.pipeline = serde_json::to_value(&cfg.context).ok();
+    evidence::gather(store, &cfg.trusted_keys, &scope, &mut input).await?;
     let log_keys = log::keys(cfg.policies.data())?;
-    let log = if log_keys.is_empty() {
-        None
-    } else {
-        Some(log::gather(store, &log_keys, &ev.relied_on()).await?)
-    };
-    let cosign = match &cfg.cosign {
-        Some(c) => Some(cosign::check(c, &artifact.name, &digest).await),
-        None => None,
-    };
+    if !log_keys.is_empty() {
+        input.log = Some(log::gather(store, &log_keys, &input.relied_on()).await?);
+    }
+    if let Some(c) = &cfg.cosign {
+        input.cosign = Some(cosign::check(c, &input.artifact.name, &digest).await);
+    }
     let platform = match (&cfg.platform, &cfg.environment) {
         (PlatformSource::GitHub(g), Some(_)) => github::gather(g, cfg.gate).await?,
         (PlatformSource::GitLab(g), Some(_)) => gitlab::gather(g, cfg.gate).await?,
         (PlatformSource::File(p), _) => offline::read(p)?,
         (_, None) | (PlatformSource::None, _) => PlatformFacts::default(),
     };
-    let evaluated_at = cfg.now.to_string();
-    let today = cfg.now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
-    let input = PolicyInput {
-        gate: cfg.gate,
-        evaluated_at,
-        today,
-        artifact,
-        environment: cfg.environment.clone(),
-        pipeline: serde_json::to_value(&cfg.context).ok(),
-        verified_records: ev.verified_records,
-        signatures: ev.signatures,
-        cosign,
-        sboms: ev.sboms,
-        scans: ev.scans,
-        tests: ev.tests,
-        coverage: ev.coverage,
-        runner_guard: ev.runner_guard,
-        rejected: ev.rejected,
-        log,
-        approvals: platform.approvals,
-        people: platform.people,
-        environment_protection: platform.protection,
-    };
+    input.approvals = platform.approvals;
+    input.people = platform.people;
+    input.environment_protection = platform.protection;
     Ok((input, platform.problems))
 }
 
@@ -257,11 +237,7 @@ async fn store_decision<S: EvidenceStore>(
             }],
             pipeline: context,
             hipaa,
-            chain: ChainLink {
-                id: chain_id.clone(),
-                sequence: 0,
-                previous: None,
-            },
+            chain: ChainLink::first(chain_id.clone()),
             summary: Some(serde_json::json!({
                 "gate": decision.gate,
                 "decision": decision.decision,

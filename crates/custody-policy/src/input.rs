@@ -5,6 +5,10 @@
 //! fail closed on them. Everything cryptographic was checked before a fact got here; a
 //! record that did not verify appears only in `rejected`, with the reason.
 
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +54,45 @@ pub struct PolicyInput {
     pub people: Option<PeopleFact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_protection: Option<ProtectionFact>,
+}
+
+impl PolicyInput {
+    /// The input of `gate` evaluated at `now` for `artifact`, before any fact is gathered.
+    pub fn new(gate: Gate, now: Timestamp, artifact: Artifact) -> Self {
+        Self {
+            gate,
+            evaluated_at: now.to_string(),
+            today: now.to_zoned(TimeZone::UTC).date().to_string(),
+            artifact,
+            environment: None,
+            pipeline: None,
+            verified_records: 0,
+            signatures: Vec::new(),
+            cosign: None,
+            sboms: Vec::new(),
+            scans: Vec::new(),
+            tests: Vec::new(),
+            coverage: Vec::new(),
+            runner_guard: Vec::new(),
+            rejected: Vec::new(),
+            log: None,
+            approvals: None,
+            people: None,
+            environment_protection: None,
+        }
+    }
+
+    /// Every record a fact comes from, sorted and once each.
+    pub fn relied_on(&self) -> Vec<String> {
+        let mut out: BTreeSet<&String> = BTreeSet::new();
+        out.extend(self.signatures.iter().map(|f| &f.record));
+        out.extend(self.sboms.iter().map(|f| &f.record));
+        out.extend(self.scans.iter().map(|f| &f.record));
+        out.extend(self.tests.iter().map(|f| &f.record));
+        out.extend(self.coverage.iter().map(|f| &f.record));
+        out.extend(self.runner_guard.iter().map(|f| &f.record));
+        out.into_iter().cloned().collect()
+    }
 }
 
 /// The image to deploy.
@@ -184,17 +227,8 @@ pub struct MisconfigurationsFact {
     pub ids: Vec<String>,
 }
 
-/// Finding counts by severity, as the scanner reported them (before exceptions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SeverityCounts {
-    pub critical: u64,
-    pub high: u64,
-    pub medium: u64,
-    pub low: u64,
-    pub negligible: u64,
-    pub unknown: u64,
-}
+/// Finding counts by severity: the type the scan summaries carry.
+pub use custody_formats::SeverityCounts;
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -374,6 +408,19 @@ pub struct PeopleFact {
     pub commit_authors: Vec<Person>,
     pub committers: Vec<Person>,
     pub triggering_actors: Vec<Person>,
+}
+
+impl PeopleFact {
+    /// No one yet, from `provenance`.
+    pub fn new(provenance: Provenance) -> Self {
+        Self {
+            provenance,
+            pr_authors: Vec::new(),
+            commit_authors: Vec::new(),
+            committers: Vec::new(),
+            triggering_actors: Vec::new(),
+        }
+    }
 }
 
 /// The environment's protection on the platform.

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use crate::Retention;
 use crate::error::StoreError;
+use crate::log::LogEntry;
 use crate::query::{Query, RecordRef};
 
 /// `objects/sha256/ab/cdef…`, relative to the store root (S3 keys under the prefix).
@@ -54,15 +55,19 @@ pub(crate) fn parse_pointer_name(name: &str) -> Option<RecordRef> {
 }
 
 /// A record as a store sees it: the statement (for index keys), the Custody record
-/// extension (chain link, materials, time) and the envelope's digest.
+/// extension (chain link, materials, time), the envelope's digest, and the entry that
+/// will sequence it in the transparency log.
 pub(crate) struct DecodedRecord {
     pub statement: Statement,
     pub record: RecordInfo,
     pub digest: Digest,
+    pub log_entry: LogEntry,
 }
 
-/// Reads the statement and record extension out of a DSSE envelope. The signature is
-/// not checked here: stores keep what they are given; verification is the reader's job.
+/// Reads the statement and record extension out of a DSSE envelope, and makes the
+/// record's log entry. The entry's size is checked here, before any backend stores
+/// anything: a record the log cannot take is refused whole. The signature is not
+/// checked: stores keep what they are given; verification is the reader's job.
 pub(crate) fn decode_record(envelope: &[u8]) -> Result<DecodedRecord, StoreError> {
     let env = Envelope::from_slice(envelope).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let payload = env
@@ -73,11 +78,33 @@ pub(crate) fn decode_record(envelope: &[u8]) -> Result<DecodedRecord, StoreError
     let record = statement.record().cloned().ok_or_else(|| {
         StoreError::Invalid("the statement carries no Custody record (custodyRecord)".into())
     })?;
+    let digest = Digest::of(envelope);
+    let log_entry = LogEntry::of_record(&statement, &record, digest);
+    log_entry.to_bytes()?;
     Ok(DecodedRecord {
         statement,
         record,
-        digest: Digest::of(envelope),
+        digest,
+        log_entry,
     })
+}
+
+impl DecodedRecord {
+    /// The chain check every backend makes after writing its chain entry: the entry
+    /// that holds the record's position (the first written) must name this record.
+    /// Another record there is a fork and refused; so is nothing there at all.
+    pub(crate) fn check_position(&self, held: Option<Digest>) -> Result<(), StoreError> {
+        if held == Some(self.digest) {
+            return Ok(());
+        }
+        let chain = &self.record.chain;
+        Err(StoreError::ChainConflict {
+            chain: chain.id.clone(),
+            sequence: chain.sequence,
+            existing: held.unwrap_or(self.digest),
+            new: self.digest,
+        })
+    }
 }
 
 /// The chain check both backends make before writing: the record's `previous` must be

@@ -30,10 +30,10 @@ use tempfile::NamedTempFile;
 use crate::error::StoreError;
 use crate::index::{IndexKey, encode_component, index_keys};
 use crate::layout::{
-    DecodedRecord, chain_entry_name, check_previous, day_in_range, decode_record, finish,
-    merge_retention, parse_pointer_name, pointer_name, retention_holds,
+    chain_entry_name, check_previous, day_in_range, decode_record, finish, merge_retention,
+    parse_pointer_name, pointer_name, retention_holds,
 };
-use crate::log::{self, LogEntry};
+use crate::log;
 use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, ObjectSource, PutOutcome, Retention};
 
@@ -568,11 +568,8 @@ impl LocalStore {
         retention: Option<&Retention>,
         mode: Mode,
     ) -> Result<PutOutcome, StoreError> {
-        let DecodedRecord {
-            statement,
-            record,
-            digest,
-        } = decode_record(envelope)?;
+        let incoming = decode_record(envelope)?;
+        let (record, digest) = (&incoming.record, incoming.digest);
         if mode != Mode::Import {
             for m in &record.materials {
                 if !self.object_path(&m.digest).exists() {
@@ -580,9 +577,6 @@ impl LocalStore {
                 }
             }
         }
-        // the log entry is made (and its size checked) before anything is stored
-        let log_entry = LogEntry::of_record(&statement, &record, digest);
-        log_entry.to_bytes()?;
         let chain = &record.chain;
         let chain_dir = self.chain_dir(&chain.id);
         let prev_actual = match chain.sequence.checked_sub(1) {
@@ -590,7 +584,7 @@ impl LocalStore {
             None => None,
         };
         if mode == Mode::Put {
-            check_previous(&record, prev_actual)?;
+            check_previous(record, prev_actual)?;
         }
         let outcome = match retention {
             Some(r) => self.put_object_sync(ObjectSource::Bytes(envelope), r)?,
@@ -601,19 +595,11 @@ impl LocalStore {
         let mut again = false;
         if mode != Mode::Import && !self.write_new(&entry, digest.to_string().as_bytes())? {
             again = true;
-            let existing = self.read_chain_entry(&chain_dir, chain.sequence)?;
-            if existing != Some(digest) {
-                return Err(StoreError::ChainConflict {
-                    chain: chain.id.clone(),
-                    sequence: chain.sequence,
-                    existing: existing.unwrap_or(digest),
-                    new: digest,
-                });
-            }
+            incoming.check_position(self.read_chain_entry(&chain_dir, chain.sequence)?)?;
         }
         crate::crash_point("chain-entry");
         let name = pointer_name(record.recorded_at, &digest);
-        for key in index_keys(&statement, &record) {
+        for key in index_keys(&incoming.statement, record) {
             let dir = self.index_dir(&key);
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
             let path = dir.join(&name);
@@ -633,7 +619,7 @@ impl LocalStore {
         if mode == Mode::Put
             && let Some(r) = retention
         {
-            log::ready(log::sequence(self, &log_entry, r, again))??;
+            log::ready(log::sequence(self, &incoming.log_entry, r, again))??;
         }
         Ok(outcome)
     }

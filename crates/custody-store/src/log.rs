@@ -1336,8 +1336,7 @@ pub async fn sequence_pending<S: EvidenceStore + ?Sized>(
         }
         let bytes = store.get_object(&r.digest).await?;
         let decoded = crate::layout::decode_record(&bytes)?;
-        let entry = LogEntry::of_record(&decoded.statement, &decoded.record, decoded.digest);
-        let index = sequence(store, &entry, retention, true).await?;
+        let index = sequence(store, &decoded.log_entry, retention, true).await?;
         done.push((r.digest, index));
     }
     Ok(done)

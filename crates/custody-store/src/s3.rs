@@ -564,13 +564,8 @@ impl S3Store {
         envelope: &[u8],
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
-        let layout::DecodedRecord {
-            statement, record, ..
-        } = layout::decode_record(envelope)?;
-        // the log entry is made (and its size checked) before anything is stored
-        let digest = Digest::of(envelope);
-        let log_entry = crate::log::LogEntry::of_record(&statement, &record, digest);
-        log_entry.to_bytes()?;
+        let incoming = layout::decode_record(envelope)?;
+        let (record, digest) = (&incoming.record, incoming.digest);
         self.ensure_writable().await?;
         for m in &record.materials {
             if self.head(&self.object_key(&m.digest)).await?.is_none() {
@@ -584,7 +579,7 @@ impl S3Store {
             Some(prev) => self.read_chain_entry(&entry_key(prev)).await?,
             None => None,
         };
-        layout::check_previous(&record, prev_actual)?;
+        layout::check_previous(record, prev_actual)?;
         let outcome = self
             .put_object_impl(ObjectSource::Bytes(envelope), retention)
             .await?;
@@ -602,24 +597,16 @@ impl S3Store {
             )
             .await?;
         // whatever the PUT said, the oldest version decides
-        let existing = self.read_chain_entry(&key).await?;
-        if existing != Some(digest) {
-            return Err(StoreError::ChainConflict {
-                chain: chain.id.clone(),
-                sequence: chain.sequence,
-                existing: existing.unwrap_or(digest),
-                new: digest,
-            });
-        }
+        incoming.check_position(self.read_chain_entry(&key).await?)?;
 
         let name = layout::pointer_name(record.recorded_at, &digest);
         let empty = Digest::of(b"");
-        for index in index_keys(&statement, &record) {
+        for index in index_keys(&incoming.statement, record) {
             let key = self.key(&format!("{}/{name}", layout::index_dir(&index)));
             self.put(&key, Body::Bytes(b""), &empty, 0, retention, true)
                 .await?;
         }
-        crate::log::sequence(self, &log_entry, retention, !created).await?;
+        crate::log::sequence(self, &incoming.log_entry, retention, !created).await?;
         Ok(outcome)
     }
 

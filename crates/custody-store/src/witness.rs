@@ -401,6 +401,25 @@ mod tests {
         (log::LogSigner::parse(&s).unwrap(), v)
     }
 
+    /// `note` with `sig` appended, checked against one log key and one witness at a
+    /// fixed "now".
+    fn check(
+        note: &[u8],
+        sig: &Signature,
+        log_v: &LogVerifier,
+        vkey: &WitnessVerifier,
+    ) -> Cosignatures {
+        let mut cosigned = note.to_vec();
+        cosigned.extend_from_slice(&sig.to_bytes());
+        check_cosignatures(
+            &cosigned,
+            std::slice::from_ref(log_v),
+            std::slice::from_ref(vkey),
+            1_800_000_000,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn keys_round_trip_and_reject_a_log_key() {
         let (skey, vkey) = WitnessSigner::generate("witness.example/w1").unwrap();
@@ -426,32 +445,18 @@ mod tests {
         let w = WitnessSigner::parse(&skey).unwrap();
         let text = Note::from_bytes(&note).unwrap().text().to_vec();
         let sig = w.cosign(&text, 1_700_000_000).unwrap();
-        let mut cosigned = note.clone();
-        cosigned.extend_from_slice(&sig.to_bytes());
-        let c = check_cosignatures(
-            &cosigned,
-            std::slice::from_ref(&log_v),
-            std::slice::from_ref(&vkey),
-            1_800_000_000,
-        )
-        .unwrap();
+        let c = check(&note, &sig, &log_v, &vkey);
         assert_eq!(c.valid.len(), 1);
         assert_eq!(c.valid[0].time, 1_700_000_000);
         assert!(c.invalid.is_empty());
+        let mut cosigned = note.clone();
+        cosigned.extend_from_slice(&sig.to_bytes());
         // the log key alone still opens the cosigned note
         assert!(SignedCheckpoint::open(&cosigned, std::slice::from_ref(&log_v)).is_ok());
 
         // the cosignature moved to another checkpoint of the same log
         let other = log::sign_checkpoint_for_test(&log_signer, 8, tlog_tiles::Hash([3; 32]));
-        let mut moved = other.clone();
-        moved.extend_from_slice(&sig.to_bytes());
-        let c = check_cosignatures(
-            &moved,
-            std::slice::from_ref(&log_v),
-            std::slice::from_ref(&vkey),
-            1_800_000_000,
-        )
-        .unwrap();
+        let c = check(&other, &sig, &log_v, &vkey);
         assert!(c.valid.is_empty());
         assert_eq!(c.invalid.len(), 1, "{:?}", c.invalid);
 
@@ -459,28 +464,12 @@ mod tests {
         let mut raw = sig.signature().to_vec();
         raw[7] ^= 1;
         let forged = Signature::new(sig.name().to_owned(), sig.id(), raw).unwrap();
-        let mut f = note.clone();
-        f.extend_from_slice(&forged.to_bytes());
-        let c = check_cosignatures(
-            &f,
-            std::slice::from_ref(&log_v),
-            std::slice::from_ref(&vkey),
-            1_800_000_000,
-        )
-        .unwrap();
+        let c = check(&note, &forged, &log_v, &vkey);
         assert!(c.valid.is_empty());
 
         // a cosignature from the future
         let late = w.cosign(&text, 1_900_000_000).unwrap();
-        let mut f = note.clone();
-        f.extend_from_slice(&late.to_bytes());
-        let c = check_cosignatures(
-            &f,
-            std::slice::from_ref(&log_v),
-            std::slice::from_ref(&vkey),
-            1_800_000_000,
-        )
-        .unwrap();
+        let c = check(&note, &late, &log_v, &vkey);
         assert!(c.valid.is_empty());
         assert!(c.invalid[0].contains("future"), "{:?}", c.invalid);
 

@@ -242,21 +242,15 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Args)]
 pub struct ContextArgs {
-    /// Commit the evidence is for (default: from the CI platform).
-    #[arg(long)]
-    pub commit: Option<String>,
-    /// Pipeline run id (default: from the CI platform).
-    #[arg(long)]
-    pub pipeline: Option<String>,
+    /// `--commit`, `--pipeline`, `--job`, as on every step.
+    #[command(flatten)]
+    pub run: custody_platform::step::ContextArgs,
     /// Repository (default: from the CI platform).
     #[arg(long)]
     pub repository: Option<String>,
     /// Deployment environment, e.g. `production`.
     #[arg(long)]
     pub environment: Option<String>,
-    /// Job name (default: from the CI platform).
-    #[arg(long)]
-    pub job: Option<String>,
     /// The service the evidence belongs to (recorded as `pipeline.service`).
     #[arg(long)]
     pub service: Option<String>,
@@ -572,4 +566,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Log(c) => crate::commands::log::run(c).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's definition (unique argument and group names, …) only
+    /// when it runs: check every subcommand here, not in a user's job.
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -9,6 +9,7 @@
 //!    to a local spool and the step fails saying how to resend (`custody push`).
 
 pub mod predicate;
+pub mod report;
 pub mod stage;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
+pub use report::report;
 pub use stage::Stage;
 
 /// Everything a run needs, resolved and validated at the edge.
@@ -38,9 +40,9 @@ pub struct Config {
     pub subject: String,
     pub files: Vec<PathBuf>,
     pub workspace: PathBuf,
+    /// The store's URL, for messages (the store itself is opened by the caller's
+    /// opener, given to [`run`]).
     pub store: String,
-    /// Extra trusted CA certificates for a remote store (`--ca-file`).
-    pub ca_files: Vec<PathBuf>,
     pub spool: PathBuf,
     pub keyid_scheme: KeyIdScheme,
     pub retention: Retention,
@@ -266,11 +268,7 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
         materials,
         pipeline: cfg.context.clone(),
         hipaa: cfg.stage.controls(),
-        chain: ChainLink {
-            id: String::new(),
-            sequence: 0,
-            previous: None,
-        },
+        chain: ChainLink::first(""),
         summary,
     };
     let draft = |predicate_type: &str, predicate, summary, materials: Vec<Material>| Draft {
@@ -358,18 +356,19 @@ fn progress(line: &str) {
     custody_platform::console::err_line(&format!("evidence-upload: {line}"));
 }
 
-/// Runs the step.
-pub async fn run(cfg: &Config, key: &SigningKey) -> Result<Outcome, UploadError> {
+/// Runs the step. `open` opens (or creates) the store once every input has been
+/// checked, so a bad file leaves no trace; a transient failure to open it spools.
+pub async fn run(
+    cfg: &Config,
+    key: &SigningKey,
+    open: impl FnOnce() -> Result<AnyStore, StoreError>,
+) -> Result<Outcome, UploadError> {
     let subject = files::resolve_subject(&cfg.subject, Some(&cfg.workspace))?;
     let planned = plan(cfg, &subject)?;
     let chain_id = cfg.context.chain_id();
     let mut stored = Vec::with_capacity(planned.len());
 
-    let store = match custody_platform::stores::create(
-        &cfg.store,
-        &custody_platform::context::ProcessEnv,
-        &cfg.ca_files,
-    ) {
+    let store = match open() {
         Ok(s) => s,
         Err(e) if e.is_transient() => return spool(cfg, key, &chain_id, planned, &e, None),
         Err(e) => return Err(UploadError::Store(e)),
@@ -558,11 +557,7 @@ fn spool(
         let mut draft = p.draft;
         let original = in_doubt.take();
         draft.record.chain = match &original {
-            Some(_) => ChainLink {
-                id: format!("{job_chain}~doubt-{}", nonce(job_chain)),
-                sequence: 0,
-                previous: None,
-            },
+            Some(_) => ChainLink::first(format!("{job_chain}~doubt-{}", nonce(job_chain))),
             None => ChainLink {
                 id: chain_id.to_owned(),
                 sequence: head.map_or(0, |(s, _)| s + 1),

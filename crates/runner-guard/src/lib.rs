@@ -18,6 +18,8 @@
 //! fail (store unreachable or refusing): the verdict still stands, and the exit code is
 //! [`EXIT_STORE`], because a step that was asked for evidence and left none must not pass.
 
+mod report;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,13 +28,16 @@ use custody_evidence::{
     ResourceDescriptor, SigningKey, SubjectSpec,
 };
 use custody_guard::{Environment, GuardOptions, Report, Request, TierModel, TierModelError};
-use custody_platform::context::ProcessEnv;
+use custody_platform::context::Env;
 use custody_platform::{detect_context, stores};
 use custody_store::{Draft, EvidenceStore as _, ObjectSource, Retention, append_record};
 use serde::Serialize;
 use thiserror::Error;
 
 /// Stage of the record.
+pub use report::report;
+
+/// The stage name of the record.
 pub const STAGE: &str = "runner-guard";
 /// predicateType of the record.
 pub const PREDICATE_TYPE: &str = "https://custody.dev/runner-guard/report/v1";
@@ -63,6 +68,9 @@ pub struct Config {
     /// Overrides the tier model's metadata endpoint (tests point it at loopback).
     pub metadata_endpoint: Option<SocketAddr>,
     pub evidence: Option<EvidenceConfig>,
+    /// The job's environment, read once by the binary: the guard's signals, the
+    /// record's pipeline context and the store's settings all come from it.
+    pub env: Environment,
     /// Extra trusted CA certificates for a remote evidence store (`--ca-file`). The
     /// verdict's own lookups trust only the tier model's pinned roots.
     pub ca_files: Vec<PathBuf>,
@@ -148,7 +156,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, GuardError> {
     let model = TierModel::from_yaml(text, &file)?;
     let opts = GuardOptions {
         request: cfg.request.clone(),
-        env: Environment::from_process(),
+        env: cfg.env.clone(),
         root: cfg.root.clone(),
         metadata_endpoint: cfg.metadata_endpoint,
         now: None,
@@ -157,7 +165,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, GuardError> {
     let report = custody_guard::run(&model, &opts)?;
     let evidence = match &cfg.evidence {
         None => Evidence::NotConfigured,
-        Some(ev) => match store_report(ev, &cfg.ca_files, &cfg.tier_model, &bytes, &report) {
+        Some(ev) => match store_report(ev, cfg, &bytes, &report) {
             Ok(stored) => Evidence::Stored(stored),
             Err(error) => Evidence::Failed {
                 store: ev.store.clone(),
@@ -166,6 +174,54 @@ pub fn run(cfg: &Config) -> Result<Outcome, GuardError> {
         },
     };
     Ok(Outcome { report, evidence })
+}
+
+/// The guard's snapshot of the environment, read as the platform crate reads one.
+struct JobEnv<'a>(&'a Environment);
+
+impl Env for JobEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(str::to_owned)
+    }
+}
+
+/// Where to store the verdict, from the flags: a store and a key together, or neither.
+pub fn evidence_config(
+    env: &dyn Env,
+    store: Option<&str>,
+    key: Option<&Path>,
+    record: &custody_platform::step::RecordArgs,
+    commit: Option<String>,
+) -> Result<Option<EvidenceConfig>, GuardError> {
+    let usage = |m: &str| GuardError::Usage(m.to_owned());
+    let have_key = key.is_some()
+        || env
+            .var(custody_platform::env_vars::CUSTODY_SIGNING_KEY_PEM)
+            .is_some();
+    let store = match (store, have_key) {
+        (None, false) => return Ok(None),
+        (Some(s), true) => s.to_owned(),
+        (Some(_), false) => {
+            return Err(usage(
+                "a store is configured but no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM, or unset the store to run without evidence",
+            ));
+        }
+        (None, true) => {
+            return Err(usage(
+                "a signing key is configured but no store: pass --store URL or set CUSTODY_STORE, or unset the key to run without evidence",
+            ));
+        }
+    };
+    let key = custody_platform::step::signing_key(env, key)
+        .map_err(GuardError::Usage)?
+        .ok_or_else(|| usage("no signing key"))?;
+    Ok(Some(EvidenceConfig {
+        store,
+        key,
+        keyid_scheme: record.keyid_scheme,
+        retention: record.retention().map_err(GuardError::Usage)?,
+        commit,
+    }))
 }
 
 /// The commit the record is about: the verified token's `sha`, else `--commit`, else the CI
@@ -203,24 +259,24 @@ fn subject(
 /// errors name the store and the object, and the key is not in reach of any message).
 fn store_report(
     ev: &EvidenceConfig,
-    ca_files: &[PathBuf],
-    model_path: &Path,
+    cfg: &Config,
     model_bytes: &[u8],
     report: &Report,
 ) -> Result<StoredRecord, String> {
+    let (env, model_path) = (JobEnv(&cfg.env), cfg.tier_model.as_path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("could not start the runtime: {e}"))?;
     rt.block_on(async {
-        let store = stores::create(&ev.store, &ProcessEnv, ca_files)
+        let store = stores::create(&ev.store, &env, &cfg.ca_files)
             .map_err(|e| format!("opening store {}: {e}", ev.store))?;
         let stored = store
             .put_object(ObjectSource::Bytes(model_bytes), &ev.retention)
             .await
             .map_err(|e| format!("storing the tier model in {}: {e}", store.uri()))?;
 
-        let mut context = detect_context(&ProcessEnv);
+        let mut context = detect_context(&env);
         let commit = commit(report, ev.commit.as_deref(), &context);
         let claim = |name: &str| report.claims.as_ref().and_then(|c| c.string(name));
         context.commit.clone_from(&commit);
@@ -269,11 +325,7 @@ fn store_report(
             }],
             pipeline: context,
             hipaa,
-            chain: ChainLink {
-                id: chain_id.clone(),
-                sequence: 0,
-                previous: None,
-            },
+            chain: ChainLink::first(chain_id.clone()),
             summary: Some(serde_json::json!({
                 "kind": "runner-guard",
                 "tier": report.tier,

@@ -23,12 +23,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use custody_evidence::KeyIdScheme;
 use custody_guard::{Environment, Platform, Request};
 use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::env_vars;
 use custody_platform::step::{self, Outputs};
-use runner_guard::{Config, Evidence, EvidenceConfig, GuardError, Outcome, run};
+use runner_guard::{Config, GuardError, evidence_config, report, run};
 
 /// Fail a job whose runner is not isolated for its tier; record the verdict as evidence.
 #[derive(Debug, Parser)]
@@ -72,15 +71,8 @@ struct Args {
     store: Option<String>,
     #[command(flatten)]
     tls: step::CaFileArg,
-    /// Private signing key (PEM); or set CUSTODY_SIGNING_KEY_PEM to the key itself.
-    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
-    key: Option<PathBuf>,
-    /// How the DSSE keyid is computed: empty, sslib, witness, ssh or hint.
-    #[arg(long, default_value = "empty", value_parser = step::keyid_scheme)]
-    keyid_scheme: KeyIdScheme,
-    /// Retention of the record in years (HIPAA: six; 1 to 100).
-    #[arg(long, default_value_t = 6, value_parser = step::retention_years)]
-    retention_years: i16,
+    #[command(flatten)]
+    sign: step::SignArgs,
     /// Commit the record is about, when the verified token names none.
     #[arg(long)]
     commit: Option<String>,
@@ -109,9 +101,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&env, &e),
     };
+    let json = args.format == Format::Json;
     match run(&cfg) {
         Ok(outcome) => {
-            report(&env, &args, &outcome);
+            Outputs::new(&env, "", args.dotenv.as_deref(), "runner-guard.env")
+                .emit(&report(&outcome, json));
             ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(1))
         }
         Err(e) => fail(&env, &e),
@@ -125,19 +119,22 @@ fn fail(env: &dyn Env, err: &GuardError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn usage(message: impl Into<String>) -> GuardError {
-    GuardError::Usage(message.into())
-}
-
 fn config(env: &dyn Env, args: &Args) -> Result<Config, GuardError> {
+    let job = Environment::from_process();
     let platform = match args.platform {
         Some(PlatformArg::Github) => Platform::GitHub,
         Some(PlatformArg::Gitlab) => Platform::GitLab,
-        None => Platform::detect(&Environment::from_process()).ok_or_else(|| {
-            usage("not running in GitHub Actions or GitLab CI (neither GITHUB_ACTIONS nor GITLAB_CI is `true`): pass --platform github or --platform gitlab")
+        None => Platform::detect(&job).ok_or_else(|| {
+            GuardError::Usage("not running in GitHub Actions or GitLab CI (neither GITHUB_ACTIONS nor GITLAB_CI is `true`): pass --platform github or --platform gitlab".into())
         })?,
     };
-    let evidence = evidence(env, args)?;
+    let evidence = evidence_config(
+        env,
+        args.store.as_deref(),
+        args.sign.key.as_deref(),
+        &args.sign.record,
+        args.commit.clone(),
+    )?;
     Ok(Config {
         tier_model: args.tier_model.clone(),
         request: Request {
@@ -151,103 +148,6 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, GuardError> {
         metadata_endpoint: args.metadata_endpoint,
         ca_files: args.tls.ca_file.clone(),
         evidence,
+        env: job,
     })
-}
-
-fn evidence(env: &dyn Env, args: &Args) -> Result<Option<EvidenceConfig>, GuardError> {
-    let pem = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM);
-    let have_key = pem.is_some() || args.key.is_some();
-    let store = match (&args.store, have_key) {
-        (None, false) => return Ok(None),
-        (Some(s), true) => s.clone(),
-        (Some(_), false) => {
-            return Err(usage(
-                "a store is configured but no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM, or unset the store to run without evidence",
-            ));
-        }
-        (None, true) => {
-            return Err(usage(
-                "a signing key is configured but no store: pass --store URL or set CUSTODY_STORE, or unset the key to run without evidence",
-            ));
-        }
-    };
-    let key = step::signing_key(env, args.key.as_deref())
-        .map_err(usage)?
-        .ok_or_else(|| usage("no signing key"))?;
-    let retention = step::retention(args.retention_years).map_err(usage)?;
-    Ok(Some(EvidenceConfig {
-        store,
-        key,
-        keyid_scheme: args.keyid_scheme,
-        retention,
-        commit: args.commit.clone(),
-    }))
-}
-
-fn report(env: &dyn Env, args: &Args, outcome: &Outcome) {
-    let r = &outcome.report;
-    match args.format {
-        Format::Json => match serde_json::to_string_pretty(outcome) {
-            Ok(s) => out!("{s}"),
-            Err(e) => errln!("error: could not render the verdict as JSON: {e}"),
-        },
-        Format::Table => {
-            out!("{}", r.to_text().trim_end());
-            if let Evidence::Stored(s) = &outcome.evidence {
-                out!(
-                    "record {} stored in {} (subject {}, chain {} #{})",
-                    s.record,
-                    s.store,
-                    s.subject,
-                    s.chain.id,
-                    s.chain.sequence
-                );
-            }
-        }
-    }
-    let outputs = Outputs::new(env, "", args.dotenv.as_deref(), "runner-guard.env");
-    for c in r.failed() {
-        outputs.annotate_error(None, &format!("runner-guard {}: {}", c.id, c.reason));
-    }
-    let (record, store) = match &outcome.evidence {
-        Evidence::Stored(s) => (s.record.to_string(), s.store.clone()),
-        Evidence::Failed { store, error } => {
-            let message = format!(
-                "runner-guard: the verdict was not stored as evidence ({error}); exit code 4"
-            );
-            outputs.annotate_error(None, &message);
-            errln!("error: {message}");
-            (String::new(), store.clone())
-        }
-        Evidence::NotConfigured => (String::new(), String::new()),
-    };
-    let outcome_name = serde_json::to_value(r.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let tier = r.tier.clone().unwrap_or_default();
-    outputs.github(&[
-        ("tier", tier.clone()),
-        ("outcome", outcome_name.clone()),
-        ("exit-code", outcome.exit_code().to_string()),
-        ("record", record.clone()),
-        ("store", store.clone()),
-    ]);
-    let mut md = r.to_markdown();
-    match &outcome.evidence {
-        Evidence::Stored(s) => md.push_str(&format!(
-            "\nRecord: `{}` in `{}` (subject `{}`)\n",
-            s.record, s.store, s.subject
-        )),
-        Evidence::Failed { store, .. } => md.push_str(&format!(
-            "\nRecord: **not stored** in `{store}` (exit code 4)\n"
-        )),
-        Evidence::NotConfigured => {}
-    }
-    outputs.summary(&md);
-    outputs.dotenv(&[
-        ("CUSTODY_RUNNER_TIER", tier),
-        ("CUSTODY_RUNNER_OUTCOME", outcome_name),
-        ("CUSTODY_RUNNER_RECORD", record),
-    ]);
 }

@@ -30,7 +30,7 @@ use gitlab::api::projects::releases::links::{
 use gitlab::api::projects::releases::{
     CreateRelease, CreateReleaseAssetLinks, ProjectReleaseByTag,
 };
-use gitlab::api::{ApiError, AsyncQuery as _, Pagination};
+use gitlab::api::{ApiError, AsyncQuery as _, Endpoint, Pagination};
 use serde::Deserialize;
 use url::Url;
 
@@ -148,6 +148,14 @@ fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("building a GitLab request: {e}"))
 }
 
+/// Sends a request whose answer is not needed; `what` names it in the error.
+async fn send<E: Endpoint + Sync>(api: &Api, ep: E, what: &str) -> anyhow::Result<()> {
+    gitlab::api::ignore(ep)
+        .query_async(api)
+        .await
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
 /// Uploads what the package lacks, then creates the release or completes its links.
 pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome> {
     let api = Api::new(
@@ -213,10 +221,12 @@ pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome
                 .contents(Cow::Owned(bytes))
                 .build(),
         )?;
-        gitlab::api::ignore(ep)
-            .query_async(&api)
-            .await
-            .map_err(|e| anyhow::anyhow!("asset {}: package upload failed: {e}", a.name))?;
+        send(
+            &api,
+            ep,
+            &format!("asset {}: package upload failed", a.name),
+        )
+        .await?;
         eprintln!(
             "  gitlab: asset {} uploaded to the package registry ({} bytes)",
             a.name, a.size
@@ -251,7 +261,7 @@ pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome
                 .map_err(|e| anyhow::anyhow!("listing the links of release {}: {e}", t.tag))?;
             for (name, url) in &links {
                 match have.iter().find(|l| &l.name == name) {
-                    Some(l) if &l.url == url => {}
+                    Some(l) if &l.url == url => continue,
                     Some(l) => {
                         let ep = built(
                             UpdateReleaseLink::builder()
@@ -261,13 +271,12 @@ pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome
                                 .url(url.as_str())
                                 .build(),
                         )?;
-                        gitlab::api::ignore(ep)
-                            .query_async(&api)
-                            .await
-                            .map_err(|e| {
-                                anyhow::anyhow!("asset {name}: updating its release link: {e}")
-                            })?;
-                        out.links_added.push(name.clone());
+                        send(
+                            &api,
+                            ep,
+                            &format!("asset {name}: updating its release link"),
+                        )
+                        .await?;
                     }
                     None => {
                         let ep = built(
@@ -279,15 +288,10 @@ pub async fn publish(t: &Target<'_>, assets: &[Asset]) -> anyhow::Result<Outcome
                                 .link_type(LinkType::Package)
                                 .build(),
                         )?;
-                        gitlab::api::ignore(ep)
-                            .query_async(&api)
-                            .await
-                            .map_err(|e| {
-                                anyhow::anyhow!("asset {name}: adding its release link: {e}")
-                            })?;
-                        out.links_added.push(name.clone());
+                        send(&api, ep, &format!("asset {name}: adding its release link")).await?;
                     }
                 }
+                out.links_added.push(name.clone());
             }
         }
         Err(e) if is_not_found(&e) => {

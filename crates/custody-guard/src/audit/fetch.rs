@@ -27,6 +27,7 @@ use thiserror::Error;
 use url::Url;
 
 use super::{GitHubGroup, GitHubInventory, GitHubRunner, GitLabRunner, Inventory};
+use crate::platform::segment;
 use crate::secret::Secret;
 use crate::tier::pinned_url_problem;
 
@@ -269,19 +270,6 @@ async fn github(
         org: src.org.clone(),
         groups,
     })
-}
-
-/// Percent-encodes one URL path segment.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------

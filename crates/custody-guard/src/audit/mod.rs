@@ -772,6 +772,13 @@ tiers:
         }
     }
 
+    fn multi_tier(r: &AuditReport) -> &Finding {
+        r.findings
+            .iter()
+            .find(|f| f.kind == FindingKind::MultiTier)
+            .unwrap()
+    }
+
     fn kinds(r: &AuditReport) -> Vec<(Severity, FindingKind, String)> {
         r.findings
             .iter()
@@ -832,11 +839,7 @@ tiers:
             .labels
             .push("staging".into());
         let r = evaluate(&model, &inv);
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.kind == FindingKind::MultiTier)
-            .unwrap();
+        let f = multi_tier(&r);
         assert_eq!(f.tiers, ["production", "staging"]);
     }
 
@@ -875,11 +878,7 @@ tiers:
         let mut inv = clean();
         inv.gitlab.as_mut().unwrap()[0].run_untagged = Some(true);
         let r = evaluate(&model, &inv);
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.kind == FindingKind::MultiTier)
-            .unwrap();
+        let f = multi_tier(&r);
         assert_eq!(f.subject, "runner 20 `runner-20`");
         assert_eq!(f.tiers, ["development", "staging"]);
         assert!(

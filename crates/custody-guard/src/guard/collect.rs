@@ -1,6 +1,7 @@
 //! Gathering the signals: the token and its JWKS, the platform API, the local probes.
 
 use super::*;
+use crate::tier::{GitHubTrust, GitLabTrust};
 
 pub(super) fn now_or_clock(now: Option<u64>) -> u64 {
     now.unwrap_or_else(|| {
@@ -22,6 +23,24 @@ fn not_pinned(platform: Platform) -> TierModelError {
     }
 }
 
+/// The tier model's GitHub trust anchors, which a job on GitHub needs.
+fn github_trust(model: &TierModel) -> Result<&GitHubTrust, TierModelError> {
+    model
+        .trust
+        .github
+        .as_ref()
+        .ok_or_else(|| not_pinned(Platform::GitHub))
+}
+
+/// The tier model's GitLab trust anchors, which a job on GitLab needs.
+fn gitlab_trust(model: &TierModel) -> Result<&GitLabTrust, TierModelError> {
+    model
+        .trust
+        .gitlab
+        .as_ref()
+        .ok_or_else(|| not_pinned(Platform::GitLab))
+}
+
 /// Obtains the job's token and verifies it against the JWKS fetched from the pinned URL.
 pub fn verified_token(
     model: &TierModel,
@@ -32,30 +51,17 @@ pub fn verified_token(
 ) -> Result<Result<Claims, OidcError>, TierModelError> {
     let (issuer, audience, jwks_url) = match platform {
         Platform::GitHub => {
-            let gh = model
-                .trust
-                .github
-                .as_ref()
-                .ok_or_else(|| not_pinned(platform))?;
+            let gh = github_trust(model)?;
             (gh.issuer.clone(), gh.audience.clone(), gh.jwks_url.clone())
         }
         Platform::GitLab => {
-            let gl = model
-                .trust
-                .gitlab
-                .as_ref()
-                .ok_or_else(|| not_pinned(platform))?;
+            let gl = gitlab_trust(model)?;
             (gl.issuer.clone(), gl.audience.clone(), gl.jwks_url())
         }
     };
     let token = match platform {
         Platform::GitHub => oidc::fetch_github_token(env, &audience, http),
-        Platform::GitLab => model
-            .trust
-            .gitlab
-            .as_ref()
-            .ok_or_else(|| not_pinned(platform))
-            .map(|gl| oidc::gitlab_token(env, &gl.token_variable))?,
+        Platform::GitLab => oidc::gitlab_token(env, &gitlab_trust(model)?.token_variable),
     };
     Ok(token.and_then(|token| {
         let jwks = Jwks::fetch(&jwks_url, http)?;
@@ -96,11 +102,7 @@ pub fn collect(model: &TierModel, opts: &GuardOptions) -> Result<Signals, TierMo
         match platform {
             Platform::GitHub => github_api(model, opts, claims, &http)?,
             Platform::GitLab => {
-                let gl = model
-                    .trust
-                    .gitlab
-                    .as_ref()
-                    .ok_or_else(|| not_pinned(platform))?;
+                let gl = gitlab_trust(model)?;
                 let runner = match opts.env.secret(env::CI_JOB_TOKEN) {
                     None => ApiSignal::NotAsked(format!("{} is not set", env::CI_JOB_TOKEN)),
                     Some(job_token) => {
@@ -143,11 +145,7 @@ fn github_api(
     claims: Option<&Claims>,
     http: &Http,
 ) -> Result<GitHubApi, TierModelError> {
-    let gh = model
-        .trust
-        .github
-        .as_ref()
-        .ok_or_else(|| not_pinned(Platform::GitHub))?;
+    let gh = github_trust(model)?;
     let Some(claims) = claims else {
         let why = "no verified token: the job id to ask about would come from a spoofable variable";
         return Ok((

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::error::PolicyError;
 use crate::input::{
-    CoverageFact, Finding, MisconfigurationsFact, Rejected, RunnerGuardFact, SbomFact, ScanFact,
-    SecretsFact, SeverityCounts, SignatureFact, TestCounts, TestFact,
+    CoverageFact, Finding, MisconfigurationsFact, PolicyInput, Rejected, RunnerGuardFact, SbomFact,
+    ScanFact, SecretsFact, SignatureFact, TestCounts, TestFact,
 };
 
 /// predicateType of runner-guard records (HELPERS.md contract).
@@ -35,40 +35,16 @@ pub struct Scope {
     pub now: Timestamp,
 }
 
-/// The evidence facts of the policy input.
-#[derive(Debug, Clone, Default)]
-pub struct EvidenceFacts {
-    pub verified_records: u64,
-    pub signatures: Vec<SignatureFact>,
-    pub sboms: Vec<SbomFact>,
-    pub scans: Vec<ScanFact>,
-    pub tests: Vec<TestFact>,
-    pub coverage: Vec<CoverageFact>,
-    pub runner_guard: Vec<RunnerGuardFact>,
-    pub rejected: Vec<Rejected>,
-}
-
-impl EvidenceFacts {
-    /// Every record a fact comes from, sorted and once each.
-    pub fn relied_on(&self) -> Vec<String> {
-        let mut out: BTreeSet<&String> = BTreeSet::new();
-        out.extend(self.signatures.iter().map(|f| &f.record));
-        out.extend(self.sboms.iter().map(|f| &f.record));
-        out.extend(self.scans.iter().map(|f| &f.record));
-        out.extend(self.tests.iter().map(|f| &f.record));
-        out.extend(self.coverage.iter().map(|f| &f.record));
-        out.extend(self.runner_guard.iter().map(|f| &f.record));
-        out.into_iter().cloned().collect()
-    }
-}
-
-/// Reads and verifies the evidence for `scope`. Store failures other than a corrupt
-/// object are errors; anything wrong with a record itself is a rejection.
+/// Reads and verifies the evidence for `scope` into the evidence facts of `facts`
+/// (verified records, signatures, SBOMs, scans, tests, coverage, runner-guard records
+/// and rejections). Store failures other than a corrupt object are errors; anything
+/// wrong with a record itself is a rejection.
 pub async fn gather<S: EvidenceStore>(
     store: &S,
     trusted: &TrustedKeys,
     scope: &Scope,
-) -> Result<EvidenceFacts, PolicyError> {
+    facts: &mut PolicyInput,
+) -> Result<(), PolicyError> {
     let mut refs = BTreeSet::new();
     for r in store
         .query(&Query {
@@ -90,7 +66,6 @@ pub async fn gather<S: EvidenceStore>(
             refs.insert(r.digest);
         }
     }
-    let mut facts = EvidenceFacts::default();
     for digest in refs {
         let bytes = match store.get_object(&digest).await {
             Ok(b) => b,
@@ -107,7 +82,7 @@ pub async fn gather<S: EvidenceStore>(
         match verify(&bytes, trusted) {
             Ok((statement, signer)) => {
                 facts.verified_records += 1;
-                classify(store, scope, &digest, statement, signer, &mut facts).await?;
+                classify(store, scope, &digest, statement, signer, facts).await?;
             }
             Err((stage, reason)) => facts.rejected.push(Rejected {
                 record: digest.to_string(),
@@ -116,7 +91,7 @@ pub async fn gather<S: EvidenceStore>(
             }),
         }
     }
-    Ok(facts)
+    Ok(())
 }
 
 /// Verifies an envelope; on failure returns the stage it claims (unverified) and why.
@@ -163,7 +138,7 @@ async fn classify<S: EvidenceStore>(
     record: &Digest,
     st: Statement,
     signer: String,
-    facts: &mut EvidenceFacts,
+    facts: &mut PolicyInput,
 ) -> Result<(), PolicyError> {
     let Some(rec) = st.record().cloned() else {
         return Ok(());
@@ -171,7 +146,7 @@ async fn classify<S: EvidenceStore>(
     let about_artifact = st.subject_digests().contains(&scope.digest);
     let same_commit = scope.commit.is_some() && rec.pipeline.commit == scope.commit;
     let record_id = record.to_string();
-    let reject = |facts: &mut EvidenceFacts, reason: String| {
+    let reject = |facts: &mut PolicyInput, reason: String| {
         facts.rejected.push(Rejected {
             record: record_id.clone(),
             stage: rec.stage.clone(),
@@ -230,11 +205,23 @@ async fn classify<S: EvidenceStore>(
     else {
         return Ok(());
     };
+    // SBOMs and scans are about the artifact; tests and coverage may be about its commit.
+    let in_scope = match summary {
+        Summary::Sbom(_) | Summary::Scan(_) => about_artifact,
+        Summary::Tests(_) | Summary::Coverage(_) => about_artifact || same_commit,
+    };
+    if !in_scope {
+        return Ok(());
+    }
+    // An SBOM's file is read and compared with its summary below; the others must be intact.
+    if !matches!(summary, Summary::Sbom(_))
+        && let Some(p) = material_problem(store, &rec).await
+    {
+        reject(facts, p);
+        return Ok(());
+    }
     match summary {
         Summary::Sbom(s) => {
-            if !about_artifact {
-                return Ok(());
-            }
             let (verified, problem, components) = check_sbom(store, &rec).await;
             facts.sboms.push(SbomFact {
                 record: record_id.clone(),
@@ -249,18 +236,10 @@ async fn classify<S: EvidenceStore>(
             });
         }
         Summary::Scan(s) => {
-            if !about_artifact {
-                return Ok(());
-            }
-            if let Some(p) = material_problem(store, &rec).await {
-                reject(facts, p);
-                return Ok(());
-            }
             let at = s.scanned_at.as_ref().and_then(|t| t.utc);
-            let c = s.counts;
             let secrets = s.secrets.as_ref().map(|x| SecretsFact {
                 total: x.total,
-                counts: counts_of(x.counts),
+                counts: x.counts,
                 found: x
                     .findings
                     .iter()
@@ -276,7 +255,7 @@ async fn classify<S: EvidenceStore>(
             });
             let misconfigurations = s.misconfigurations.as_ref().map(|m| MisconfigurationsFact {
                 failures: m.failures,
-                counts: counts_of(m.counts),
+                counts: m.counts,
                 ids: m.findings.iter().map(|f| f.id.clone()).collect(),
             });
             facts.scans.push(ScanFact {
@@ -288,14 +267,7 @@ async fn classify<S: EvidenceStore>(
                 scanned_at: at.map(|t| t.to_string()),
                 age_seconds: at.map(|t| scope.now.as_second() - t.as_second()),
                 environment: rec.pipeline.environment.clone(),
-                counts: SeverityCounts {
-                    critical: c.critical,
-                    high: c.high,
-                    medium: c.medium,
-                    low: c.low,
-                    negligible: c.negligible,
-                    unknown: c.unknown,
-                },
+                counts: s.counts,
                 findings: s
                     .findings
                     .iter()
@@ -312,13 +284,6 @@ async fn classify<S: EvidenceStore>(
             });
         }
         Summary::Tests(t) => {
-            if !(about_artifact || same_commit) {
-                return Ok(());
-            }
-            if let Some(p) = material_problem(store, &rec).await {
-                reject(facts, p);
-                return Ok(());
-            }
             facts.tests.push(TestFact {
                 record: record_id.clone(),
                 counts: TestCounts {
@@ -331,13 +296,6 @@ async fn classify<S: EvidenceStore>(
             });
         }
         Summary::Coverage(c) => {
-            if !(about_artifact || same_commit) {
-                return Ok(());
-            }
-            if let Some(p) = material_problem(store, &rec).await {
-                reject(facts, p);
-                return Ok(());
-            }
             facts.coverage.push(CoverageFact {
                 record: record_id.clone(),
                 line_rate: c.line_rate,
@@ -347,17 +305,6 @@ async fn classify<S: EvidenceStore>(
         }
     }
     Ok(())
-}
-
-fn counts_of(c: custody_formats::SeverityCounts) -> SeverityCounts {
-    SeverityCounts {
-        critical: c.critical,
-        high: c.high,
-        medium: c.medium,
-        low: c.low,
-        negligible: c.negligible,
-        unknown: c.unknown,
-    }
 }
 
 fn severity(s: custody_formats::Severity) -> String {

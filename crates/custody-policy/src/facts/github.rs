@@ -19,7 +19,7 @@ use custody_http::net::Net;
 use octocrab::Octocrab;
 use serde::Deserialize;
 
-use super::{CONNECT_TIMEOUT, PlatformFacts, REQUEST_TIMEOUT, Secret};
+use super::{CONNECT_TIMEOUT, PlatformFacts, REQUEST_TIMEOUT, Secret, push_unique};
 use crate::error::PolicyError;
 use crate::gate::Gate;
 use crate::input::{Approval, ApprovalsFact, PeopleFact, Person, ProtectionFact, Provenance};
@@ -187,13 +187,7 @@ pub async fn gather(cfg: &GitHubConfig, gate: Gate) -> Result<PlatformFacts, Pol
         return Ok(facts);
     }
 
-    let mut people = PeopleFact {
-        provenance: provenance(),
-        pr_authors: Vec::new(),
-        commit_authors: Vec::new(),
-        committers: Vec::new(),
-        triggering_actors: Vec::new(),
-    };
+    let mut people = PeopleFact::new(provenance());
     match cfg.run_id {
         Some(id) => {
             let route = format!("/repos/{repo}/actions/runs/{id}/approvals");
@@ -302,10 +296,4 @@ fn add_commit(people: &mut PeopleFact, c: Commit) {
         &mut people.committers,
         person(c.committer, c.commit.committer),
     );
-}
-
-fn push_unique(list: &mut Vec<Person>, p: Person) {
-    if (p.login.is_some() || p.name.is_some() || p.email.is_some()) && !list.contains(&p) {
-        list.push(p);
-    }
 }

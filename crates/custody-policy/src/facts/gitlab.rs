@@ -30,7 +30,7 @@ use gitlab::api::{ApiError, AsyncQuery};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CONNECT_TIMEOUT, PlatformFacts, REQUEST_TIMEOUT, Secret};
+use super::{CONNECT_TIMEOUT, PlatformFacts, REQUEST_TIMEOUT, Secret, push_unique};
 use crate::error::PolicyError;
 use crate::gate::Gate;
 use crate::input::{Approval, ApprovalsFact, PeopleFact, Person, ProtectionFact, Provenance};
@@ -243,13 +243,7 @@ pub async fn gather(cfg: &GitLabConfig, gate: Gate) -> Result<PlatformFacts, Pol
         return Ok(facts);
     }
 
-    let mut people = PeopleFact {
-        provenance: provenance(),
-        pr_authors: Vec::new(),
-        commit_authors: Vec::new(),
-        committers: Vec::new(),
-        triggering_actors: Vec::new(),
-    };
+    let mut people = PeopleFact::new(provenance());
     match find_deployment(&api, cfg).await? {
         Some(d) => {
             facts.approvals = Some(ApprovalsFact {
@@ -403,10 +397,4 @@ fn add_commit(people: &mut PeopleFact, c: CommitJson) {
             email: c.committer_email,
         },
     );
-}
-
-fn push_unique(list: &mut Vec<Person>, p: Person) {
-    if (p.login.is_some() || p.name.is_some() || p.email.is_some()) && !list.contains(&p) {
-        list.push(p);
-    }
 }

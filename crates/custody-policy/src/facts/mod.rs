@@ -10,7 +10,7 @@ pub mod log;
 pub mod offline;
 pub mod sbom;
 
-use crate::input::{ApprovalsFact, PeopleFact, ProtectionFact};
+use crate::input::{ApprovalsFact, PeopleFact, Person, ProtectionFact};
 
 /// What a platform (or the offline file) told about approvals, authorship and the
 /// environment's protection.
@@ -30,3 +30,10 @@ pub use custody_http::Secret;
 /// The HTTP client settings every platform and registry lookup shares.
 pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Adds a person to a list once, and only if the platform names them somehow.
+pub(crate) fn push_unique(list: &mut Vec<Person>, p: Person) {
+    if (p.login.is_some() || p.name.is_some() || p.email.is_some()) && !list.contains(&p) {
+        list.push(p);
+    }
+}

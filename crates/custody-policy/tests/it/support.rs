@@ -147,7 +147,6 @@ impl Pipeline {
             files: paths.iter().map(|p| ws.join(p)).collect(),
             workspace: ws.clone(),
             store: self.store_path().display().to_string(),
-            ca_files: Vec::new(),
             spool: self.dir.path().join("spool"),
             keyid_scheme: KeyIdScheme::Empty,
             retention: Retention::hipaa_default().unwrap(),
@@ -156,7 +155,8 @@ impl Pipeline {
             max_parse_bytes: 1 << 30,
             inline_bytes: 4 << 20,
         };
-        evidence_upload::run(&cfg, key).await.unwrap();
+        let store = custody_store::AnyStore::Local(LocalStore::create(&cfg.store).unwrap());
+        evidence_upload::run(&cfg, key, || Ok(store)).await.unwrap();
     }
 
     /// A runner-guard record as HELPERS.md specifies it.

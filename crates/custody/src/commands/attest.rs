@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use custody_evidence::{ChainLink, Control, KeyIdScheme, Material, RecordInfo};
 use custody_platform::context::ProcessEnv;
 use custody_platform::stores;
-use custody_platform::{detect_context, files, keyfiles};
+use custody_platform::{files, keyfiles, step};
 use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record};
 
 use crate::cli::{AttestArgs, ContextArgs, Format};
@@ -59,11 +59,7 @@ pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
         materials: vec![material],
         pipeline,
         hipaa: controls,
-        chain: ChainLink {
-            id: chain_id.clone(),
-            sequence: 0,
-            previous: None,
-        },
+        chain: ChainLink::first(chain_id.clone()),
         summary: None,
     };
     let draft = Draft {
@@ -107,27 +103,15 @@ fn file_name(p: &Path) -> String {
 
 /// The platform's context, with flags filling in or overriding.
 pub fn context(flags: &ContextArgs) -> custody_evidence::PipelineContext {
-    let mut c = detect_context(&ProcessEnv);
-    let set = |slot: &mut Option<String>, v: &Option<String>| {
-        if v.is_some() {
-            slot.clone_from(v);
-            true
-        } else {
-            false
-        }
-    };
-    let mut any = false;
-    any |= set(&mut c.commit, &flags.commit);
-    any |= set(&mut c.pipeline_id, &flags.pipeline);
-    any |= set(&mut c.repository, &flags.repository);
-    any |= set(&mut c.environment, &flags.environment);
-    any |= set(&mut c.job, &flags.job);
-    any |= set(&mut c.service, &flags.service);
-    if any {
-        c.source = Some(match c.source.as_deref() {
-            Some(s) => format!("{s}+flags"),
-            None => "flags".into(),
-        });
+    let mut c = step::context(
+        &ProcessEnv,
+        &flags.run,
+        flags.service.as_deref(),
+        flags.environment.as_deref(),
+    );
+    if let Some(repository) = &flags.repository {
+        c.repository = Some(repository.clone());
+        step::mark_flagged(&mut c);
     }
     c
 }

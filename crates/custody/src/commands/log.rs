@@ -32,30 +32,37 @@ pub async fn run(cmd: LogCommand) -> anyhow::Result<Exit> {
 fn keygen(args: &LogKeygenArgs) -> anyhow::Result<Exit> {
     let (private, verifier) =
         log::generate_log_key(&args.origin).map_err(|e| fail(Exit::Usage, e))?;
-    write_key_pair(&args.out, &private, &verifier.to_string())?;
-    errln!(
-        "log signing key in {} (keep it with the governance project, out of the jobs that write evidence); verifier key in {}.pub (give it to auditors)",
-        args.out.display(),
-        args.out.display()
-    );
-    Ok(Exit::Ok)
+    write_key_pair(
+        &args.out,
+        &private,
+        &verifier.to_string(),
+        "log signing key",
+        "keep it with the governance project, out of the jobs that write evidence",
+    )
 }
 
 fn witness_keygen(args: &WitnessKeygenArgs) -> anyhow::Result<Exit> {
     let (private, verifier) =
         WitnessSigner::generate(&args.name).map_err(|e| fail(Exit::Usage, e))?;
-    write_key_pair(&args.out, &private, &verifier.to_string())?;
-    errln!(
-        "witness signing key in {} (keep it away from the store's operator); verifier key in {}.pub (give it to auditors)",
-        args.out.display(),
-        args.out.display()
-    );
-    Ok(Exit::Ok)
+    write_key_pair(
+        &args.out,
+        &private,
+        &verifier.to_string(),
+        "witness signing key",
+        "keep it away from the store's operator",
+    )
 }
 
 /// Writes a private key (mode 0600, never overwriting) and its verifier key beside it
-/// (`<out>.pub`), and prints the verifier key.
-fn write_key_pair(out: &Path, private: &str, verifier: &str) -> anyhow::Result<()> {
+/// (`<out>.pub`), prints the verifier key, and says where both went: `what` names the
+/// private key, `keep` says who must not have it.
+fn write_key_pair(
+    out: &Path,
+    private: &str,
+    verifier: &str,
+    what: &str,
+    keep: &str,
+) -> anyhow::Result<Exit> {
     custody_platform::keyfiles::write_new_pair(
         out,
         &format!("{private}\n"),
@@ -69,7 +76,12 @@ fn write_key_pair(out: &Path, private: &str, verifier: &str) -> anyhow::Result<(
         other => other.into(),
     })?;
     out!("{verifier}");
-    Ok(())
+    errln!(
+        "{what} in {} ({keep}); verifier key in {}.pub (give it to auditors)",
+        out.display(),
+        out.display()
+    );
+    Ok(Exit::Ok)
 }
 
 fn read_key(path: &Path) -> anyhow::Result<String> {
@@ -81,23 +93,22 @@ fn read_key(path: &Path) -> anyhow::Result<String> {
     })
 }
 
+/// Reads a key file and parses it; either failure is a usage error naming the file.
+fn parse_key<K>(path: &Path, parse: impl FnOnce(&str) -> Result<K, String>) -> anyhow::Result<K> {
+    parse(&read_key(path)?).map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))
+}
+
 pub fn read_verifiers(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<LogVerifier>> {
     paths
         .iter()
-        .map(|p| {
-            LogVerifier::parse(&read_key(p)?)
-                .map_err(|e| fail(Exit::Usage, format!("{}: {e}", p.display())))
-        })
+        .map(|p| parse_key(p, LogVerifier::parse))
         .collect()
 }
 
 pub fn read_witnesses(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<WitnessVerifier>> {
     paths
         .iter()
-        .map(|p| {
-            WitnessVerifier::parse(&read_key(p)?)
-                .map_err(|e| fail(Exit::Usage, format!("{}: {e}", p.display())))
-        })
+        .map(|p| parse_key(p, WitnessVerifier::parse))
         .collect()
 }
 
@@ -112,12 +123,7 @@ fn unix_now() -> u64 {
 
 async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
     let verifiers = read_verifiers(&args.log_keys)?;
-    let signer = WitnessSigner::parse(&read_key(&args.witness_signing_key)?).map_err(|e| {
-        fail(
-            Exit::Usage,
-            format!("{}: {e}", args.witness_signing_key.display()),
-        )
-    })?;
+    let signer = parse_key(&args.witness_signing_key, WitnessSigner::parse)?;
     let state = match std::fs::read(&args.state) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -172,25 +178,17 @@ async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
     tmp.persist(&args.state)
         .with_context(|| format!("writing {}", args.state.display()))?;
     let cp = &outcome.checkpoint;
-    match args.format {
-        Format::Json => out!(
-            "{}",
-            serde_json::json!({
-                "store": store.uri(),
-                "witness": outcome.cosignature.witness,
-                "time": outcome.cosignature.time,
-                "origin": cp.origin,
-                "size": cp.size,
-                "previous": outcome.previous,
-                "root": cp.root_base64(),
-                "checkpoint": String::from_utf8_lossy(&outcome.cosigned_note),
-            })
-        ),
-        Format::Table => out!(
-            "{}",
-            String::from_utf8_lossy(&outcome.cosigned_note).trim_end()
-        ),
-    }
+    print_checkpoint(
+        args.format,
+        store.uri(),
+        cp,
+        &outcome.cosigned_note,
+        outcome.previous,
+        serde_json::json!({
+            "witness": outcome.cosignature.witness,
+            "time": outcome.cosignature.time,
+        }),
+    );
     errln!(
         "witness {} cosigned the checkpoint of {} entries of {} (it had seen {})",
         outcome.cosignature.witness,
@@ -202,12 +200,7 @@ async fn witness(args: LogWitnessArgs) -> anyhow::Result<Exit> {
 }
 
 async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
-    let signer = LogSigner::parse(&read_key(&args.log_signing_key)?).map_err(|e| {
-        fail(
-            Exit::Usage,
-            format!("{}: {e}", args.log_signing_key.display()),
-        )
-    })?;
+    let signer = parse_key(&args.log_signing_key, LogSigner::parse)?;
     let retention = Retention::years_from(jiff::Timestamp::now(), args.retention_years)?;
     let store = stores::create(&args.store.store, &ProcessEnv, &args.store.tls.ca_file)
         .with_context(|| format!("opening store {}", args.store.store))?;
@@ -215,21 +208,14 @@ async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("checkpointing the log of {}", store.uri()))?;
     let cp = &outcome.checkpoint;
-    match args.format {
-        Format::Json => out!(
-            "{}",
-            serde_json::json!({
-                "store": store.uri(),
-                "origin": cp.origin,
-                "size": cp.size,
-                "previous": outcome.previous,
-                "root": cp.root_base64(),
-                "tilesWritten": outcome.tiles_written,
-                "checkpoint": String::from_utf8_lossy(&cp.note),
-            })
-        ),
-        Format::Table => out!("{}", String::from_utf8_lossy(&cp.note).trim_end()),
-    }
+    print_checkpoint(
+        args.format,
+        store.uri(),
+        cp,
+        &cp.note,
+        outcome.previous,
+        serde_json::json!({ "tilesWritten": outcome.tiles_written }),
+    );
     errln!(
         "checkpoint of {} entries ({} new) signed for {}",
         cp.size,
@@ -237,6 +223,37 @@ async fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<Exit> {
         store.uri()
     );
     Ok(Exit::Ok)
+}
+
+/// Prints a checkpoint as `checkpoint` and `witness` hand it out: its `note`, or in JSON
+/// the store, the checkpoint, the note, the log's size before it and the command's
+/// `own` fields.
+fn print_checkpoint(
+    format: Format,
+    store: String,
+    cp: &log::SignedCheckpoint,
+    note: &[u8],
+    previous: u64,
+    own: serde_json::Value,
+) {
+    let note = String::from_utf8_lossy(note);
+    match format {
+        Format::Json => {
+            let mut v = serde_json::json!({
+                "store": store,
+                "origin": cp.origin,
+                "size": cp.size,
+                "previous": previous,
+                "root": cp.root_base64(),
+                "checkpoint": note,
+            });
+            if let (Some(v), serde_json::Value::Object(own)) = (v.as_object_mut(), own) {
+                v.extend(own);
+            }
+            out!("{v}");
+        }
+        Format::Table => out!("{}", note.trim_end()),
+    }
 }
 
 async fn verify(args: LogVerifyArgs) -> anyhow::Result<Exit> {
