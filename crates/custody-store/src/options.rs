@@ -45,6 +45,14 @@ pub struct StoreOptions {
     /// Limit on one attempt of a small request (everything but a material upload,
     /// whose limit grows with its size).
     pub attempt_timeout: Duration,
+    /// Materials of this many bytes or more go up by multipart upload (S3).
+    pub multipart_threshold: u64,
+    /// The part size of a multipart upload (at least 5 MiB; larger when 10,000 parts
+    /// would not hold the file).
+    pub part_size: u64,
+    /// Parts of one upload in flight at once (each held in memory: this times
+    /// `part_size`).
+    pub upload_concurrency: usize,
     /// Trusted roots and proxy (the S3 client gets the same as every other client).
     #[cfg(feature = "s3")]
     pub net: custody_http::net::Net,
@@ -65,6 +73,9 @@ impl Default for StoreOptions {
             initial_backoff: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(60),
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            upload_concurrency: 8,
             #[cfg(feature = "s3")]
             net: custody_http::net::Net::default(),
         }

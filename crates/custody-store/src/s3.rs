@@ -56,8 +56,9 @@
 //! protection fails an upload that stops moving for 5 s, and the retry re-reads the
 //! file.
 //!
-//! Limits: one PUT carries at most 5 GiB; larger materials are refused (multipart
-//! upload with per-part checksums is not implemented).
+//! Materials of [`StoreOptions::multipart_threshold`] (16 MiB) or more go up by
+//! multipart upload ([`multipart`]): parts in parallel, a SHA-256 per part, the lock
+//! set when the upload is created, no 5 GiB cap.
 
 use std::fmt;
 use std::path::Path;
@@ -88,8 +89,8 @@ use crate::layout;
 use crate::query::{Query, RecordRef};
 use crate::{EvidenceStore, LockMode, ObjectSource, PutOutcome, Retention, StoreOptions};
 
-/// The largest object one PUT may carry.
-const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
+mod multipart;
+
 /// Read size when streaming a material from disk.
 const UPLOAD_BUF: usize = 1024 * 1024;
 /// The slowest upload an attempt waits for, in bytes per second (its limit grows by
@@ -119,6 +120,13 @@ impl fmt::Debug for S3Store {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
+}
+
+/// The Object Lock settings of a new object.
+struct LockParams {
+    mode: ObjectLockMode,
+    until: DateTime,
+    legal_hold: bool,
 }
 
 /// Where a PUT's bytes come from.
@@ -221,6 +229,19 @@ impl S3Store {
             .copied()
     }
 
+    /// The lock every new object gets, `None` in an unlocked bucket (allowed by
+    /// [`StoreOptions::allow_unlocked_bucket`]).
+    fn lock_params(&self, locked: bool, retention: &Retention) -> Option<LockParams> {
+        locked.then(|| LockParams {
+            mode: match self.options.lock_mode {
+                LockMode::Compliance => ObjectLockMode::Compliance,
+                LockMode::Governance => ObjectLockMode::Governance,
+            },
+            until: to_datetime(retention.retain_until),
+            legal_hold: self.options.legal_hold || retention.legal_hold,
+        })
+    }
+
     /// Writes `body` (whose SHA-256 is `digest`) to `key`. With `exclusive`, only when
     /// the key has no current version; returns whether this call wrote.
     async fn put(
@@ -258,14 +279,11 @@ impl S3Store {
                 .body(stream)
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
                 .checksum_sha256(&checksum);
-            if locked {
+            if let Some(l) = self.lock_params(locked, retention) {
                 req = req
-                    .object_lock_mode(match self.options.lock_mode {
-                        LockMode::Compliance => ObjectLockMode::Compliance,
-                        LockMode::Governance => ObjectLockMode::Governance,
-                    })
-                    .object_lock_retain_until_date(to_datetime(retention.retain_until));
-                if self.options.legal_hold || retention.legal_hold {
+                    .object_lock_mode(l.mode)
+                    .object_lock_retain_until_date(l.until);
+                if l.legal_hold {
                     req = req.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
                 }
             }
@@ -532,11 +550,6 @@ impl S3Store {
                 (Body::File(path), digest, size)
             }
         };
-        if size > MAX_PUT {
-            return Err(StoreError::Invalid(format!(
-                "material of {size} bytes exceeds the 5 GiB an S3 PUT can carry; split it or store it in a local store"
-            )));
-        }
         let key = self.object_key(&digest);
         let created = match self.head(&key).await? {
             Some(head) => {
@@ -544,7 +557,23 @@ impl S3Store {
                 false
             }
             None => {
-                let created = self.put(&key, body, &digest, size, retention, true).await?;
+                let created = match body {
+                    Body::File(path) if size >= self.options.multipart_threshold => {
+                        let locked = self.ensure_writable().await?;
+                        let lock = self.lock_params(locked, retention);
+                        let conditional = !self.no_conditional_put.load(Ordering::Relaxed);
+                        let created = self
+                            .put_multipart(&key, path, &digest, size, lock.as_ref(), conditional)
+                            .await?;
+                        // S3 locks the object as CreateMultipartUpload asked; a server
+                        // that ignored it (some S3-compatible ones, moto) is caught here
+                        if created && let Some(head) = self.head(&key).await? {
+                            self.extend_lock(&key, &head, retention).await?;
+                        }
+                        created
+                    }
+                    _ => self.put(&key, body, &digest, size, retention, true).await?,
+                };
                 if !created && let Some(head) = self.head(&key).await? {
                     // a concurrent writer stored the same bytes: its lock may be shorter
                     self.extend_lock(&key, &head, retention).await?;

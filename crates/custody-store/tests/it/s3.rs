@@ -1262,3 +1262,220 @@ async fn s3_over_https_with_a_private_ca() {
         "{text}"
     );
 }
+
+/// A file of `len` bytes that no two parts repeat (a part swapped or sent twice shows).
+fn varied_file(dir: &std::path::Path, len: usize) -> std::path::PathBuf {
+    let mut bytes = Vec::with_capacity(len);
+    let mut x: u32 = 0x9e37_79b9;
+    while bytes.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes.truncate(len);
+    let path = dir.join("image.tar");
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+/// Open multipart uploads under the store's prefix (each would be parts left behind).
+async fn open_uploads(client: &Client, bucket: &str) -> usize {
+    let out = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    out.uploads().len()
+}
+
+fn multipart_options(endpoint: &str) -> StoreOptions {
+    StoreOptions {
+        multipart_threshold: 5 << 20,
+        part_size: 5 << 20,
+        upload_concurrency: 2,
+        ..options(endpoint)
+    }
+}
+
+/// Issue 18: a material over the threshold goes up in parts, each with its SHA-256, the
+/// object locked from the start; a part the server fails once is sent again; the bytes
+/// read back are the file's; nothing is left open.
+#[tokio::test]
+async fn s3_large_materials_go_up_in_locked_parts() {
+    use custody_test_support::{Fault, FaultProxy, Matcher, Rule};
+
+    let Some(moto) = Moto::shared("s3_large_materials_go_up_in_locked_parts") else {
+        return;
+    };
+    let client = checker(&moto.endpoint);
+    let bucket = bucket(&client, true).await;
+    // the second part fails once with a 500: the SDK sends that part again
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        vec![
+            Rule::new(
+                Matcher::method("PUT").and_path("partNumber=2"),
+                Fault::Status(500),
+            )
+            .times(1),
+        ],
+    )
+    .unwrap();
+    let store = S3Store::new(
+        &format!("s3://{bucket}/evidence"),
+        multipart_options(&proxy.url()),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let len = (12 << 20) + 123;
+    let file = varied_file(dir.path(), len);
+    let r = six_years();
+    let put = store
+        .put_object(ObjectSource::File(&file), &r)
+        .await
+        .unwrap();
+    assert!(put.created);
+    assert_eq!(put.digest, Digest::of(&std::fs::read(&file).unwrap()));
+    assert_eq!(proxy.fired(), vec![1], "the failed part was sent again");
+    let parts: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.target.contains("partNumber="))
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(parts.len(), 4, "three parts, one sent twice: {parts:?}");
+    let back = store.get_object(&put.digest).await.unwrap();
+    assert_eq!(back.len(), len);
+    assert_eq!(Digest::of(&back), put.digest);
+    let key = store.object_key(&put.digest);
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
+    assert_eq!(
+        head.object_lock_retain_until_date().map(|d| d.secs()),
+        Some(whole_seconds(r.retain_until))
+    );
+    assert_eq!(version_count(&client, &bucket, &key).await, (1, 0));
+    assert_eq!(open_uploads(&client, &bucket).await, 0);
+    // the same bytes again: nothing new is written
+    let again = store
+        .put_object(ObjectSource::File(&file), &r)
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(version_count(&client, &bucket, &key).await, (1, 0));
+}
+
+/// A part the server refuses for good fails the upload with a clear error, stores
+/// nothing and leaves no upload open.
+#[tokio::test]
+async fn s3_a_refused_part_stores_nothing_and_leaves_no_upload() {
+    use custody_test_support::{Fault, FaultProxy, Matcher, Rule};
+
+    let Some(moto) = Moto::shared("s3_a_refused_part_stores_nothing_and_leaves_no_upload") else {
+        return;
+    };
+    let client = checker(&moto.endpoint);
+    let bucket = bucket(&client, true).await;
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        vec![
+            Rule::new(
+                Matcher::method("PUT").and_path("partNumber=3"),
+                Fault::Status(403),
+            )
+            .times(usize::MAX),
+        ],
+    )
+    .unwrap();
+    let store = S3Store::new(
+        &format!("s3://{bucket}/evidence"),
+        multipart_options(&proxy.url()),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = varied_file(dir.path(), (11 << 20) + 5);
+    let digest = Digest::of(&std::fs::read(&file).unwrap());
+    let e = store
+        .put_object(ObjectSource::File(&file), &six_years())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("UploadPart") && e.contains("part 3"), "{e}");
+    let key = store.object_key(&digest);
+    assert_eq!(version_count(&client, &bucket, &key).await, (0, 0));
+    assert_eq!(
+        open_uploads(&client, &bucket).await,
+        0,
+        "the upload was aborted"
+    );
+}
+
+/// The object's key is the digest measured before the upload: a file changed while its
+/// parts go up (an attacker's swap, or a build still writing it) must not be stored
+/// under the old digest. The upload is aborted and nothing is stored.
+#[tokio::test]
+async fn s3_a_file_changed_during_its_upload_is_not_stored() {
+    use custody_test_support::{Fault, FaultProxy, Matcher, Rule};
+
+    let Some(moto) = Moto::shared("s3_a_file_changed_during_its_upload_is_not_stored") else {
+        return;
+    };
+    let client = checker(&moto.endpoint);
+    let bucket = bucket(&client, true).await;
+    // the first two parts are held a while, so the third is read after the change
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        vec![
+            Rule::new(
+                Matcher::method("PUT").and_path("partNumber=1"),
+                Fault::Stall(Duration::from_secs(2)),
+            ),
+            Rule::new(
+                Matcher::method("PUT").and_path("partNumber=2"),
+                Fault::Stall(Duration::from_secs(2)),
+            ),
+        ],
+    )
+    .unwrap();
+    let store = S3Store::new(
+        &format!("s3://{bucket}/evidence"),
+        multipart_options(&proxy.url()),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = varied_file(dir.path(), (11 << 20) + 5);
+    let digest = Digest::of(&std::fs::read(&file).unwrap());
+    let swapped = file.clone();
+    let swap = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&swapped)
+            .unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::End(-5)).unwrap();
+        f.write_all(b"EVIL!").unwrap();
+    });
+    let e = store
+        .put_object(ObjectSource::File(&file), &six_years())
+        .await
+        .unwrap_err()
+        .to_string();
+    swap.join().unwrap();
+    assert!(e.contains("changed while it was being stored"), "{e}");
+    assert!(e.contains("image.tar"), "the message names the file: {e}");
+    let key = store.object_key(&digest);
+    assert_eq!(version_count(&client, &bucket, &key).await, (0, 0));
+    assert_eq!(
+        open_uploads(&client, &bucket).await,
+        0,
+        "the upload was aborted"
+    );
+}
