@@ -122,6 +122,21 @@ impl fmt::Debug for S3Store {
     }
 }
 
+/// The timeouts of an upload of `bytes`: the small requests' attempt limit plus a
+/// second per [`MIN_UPLOAD_RATE`] bytes, no read timeout (stalled-stream protection
+/// catches a body that stops moving).
+fn upload_timeouts(options: &StoreOptions, bytes: u64) -> aws_sdk_s3::config::Builder {
+    let attempt = options.attempt_timeout + std::time::Duration::from_secs(bytes / MIN_UPLOAD_RATE);
+    aws_sdk_s3::Config::builder().timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(options.connect_timeout)
+            .disable_read_timeout()
+            .operation_attempt_timeout(attempt)
+            .disable_operation_timeout()
+            .build(),
+    )
+}
+
 /// The Object Lock settings of a new object.
 struct LockParams {
     mode: ObjectLockMode,
@@ -295,19 +310,8 @@ impl S3Store {
                 // protection catches a body that stops moving, and the attempt limit
                 // grows with the size (a floor of 1 MiB/s), so that a server that takes
                 // the whole body and never answers cannot hold the step forever.
-                let attempt = self.options.attempt_timeout
-                    + std::time::Duration::from_secs(size / MIN_UPLOAD_RATE);
                 req.customize()
-                    .config_override(
-                        aws_sdk_s3::Config::builder().timeout_config(
-                            TimeoutConfig::builder()
-                                .connect_timeout(self.options.connect_timeout)
-                                .disable_read_timeout()
-                                .operation_attempt_timeout(attempt)
-                                .disable_operation_timeout()
-                                .build(),
-                        ),
-                    )
+                    .config_override(upload_timeouts(&self.options, size))
                     .send()
                     .await
             } else {

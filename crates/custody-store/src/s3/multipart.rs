@@ -13,10 +13,9 @@
 
 use std::io::Read as _;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
@@ -24,7 +23,8 @@ use custody_evidence::Digest;
 use custody_evidence::digest::Hasher;
 use tokio::task::JoinSet;
 
-use super::{LockParams, MIN_UPLOAD_RATE, PutRetry, S3Store, s3_error};
+use super::{LockParams, PutRetry, S3Store, s3_error, upload_timeouts};
+use crate::StoreOptions;
 use crate::error::StoreError;
 
 /// S3's limit on the number of parts of one upload.
@@ -47,8 +47,7 @@ struct Upload {
     bucket: String,
     key: String,
     id: String,
-    connect_timeout: Duration,
-    attempt_timeout: Duration,
+    options: Arc<StoreOptions>,
 }
 
 impl S3Store {
@@ -93,8 +92,7 @@ impl S3Store {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             id,
-            connect_timeout: self.options.connect_timeout,
-            attempt_timeout: self.options.attempt_timeout,
+            options: Arc::new(self.options.clone()),
         };
         let result = match self.send_parts(&upload, path, digest, size).await {
             Ok(parts) => self.complete(&upload, parts, conditional).await,
@@ -228,7 +226,6 @@ impl Upload {
         let checksum =
             base64::engine::general_purpose::STANDARD.encode(Digest::of(&bytes).as_bytes());
         let len = bytes.len() as u64;
-        let attempt = self.attempt_timeout + Duration::from_secs(len / MIN_UPLOAD_RATE);
         let out = self
             .client
             .upload_part()
@@ -241,16 +238,7 @@ impl Upload {
             .checksum_sha256(&checksum)
             .body(ByteStream::from(bytes))
             .customize()
-            .config_override(
-                aws_sdk_s3::Config::builder().timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(self.connect_timeout)
-                        .disable_read_timeout()
-                        .operation_attempt_timeout(attempt)
-                        .disable_operation_timeout()
-                        .build(),
-                ),
-            )
+            .config_override(upload_timeouts(&self.options, len))
             .send()
             .await
             .map_err(|e| {
