@@ -9,11 +9,23 @@
 //! [`TestCa`] and [`TlsFront`]: a private CA minted per test and an HTTPS front, with a
 //! certificate from it, for any loopback server: the private-CA tests of every backend
 //! and platform client.
+//!
+//! [`http`]: a tiny loopback stand-in for third-party HTTP APIs (fixed routes, every
+//! request recorded) and [`closed_port`], a loopback address nothing listens on.
+//!
+//! [`oidc`]: a test OIDC issuer: its keys, JWKS documents, GitHub-shaped claims and
+//! signed (or forged, or unsigned) tokens.
+//!
+//! [`tiers`]: custody-guard's example tier model pointed at loopback stand-ins.
 
 #![allow(clippy::expect_used)]
 
 mod fault;
+pub mod http;
+pub mod oidc;
+pub mod tiers;
 mod tls;
 
 pub use fault::{Fault, FaultProxy, Matcher, Rule, Seen};
+pub use http::{Recorded, Server, closed_port};
 pub use tls::{TestCa, TlsFront};

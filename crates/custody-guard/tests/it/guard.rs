@@ -4,13 +4,12 @@
 use custody_guard::{
     Environment, GuardOptions, Outcome, Platform, Report, Request, Source, Status, TierModel,
 };
+use custody_test_support::oidc::{self, AUDIENCE, ISSUER, Keys, github_claims, sign};
+use custody_test_support::{Server, closed_port, tiers};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
-use crate::support::{
-    self, AUDIENCE, CLEAN_STATUS, FakeRoot, ISSUER, Keys, Server, closed_port, github_claims,
-    read_data, sign,
-};
+use crate::support::{CLEAN_STATUS, FakeRoot, read_data};
 
 const JOB_PATH: &str = "/repos/acme-health/claims-service/actions/jobs/399444496";
 const ENV_PATH: &str = "/repos/acme-health/claims-service/environments/production";
@@ -18,24 +17,7 @@ const API_TOKEN: &str = "ghs_api_token_secret_value";
 const REQUEST_TOKEN: &str = "request-bearer-secret";
 
 fn model(jwks: &Server, api: &Server) -> TierModel {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tiers.yaml"))
-        .unwrap()
-        .replace(
-            "jwks_url: https://token.actions.githubusercontent.com/.well-known/jwks",
-            &format!("jwks_url: {}", jwks.url("/.well-known/jwks")),
-        )
-        .replace(
-            "api_url: https://api.github.com",
-            &format!("api_url: {}", api.url("")),
-        )
-        .replace(
-            "jwks_url: https://gitlab.com/oauth/discovery/keys",
-            &format!("jwks_url: {}", jwks.url("/.well-known/jwks")),
-        )
-        .replace(
-            "api_url: https://gitlab.com",
-            &format!("api_url: {}", api.url("")),
-        );
+    let text = tiers::example(&jwks.url("/.well-known/jwks"), &api.url(""));
     TierModel::from_yaml(&text, "tiers.yaml").unwrap()
 }
 
@@ -565,7 +547,7 @@ fn reachable_metadata_endpoint_fails_production() {
 }
 
 fn gitlab_claims(runner_id: u64) -> Value {
-    let now = support::now();
+    let now = oidc::now();
     json!({
         "namespace_id": "72",
         "namespace_path": "acme-health",

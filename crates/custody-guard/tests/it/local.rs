@@ -6,8 +6,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use custody_guard::{Environment, LocalFacts, LocalProbe, MetadataProbe};
+use custody_test_support::closed_port;
 
-use crate::support::{CLEAN_STATUS, FakeRoot, closed_port};
+use crate::support::{CLEAN_STATUS, FakeRoot};
 
 fn probe(root: &FakeRoot, env: &[(&str, &str)]) -> LocalFacts {
     let facts = LocalProbe {

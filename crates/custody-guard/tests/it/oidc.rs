@@ -3,10 +3,12 @@
 
 use custody_guard::oidc::{self, Expectation, Jwks};
 use custody_guard::{Environment, Http, OidcError, Secret, TierModel};
+use custody_test_support::Server;
+use custody_test_support::oidc::{AUDIENCE, ISSUER, Keys, github_claims, now, sign, unsigned};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::json;
 
-use crate::support::{self, AUDIENCE, ISSUER, Keys, Server, github_claims, sign, unsigned};
+use crate::support;
 
 fn http() -> Http {
     Http::new(std::time::Duration::from_secs(5), None, None).unwrap()
@@ -17,7 +19,7 @@ fn expect() -> Expectation<'static> {
         issuer: ISSUER,
         audience: AUDIENCE,
         leeway_seconds: 60,
-        now: support::now(),
+        now: now(),
     }
 }
 
@@ -161,7 +163,7 @@ fn wrong_audience_is_refused_and_a_list_containing_it_is_accepted() {
 fn expired_token_is_refused_within_leeway_accepted() {
     let keys = Keys::new();
     let (_server, jwks) = served_jwks(&keys);
-    let now = support::now();
+    let now = now();
     let mut claims = github_claims(ISSUER);
     claims["iat"] = json!(now - 1000);
     claims["nbf"] = json!(now - 1000);
@@ -179,7 +181,7 @@ fn expired_token_is_refused_within_leeway_accepted() {
 fn not_yet_valid_token_is_refused_within_leeway_accepted() {
     let keys = Keys::new();
     let (_server, jwks) = served_jwks(&keys);
-    let now = support::now();
+    let now = now();
     let mut claims = github_claims(ISSUER);
     claims["nbf"] = json!(now + 120);
     claims["iat"] = json!(now);
@@ -275,7 +277,7 @@ fn jwks_url_redirected_by_environment_is_ignored() {
         custody_guard::Platform::GitHub,
         &env_for(&forged_tokens),
         &http(),
-        support::now(),
+        now(),
     )
     .unwrap();
     let err = result.unwrap_err();
@@ -293,7 +295,7 @@ fn jwks_url_redirected_by_environment_is_ignored() {
         custody_guard::Platform::GitHub,
         &env_for(&genuine_tokens),
         &http(),
-        support::now(),
+        now(),
     )
     .unwrap()
     .unwrap();
@@ -323,7 +325,7 @@ fn token_request_failures_are_unavailable_not_forged() {
         custody_guard::Platform::GitHub,
         &Environment::default(),
         &http(),
-        support::now(),
+        now(),
     )
     .unwrap()
     .unwrap_err();

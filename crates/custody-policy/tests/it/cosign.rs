@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use custody_evidence::{Digest, SigningKey};
 use custody_policy::facts::cosign::{self, CosignConfig};
+use custody_test_support::closed_port;
 use serde_json::json;
 
 use crate::support::rand_suffix;
@@ -226,10 +227,7 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
     );
 
     // nothing listening: a problem, not a hang or a panic
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_port();
     let mut gone = trusted.clone();
     gone.registry_url = Some(format!("http://{closed}"));
     let fact = cosign::check(&gone, &name, &image).await;

@@ -9,17 +9,17 @@ use custody_policy::facts::github::{self, GitHubConfig};
 use custody_policy::facts::gitlab::{self, GitLabConfig, TokenKind};
 use custody_policy::input::Person;
 use custody_policy::{Gate, PolicyError, Verdict};
-use custody_test_support::{TestCa, TlsFront};
+use custody_test_support::{Server, TestCa, TlsFront, closed_port};
 use serde_json::json;
 
-use crate::support::{COMMIT, Pipeline, Server, data};
+use crate::support::{COMMIT, Pipeline, data};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(data(name)).unwrap()
 }
 
 fn github_server(pull_commits: &str) -> Server {
-    Server::start(vec![
+    Server::start(&[
         (
             "/repos/acme/app/actions/runs/42/approvals".into(),
             200,
@@ -165,8 +165,8 @@ async fn github_decisions_allow_and_catch_a_committer_approving() {
 
 #[tokio::test]
 async fn github_missing_environment_fails_closed_and_api_errors_are_errors() {
-    let server = Server::start(vec![(
-        "/repos/acme/app/actions/runs/42/approvals".into(),
+    let server = Server::start(&[(
+        "/repos/acme/app/actions/runs/42/approvals",
         401,
         r#"{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}"#
             .into(),
@@ -199,13 +199,10 @@ async fn github_missing_environment_fails_closed_and_api_errors_are_errors() {
 /// permissions. It is named as unreachable, with what to check, in one line.
 #[tokio::test]
 async fn github_unreachable_api_is_not_blamed_on_the_token() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_port();
     let cfg = GitHubConfig {
         api_url: format!("http://{closed}"),
-        ..github_config(&Server::start(Vec::new()))
+        ..github_config(&Server::start::<&str>(&[]))
     };
     let err = github::gather(&cfg, Gate::PreDeploy).await.unwrap_err();
     let text = err.to_string();
@@ -218,7 +215,7 @@ async fn github_unreachable_api_is_not_blamed_on_the_token() {
 const GL_PROJECT: &str = "/api/v4/projects/acme%2Fapp";
 
 fn gitlab_server(deployment: &str) -> Server {
-    Server::start(vec![
+    Server::start(&[
         (
             format!("{GL_PROJECT}/deployments/17"),
             200,
@@ -378,7 +375,7 @@ async fn gitlab_decisions_allow_and_catch_the_author_approving_by_name() {
 
 #[tokio::test]
 async fn gitlab_unprotected_environment_fails_closed() {
-    let server = Server::start(vec![]);
+    let server = Server::start::<&str>(&[]);
     let facts = gitlab::gather(&gitlab_config(&server, Some(17)), Gate::PreApproval)
         .await
         .unwrap();

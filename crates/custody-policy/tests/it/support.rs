@@ -1,12 +1,8 @@
 //! Test support: a pipeline's evidence written by the real evidence-upload into a
-//! local store, a runner-guard record of the HELPERS.md contract shape, and a loopback
-//! HTTP server for platform APIs.
+//! local store, and a runner-guard record of the HELPERS.md contract shape. The loopback
+//! server for platform APIs is custody-test-support's (`http`).
 
-use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use custody_evidence::{
     ChainLink, Control, KeyIdScheme, PipelineContext, Platform, RecordInfo, ResourceDescriptor,
@@ -319,84 +315,4 @@ pub fn good_approvals() -> Value {
         },
         "environmentProtection": {"requiredReviewers": true, "reviewers": ["user:alice", "user:bob"], "canAdminsBypass": false}
     })
-}
-
-/// A request the server received.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub target: String,
-    pub headers: BTreeMap<String, String>,
-}
-
-/// A loopback HTTP/1.1 server answering fixed routes (path without query -> status, body).
-pub struct Server {
-    pub addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl Server {
-    pub fn start(routes: Vec<(String, u16, String)>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        assert!(addr.ip().is_loopback());
-        let routes: BTreeMap<String, (u16, String)> =
-            routes.into_iter().map(|(p, s, b)| (p, (s, b))).collect();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let target = parts.next().unwrap_or_default().to_owned();
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                    }
-                }
-                if let Some(n) = headers
-                    .get("content-length")
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    let mut body = vec![0; n];
-                    let _ = reader.read_exact(&mut body);
-                }
-                let path = target.split('?').next().unwrap_or_default().to_owned();
-                seen.lock().unwrap().push(Recorded {
-                    method,
-                    target,
-                    headers,
-                });
-                let (status, body) = routes
-                    .get(&path)
-                    .cloned()
-                    .unwrap_or((404, r#"{"message":"Not Found"}"#.to_owned()));
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        Server { addr, requests }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
 }

@@ -5,11 +5,12 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 
+use custody_test_support::oidc::{AUDIENCE, ISSUER, Keys, github_claims, now, sign_rs256};
+use custody_test_support::{Server, closed_port};
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, API_TOKEN, ENV_PATH, JOB_PATH, REQUEST_TOKEN, Run, Sandbox, Server, closed_port,
-    github_claims, jwks, read_guard_data, sign,
+    self, API_TOKEN, ENV_PATH, JOB_PATH, REQUEST_TOKEN, Run, Sandbox, read_guard_data,
 };
 
 /// A GitHub job: JWKS, platform API and token servers on loopback, a clean fake root.
@@ -35,7 +36,7 @@ impl GitHub {
 
     pub fn with_api(token: Option<String>, job: &str, environment: &str) -> GitHub {
         let sandbox = Sandbox::new();
-        let jwks = Server::start(&[("/.well-known/jwks", 200, jwks())]);
+        let jwks = Server::start(&[("/.well-known/jwks", 200, Keys::rsa_jwks())]);
         let api = Server::start(&[
             (JOB_PATH, 200, job.to_owned()),
             (ENV_PATH, 200, environment.to_owned()),
@@ -90,7 +91,7 @@ impl GitHub {
     }
 
     pub fn production() -> GitHub {
-        Self::new(Some(sign(&github_claims(), false)))
+        Self::new(Some(sign_rs256(&github_claims(ISSUER), false)))
     }
 
     pub fn arg(mut self, a: &str) -> Self {
@@ -195,7 +196,7 @@ fn runner_of_another_tier_fails() {
         .replace("production-runners", "staging-runners")
         .replace("custody-production", "custody-staging");
     let gh = GitHub::with_api(
-        Some(sign(&github_claims(), false)),
+        Some(sign_rs256(&github_claims(ISSUER), false)),
         &job,
         &read_guard_data("github-environment.json"),
     );
@@ -209,10 +210,10 @@ fn runner_of_another_tier_fails() {
 
 #[test]
 fn unprotected_ref_fails() {
-    let mut claims = github_claims();
+    let mut claims = github_claims(ISSUER);
     claims["ref_protected"] = json!("false");
     fails(
-        &GitHub::new(Some(sign(&claims, false))),
+        &GitHub::new(Some(sign_rs256(&claims, false))),
         "protected-ref",
         "the ref is protected: no",
     );
@@ -220,7 +221,7 @@ fn unprotected_ref_fails() {
 
 #[test]
 fn forged_token_fails() {
-    let gh = GitHub::new(Some(sign(&github_claims(), true)));
+    let gh = GitHub::new(Some(sign_rs256(&github_claims(ISSUER), true)));
     fails(&gh, "oidc-token", "does not verify");
     // A forged token never makes the guard ask the API about a job.
     assert!(gh.api.targets().is_empty(), "{:?}", gh.api.targets());
@@ -228,10 +229,10 @@ fn forged_token_fails() {
 
 #[test]
 fn token_of_another_repository_fails() {
-    let mut claims = github_claims();
+    let mut claims = github_claims(ISSUER);
     claims["repository_id"] = json!("99");
     fails(
-        &GitHub::new(Some(sign(&claims, false))),
+        &GitHub::new(Some(sign_rs256(&claims, false))),
         "repository",
         "pins 712345678",
     );
@@ -241,7 +242,7 @@ fn token_of_another_repository_fails() {
 fn unprotected_environment_fails() {
     let environment = r#"{"id": 161088068, "name": "production", "protection_rules": [], "deployment_branch_policy": null, "can_admins_bypass": true}"#;
     let gh = GitHub::with_api(
-        Some(sign(&github_claims(), false)),
+        Some(sign_rs256(&github_claims(ISSUER), false)),
         &read_guard_data("github-job.json"),
         environment,
     );
@@ -581,20 +582,20 @@ fn missing_tier_model_and_unknown_platform_are_usage_errors() {
 #[test]
 fn gitlab_production_job_passes_and_writes_a_dotenv_report() {
     let sandbox = Sandbox::new();
-    let jwks = Server::start(&[("/.well-known/jwks", 200, jwks())]);
+    let jwks = Server::start(&[("/.well-known/jwks", 200, Keys::rsa_jwks())]);
     let api = Server::start(&[("/api/v4/job", 200, read_guard_data("gitlab-job.json"))]);
     let model = sandbox.model(&jwks, &api);
-    let now = support::now();
+    let now = now();
     let claims = json!({
         "project_id": "48123456", "project_path": "acme-health/claims-service",
         "pipeline_id": "1212", "job_id": "8", "ref": "main", "ref_type": "branch",
         "ref_protected": "true", "environment": "production", "environment_protected": "true",
         "deployment_tier": "production", "runner_id": 3001, "runner_environment": "self-hosted",
         "sha": "0ff3ae198f8601a285adcf5c0fff204ee6fba5fd", "iss": "https://gitlab.com",
-        "iat": now - 5, "nbf": now - 10, "exp": now + 3600, "aud": support::AUDIENCE,
+        "iat": now - 5, "nbf": now - 10, "exp": now + 3600, "aud": AUDIENCE,
         "sub": "project_path:acme-health/claims-service:ref_type:branch:ref:main",
     });
-    let token = sign(&claims, false);
+    let token = sign_rs256(&claims, false);
     let dotenv = sandbox.path("runner-guard.env");
     let run = support::run(
         &[

@@ -4,13 +4,12 @@
 //! that cannot be written is exit code 4 with the verdict still printed.
 
 use crate::cli::GitHub;
-use crate::support::{
-    API_TOKEN, REQUEST_TOKEN, SHA, Sandbox, github_claims, read_guard_data, sign,
-};
+use crate::support::{API_TOKEN, REQUEST_TOKEN, Sandbox, read_guard_data};
 use custody_evidence::{
     Control, Digest, Envelope, PublicKey, SigningKey, TrustedKeys, Verified, verify_envelope,
 };
 use custody_store::{EvidenceStore as _, Query};
+use custody_test_support::oidc::{ISSUER, SHA, github_claims, sign_rs256};
 
 struct Keys {
     pem: String,
@@ -301,7 +300,7 @@ fn store_and_key_come_together_or_not_at_all() {
 fn gate_job_record_carries_the_tier_of_the_environment_it_gates() {
     // A policy gate before the staging deployment's approval: no environment of its own, on a
     // staging runner, judged by the tier `staging` belongs to.
-    let mut claims = github_claims();
+    let mut claims = github_claims(ISSUER);
     let object = claims.as_object_mut().unwrap();
     object.remove("environment");
     object.insert(
@@ -312,7 +311,7 @@ fn gate_job_record_carries_the_tier_of_the_environment_it_gates() {
         .replace("production-runners", "staging-runners")
         .replace("custody-production", "custody-staging");
     let gh = GitHub::with_api(
-        Some(sign(&claims, false)),
+        Some(sign_rs256(&claims, false)),
         &job,
         &read_guard_data("github-environment.json"),
     )

@@ -1,0 +1,122 @@
+//! A tiny HTTP/1.1 stand-in on loopback for third-party APIs (GitHub, GitLab, an OIDC
+//! issuer's JWKS, a token endpoint, a metadata service): fixed routes, every request
+//! recorded; and [`closed_port`], a loopback address where nothing listens.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A request the server received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Header names lowercased; of a repeated header, the last value.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A loopback HTTP/1.1 server answering fixed routes (path without query -> status,
+/// JSON body) and 404 `{"message":"Not Found"}` to any other path, whatever the
+/// method. One request per connection (`Connection: close`); a request body, if any
+/// (`Content-Length`), is read and dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Server {
+    /// Starts a server on 127.0.0.1 answering `routes` as `(path, status, body)`.
+    pub fn start<P: AsRef<str>>(routes: &[(P, u16, String)]) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("the listener's address");
+        assert!(addr.ip().is_loopback());
+        let routes: BTreeMap<String, (u16, String)> = routes
+            .iter()
+            .map(|(p, s, b)| (p.as_ref().to_owned(), (*s, b.clone())))
+            .collect();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Ok(read_half) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(read_half);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_owned();
+                let target = parts.next().unwrap_or_default().to_owned();
+                let mut headers = BTreeMap::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                    }
+                }
+                if let Some(n) = headers
+                    .get("content-length")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    let mut body = vec![0; n];
+                    let _ = reader.read_exact(&mut body);
+                }
+                let path = target.split('?').next().unwrap_or_default().to_owned();
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Recorded {
+                        method,
+                        target,
+                        headers,
+                    });
+                let (status, body) = routes
+                    .get(&path)
+                    .cloned()
+                    .unwrap_or((404, r#"{"message":"Not Found"}"#.to_owned()));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Server { addr, requests }
+    }
+
+    /// `http://127.0.0.1:port` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The targets (path and query) of the requests received so far, in order.
+    pub fn targets(&self) -> Vec<String> {
+        self.requests().into_iter().map(|r| r.target).collect()
+    }
+}
+
+/// A loopback address nothing listens on. On 127.0.0.3, where no test server binds: a
+/// port freed on 127.0.0.1 could be taken by another test's listener before the probe
+/// (a test once saw its "reachable" endpoint answer another test's "closed" probe).
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.3:0").expect("bind a port on 127.0.0.3");
+    let addr = listener.local_addr().expect("the listener's address");
+    drop(listener);
+    addr
+}
