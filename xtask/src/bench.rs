@@ -28,11 +28,18 @@ pub struct Args {
     /// Runs per command in the runner-guard benchmark.
     #[arg(long, default_value_t = 200)]
     guard_runs: usize,
+    /// Only the S3 upload: Custody's multipart upload against `aws s3 cp` on a loopback
+    /// moto server (installs tests/bench-requirements.txt into .venv).
+    #[arg(long)]
+    s3: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.policy {
         return policy();
+    }
+    if args.s3 {
+        return s3();
     }
     util::run(cargo().args(["build", "--release", "--locked", "-p", "runner-guard"]))?;
     guard(args.guard_runs)?;
@@ -253,6 +260,29 @@ fn hash(mib: u64) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A 1 GiB material into S3 (issue 18): Custody's `S3Store` and `aws s3 cp` of the same
+/// file to Object Lock buckets on moto, on loopback, interleaved; the bench prints the
+/// table. awscli is a benchmark tool only, so `cargo xtask test` does not install it.
+fn s3() -> anyhow::Result<()> {
+    let python = crate::test::venv()?;
+    util::run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        "tests/bench-requirements.txt",
+    ]))?;
+    let moto = std::path::absolute(".venv/bin/moto_server")?;
+    util::run(
+        cargo()
+            .args(["bench", "--locked", "-p", "custody-store", "--bench", "s3"])
+            .env("CUSTODY_MOTO", moto)
+            .env("AWS_EC2_METADATA_DISABLED", "true"),
+    )
 }
 
 /// policy-check: criterion evaluation of the built-in policies on 5,000 components and
