@@ -267,16 +267,8 @@ fn hash(mib: u64) -> anyhow::Result<()> {
 /// table. awscli is a benchmark tool only, so `cargo xtask test` does not install it.
 fn s3() -> anyhow::Result<()> {
     let python = crate::test::venv()?;
-    util::run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "-r",
-        "tests/bench-requirements.txt",
-    ]))?;
-    let moto = std::path::absolute(".venv/bin/moto_server")?;
+    crate::test::pip_install(&python, Path::new("tests/bench-requirements.txt"))?;
+    let moto = crate::test::moto_server()?;
     util::run(
         cargo()
             .args(["bench", "--locked", "-p", "custody-store", "--bench", "s3"])

@@ -208,18 +208,7 @@ pub fn venv_at(dir: &Path, requirements: &Path) -> anyhow::Result<String> {
         util::run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
     }
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        util::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(requirements),
-        )?;
+        pip_install(&python, requirements)?;
         std::fs::write(&stamp, &wanted)?;
     }
     // absolute, but not canonical: resolving the venv's symlink would yield the base
@@ -237,9 +226,25 @@ fn chromium() -> anyhow::Result<String> {
     Ok(BIN.into())
 }
 
+/// Installs the pinned `requirements` with the venv's `python`.
+pub fn pip_install(python: impl AsRef<std::ffi::OsStr>, requirements: &Path) -> anyhow::Result<()> {
+    util::run(
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(requirements),
+    )
+}
+
 /// The venv's `moto_server` (installed by tests/requirements.txt). Not canonicalized:
 /// the venv's `python` is a symlink out of the venv, its scripts are not.
-fn moto_server() -> anyhow::Result<std::path::PathBuf> {
+pub fn moto_server() -> anyhow::Result<std::path::PathBuf> {
     std::path::absolute(".venv/bin/moto_server").context("locating .venv/bin/moto_server")
 }
 
