@@ -269,10 +269,12 @@ fn s3() -> anyhow::Result<()> {
     let python = crate::test::venv()?;
     crate::test::pip_install(&python, Path::new("tests/bench-requirements.txt"))?;
     let moto = crate::test::moto_server()?;
+    let aws = std::path::absolute(".venv/bin/aws")?;
     util::run(
         cargo()
             .args(["bench", "--locked", "-p", "custody-store", "--bench", "s3"])
             .env("CUSTODY_MOTO", moto)
+            .env("CUSTODY_AWS", aws)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )
 }

@@ -242,10 +242,18 @@ pub fn pip_install(python: impl AsRef<std::ffi::OsStr>, requirements: &Path) -> 
     )
 }
 
-/// The venv's `moto_server` (installed by tests/requirements.txt). Not canonicalized:
-/// the venv's `python` is a symlink out of the venv, its scripts are not.
+/// The S3 server of the tests: the venv's moto (installed by tests/requirements.txt),
+/// started by `tests/moto/moto-server`, which lists versions without copying every
+/// object's body (moto_server.py says why; no answer changes). Not canonicalized: the
+/// venv's `python` is a symlink out of the venv, its scripts are not.
 pub fn moto_server() -> anyhow::Result<std::path::PathBuf> {
-    std::path::absolute(".venv/bin/moto_server").context("locating .venv/bin/moto_server")
+    let python = std::path::absolute(".venv/bin/python").context("locating .venv/bin/python")?;
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: the venv was not set up",
+        python.display()
+    );
+    std::path::absolute("tests/moto/moto-server").context("locating tests/moto/moto-server")
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -11,8 +11,9 @@
 //! Object Lock enabled (`x-amz-bucket-object-lock-enabled`, what
 //! `ObjectLockEnabledForBucket` sends), and the server's own peak RSS is reported too.
 //!
-//! - `CUSTODY_MOTO`: a `moto_server` (`.venv/bin/moto_server`, as `cargo xtask test`
-//!   sets up). Without it only the local store row runs.
+//! - `CUSTODY_MOTO`: a `moto_server` (`tests/moto/moto-server` or
+//!   `.venv/bin/moto_server`, as `cargo xtask test` sets up). Without it only the local
+//!   store row runs.
 //! - `CUSTODY_AWS`: the `aws` of awscli (`tests/bench-requirements.txt`); default: an
 //!   `aws` next to `CUSTODY_MOTO`. Without it the `aws s3 cp` rows are left out.
 //!   It runs with its own defaults (8 MiB parts, 10 in flight, CRC32 per part), once
@@ -29,10 +30,13 @@
 //! above the size): by default it spills everything over 5 MiB to temporary files,
 //! which would time the disk, and need twice the size free in `TMPDIR` per upload.
 //!
-//! What it shows: the client path, not S3. Custody hashes the whole file first (the
-//! digest is the object's key; a row times that hash alone), then sends parts with a
-//! SHA-256 each; most of both sides' time is moto's, which shares the machine's cores
-//! with the client (hence the client CPU column).
+//! What it shows: the client path, not S3. Custody names an object by its SHA-256, so
+//! it needs the digest before it sends a byte: evidence-upload has it from its plan
+//! (`ObjectSource::Measured`, the first Custody row), a bare `ObjectSource::File`
+//! makes the store hash the file first (the second; a row times that hash alone). The
+//! parts then go up with a CRC32 each, the whole file's SHA-256 checked as they are
+//! read. Most of both sides' time is moto's, which shares the machine's cores with the
+//! client (hence the client CPU column).
 
 #![allow(
     clippy::unwrap_used,
@@ -60,11 +64,14 @@ enum Side {
     Local,
     /// The SHA-256 of the whole file that `S3Store` takes before uploading, alone.
     Hash,
-    /// Custody's S3 store with this part size (bytes) and parts in flight.
+    /// Custody's S3 store with this part size (bytes) and parts in flight; `measured`:
+    /// given the file's digest, as evidence-upload stores (it hashed the file while
+    /// planning), instead of a bare file the store hashes first.
     Custody {
         part: u64,
         concurrency: usize,
         multi_thread: bool,
+        measured: bool,
     },
     /// `aws s3 cp`, with `--checksum-algorithm SHA256` or with its default.
     Aws {
@@ -83,9 +90,15 @@ impl Side {
                 part,
                 concurrency,
                 multi_thread: false,
+                measured,
             } if *part == defaults.part_size && *concurrency == defaults.upload_concurrency => {
                 format!(
-                    "Custody `S3Store::put_object` (file; {} MiB parts, {concurrency} in flight)",
+                    "Custody `S3Store::put_object` ({}; {} MiB parts, {concurrency} in flight)",
+                    if *measured {
+                        "`Measured`: digest from the plan, as evidence-upload stores"
+                    } else {
+                        "`File`: the store hashes it first"
+                    },
                     part / MIB
                 )
             }
@@ -93,6 +106,7 @@ impl Side {
                 part,
                 concurrency,
                 multi_thread,
+                ..
             } => format!(
                 "Custody, tuned: {} MiB parts, {concurrency} in flight{}",
                 part / MIB,
@@ -148,11 +162,14 @@ fn main() {
     match &moto {
         Some(moto) => {
             let defaults = StoreOptions::default();
-            sides.push(Side::Custody {
-                part: defaults.part_size,
-                concurrency: defaults.upload_concurrency,
-                multi_thread: false,
-            });
+            for measured in [true, false] {
+                sides.push(Side::Custody {
+                    part: defaults.part_size,
+                    concurrency: defaults.upload_concurrency,
+                    multi_thread: false,
+                    measured,
+                });
+            }
             sides.push(Side::Hash);
             match aws_cli(moto) {
                 Some(aws) => {
@@ -184,6 +201,7 @@ fn main() {
                     part: part.parse::<u64>().unwrap() * MIB,
                     concurrency: concurrency.parse().unwrap(),
                     multi_thread,
+                    measured: true,
                 });
             }
         }
@@ -322,10 +340,18 @@ fn run_side(side: &Side, material: &Path, size: u64, moto: Option<&Path>, round:
             part,
             concurrency,
             multi_thread,
+            measured,
         } => {
             let mut c = cmd;
             if *multi_thread {
                 c.env("CUSTODY_BENCH_MULTI_THREAD", "1");
+            }
+            if *measured {
+                // hashed once here, outside the timing: the plan's digest
+                let (digest, _) =
+                    custody_evidence::sha256_reader(std::fs::File::open(material).unwrap())
+                        .unwrap();
+                c.env("CUSTODY_BENCH_DIGEST", digest.to_string());
             }
             c.env("CUSTODY_BENCH_ENDPOINT", &endpoint)
                 .env("CUSTODY_BENCH_BUCKET", &bucket)
@@ -496,10 +522,15 @@ fn child_s3() {
         };
         let store = S3Store::new(&format!("s3://{bucket}/bench"), options).unwrap();
         let retention = Retention::hipaa_default().unwrap();
-        let put = store
-            .put_object(ObjectSource::File(&path), &retention)
-            .await
-            .unwrap();
+        let source = match std::env::var("CUSTODY_BENCH_DIGEST") {
+            Ok(d) => ObjectSource::Measured {
+                path: &path,
+                digest: d.parse().unwrap(),
+                size: std::fs::metadata(&path).unwrap().len(),
+            },
+            Err(_) => ObjectSource::File(&path),
+        };
+        let put = store.put_object(source, &retention).await.unwrap();
         assert!(put.created);
     });
 }

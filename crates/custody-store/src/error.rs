@@ -77,6 +77,12 @@ pub enum StoreError {
         actual: Digest,
         path: PathBuf,
     },
+    /// A file's bytes no longer hash to the digest measured before it was stored (it
+    /// was written to meanwhile); nothing was stored.
+    #[error(
+        "{path} changed while it was being stored (it hashed to {expected} when it was read before); nothing was stored: run the step again"
+    )]
+    Changed { path: PathBuf, expected: Digest },
     #[error("invalid record: {0}")]
     Invalid(String),
     /// The transparency log contradicts itself or a checkpoint: a fork, a removed

@@ -112,6 +112,16 @@ impl Retention {
 pub enum ObjectSource<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+    /// A file the caller has already hashed (evidence-upload hashes every input while
+    /// planning, for its statement): `size` bytes with SHA-256 `digest`. The digest
+    /// names the object before a byte is sent, so S3 saves a pass over the file; every
+    /// backend still checks the bytes it stores against it, and stores nothing when
+    /// they differ ([`StoreError::Changed`]).
+    Measured {
+        path: &'a Path,
+        digest: Digest,
+        size: u64,
+    },
 }
 
 /// The outcome of a write: the address and whether this call created it (`false`

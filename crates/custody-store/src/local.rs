@@ -267,7 +267,8 @@ impl LocalStore {
                     created,
                 }
             }
-            ObjectSource::File(path) => self.copy_in(path)?,
+            ObjectSource::File(path) => self.copy_in(path, None)?,
+            ObjectSource::Measured { path, digest, .. } => self.copy_in(path, Some(digest))?,
         };
         self.lock(&outcome.digest, retention)?;
         crate::crash_point("object");
@@ -275,7 +276,9 @@ impl LocalStore {
     }
 
     /// Streams a file into the store, hashing while copying: one pass, constant memory.
-    fn copy_in(&self, path: &Path) -> Result<PutOutcome, StoreError> {
+    /// Copies the file in, hashing it on the way; with `expected`, stores nothing unless
+    /// the bytes copied hash to it.
+    fn copy_in(&self, path: &Path, expected: Option<Digest>) -> Result<PutOutcome, StoreError> {
         let mut src = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let mut tmp = self.tmp_file()?;
         let mut hasher = Hasher::new();
@@ -295,6 +298,12 @@ impl LocalStore {
             size += n as u64;
         }
         let digest = hasher.finish();
+        if let Some(expected) = expected.filter(|e| *e != digest) {
+            return Err(StoreError::Changed {
+                path: path.to_owned(),
+                expected,
+            });
+        }
         let dest = self.object_path(&digest);
         let created = if dest.exists() {
             false

@@ -53,12 +53,17 @@
 //! response byte. A material upload's attempt may take that plus one second per MiB
 //! (a 1 GiB SBOM on a slow link must not time out, and a server that takes the body
 //! and never answers must not hold the step forever); the SDK's stalled-stream
-//! protection fails an upload that stops moving for 5 s, and the retry re-reads the
-//! file.
+//! protection fails an upload that stops moving for 5 s, and the retry sends the same
+//! bytes again.
 //!
-//! Materials of [`StoreOptions::multipart_threshold`] (16 MiB) or more go up by
-//! multipart upload ([`multipart`]): parts in parallel, a SHA-256 per part, the lock
-//! set when the upload is created, no 5 GiB cap.
+//! A material under [`StoreOptions::multipart_threshold`] (16 MiB) is read into memory
+//! once and sent from there with its SHA-256: the bytes hashed for its key are the
+//! bytes sent, whatever the server checks (moto, for one, does not check a PUT's
+//! SHA-256). Materials of the threshold or more go up by
+//! multipart upload ([`multipart`]): parts in parallel, a CRC32 per part, the whole
+//! file's SHA-256 checked before the upload completes, the lock set when the upload is
+//! created, no 5 GiB cap. A caller that has hashed the file already passes
+//! [`ObjectSource::Measured`] and saves the store's pass over it.
 
 use std::fmt;
 use std::path::Path;
@@ -73,7 +78,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
     ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
@@ -91,8 +96,6 @@ use crate::{EvidenceStore, LockMode, ObjectSource, PutOutcome, Retention, StoreO
 
 mod multipart;
 
-/// Read size when streaming a material from disk.
-const UPLOAD_BUF: usize = 1024 * 1024;
 /// The slowest upload an attempt waits for, in bytes per second (its limit grows by
 /// one second per this many bytes).
 const MIN_UPLOAD_RATE: u64 = 1024 * 1024;
@@ -144,7 +147,8 @@ struct LockParams {
     legal_hold: bool,
 }
 
-/// Where a PUT's bytes come from.
+/// Where an object's bytes come from: memory (a single PUT), or a file too large for
+/// that (a multipart upload).
 #[derive(Clone, Copy)]
 enum Body<'a> {
     Bytes(&'a [u8]),
@@ -258,40 +262,32 @@ impl S3Store {
     }
 
     /// Writes `body` (whose SHA-256 is `digest`) to `key`. With `exclusive`, only when
-    /// the key has no current version; returns whether this call wrote.
+    /// the key has no current version; returns whether this call wrote. The body is in
+    /// memory: what is sent is exactly what was hashed (files too large for that go up
+    /// by [`S3Store::put_multipart`], which checks what it sends).
     async fn put(
         &self,
         key: &str,
-        body: Body<'_>,
+        body: &[u8],
         digest: &Digest,
-        size: u64,
         retention: &Retention,
         exclusive: bool,
     ) -> Result<bool, StoreError> {
         let locked = self.ensure_writable().await?;
         let client = self.client().await?;
         let checksum = base64::engine::general_purpose::STANDARD.encode(digest.as_bytes());
+        let size = body.len() as u64;
         let size_i64 = i64::try_from(size)
             .map_err(|_| StoreError::Invalid(format!("{size} bytes is too large")))?;
         let mut conflicts = 0;
         loop {
             let conditional = exclusive && !self.no_conditional_put.load(Ordering::Relaxed);
-            let stream = match body {
-                Body::Bytes(b) => ByteStream::from(b.to_vec()),
-                Body::File(path) => ByteStream::read_from()
-                    .path(path)
-                    .buffer_size(UPLOAD_BUF)
-                    .length(Length::Exact(size))
-                    .build()
-                    .await
-                    .map_err(|e| StoreError::io(path, std::io::Error::other(e)))?,
-            };
             let mut req = client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_length(size_i64)
-                .body(stream)
+                .body(ByteStream::from(body.to_vec()))
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
                 .checksum_sha256(&checksum);
             if let Some(l) = self.lock_params(locked, retention) {
@@ -305,8 +301,8 @@ impl S3Store {
             if conditional {
                 req = req.if_none_match("*");
             }
-            let res = if let Body::File(_) = body {
-                // A large upload must not hit the small requests' limit; stalled-stream
+            let res = if size >= MIN_UPLOAD_RATE {
+                // A material must not hit the small requests' limit; stalled-stream
                 // protection catches a body that stops moving, and the attempt limit
                 // grows with the size (a floor of 1 MiB/s), so that a server that takes
                 // the whole body and never answers cannot hold the step forever.
@@ -547,11 +543,48 @@ impl S3Store {
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
         self.ensure_writable().await?;
+        let read;
         let (body, digest, size) = match src {
             ObjectSource::Bytes(b) => (Body::Bytes(b), Digest::of(b), b.len() as u64),
-            ObjectSource::File(path) => {
-                let (digest, size) = hash_file(path).await?;
-                (Body::File(path), digest, size)
+            ObjectSource::File(path) | ObjectSource::Measured { path, .. } => {
+                let measured = match src {
+                    ObjectSource::Measured { digest, size, .. } => Some((digest, size)),
+                    _ => None,
+                };
+                let size = match measured {
+                    Some((_, size)) => size,
+                    None => tokio::fs::metadata(path)
+                        .await
+                        .map_err(|e| StoreError::io(path, e))?
+                        .len(),
+                };
+                if size >= self.options.multipart_threshold {
+                    // named by its digest before a byte is sent; the upload checks the
+                    // bytes it sends against it
+                    match measured {
+                        Some((digest, size)) => (Body::File(path), digest, size),
+                        None => {
+                            let (digest, size) = hash_file(path).await?;
+                            (Body::File(path), digest, size)
+                        }
+                    }
+                } else {
+                    // read once: the bytes hashed are the bytes sent, whatever the
+                    // server checks
+                    read = tokio::fs::read(path)
+                        .await
+                        .map_err(|e| StoreError::io(path, e))?;
+                    let digest = Digest::of(&read);
+                    if let Some((expected, _)) = measured
+                        && expected != digest
+                    {
+                        return Err(StoreError::Changed {
+                            path: path.to_owned(),
+                            expected,
+                        });
+                    }
+                    (Body::Bytes(&read), digest, read.len() as u64)
+                }
             }
         };
         let key = self.object_key(&digest);
@@ -562,7 +595,7 @@ impl S3Store {
             }
             None => {
                 let created = match body {
-                    Body::File(path) if size >= self.options.multipart_threshold => {
+                    Body::File(path) => {
                         let locked = self.ensure_writable().await?;
                         let lock = self.lock_params(locked, retention);
                         let conditional = !self.no_conditional_put.load(Ordering::Relaxed);
@@ -576,7 +609,7 @@ impl S3Store {
                         }
                         created
                     }
-                    _ => self.put(&key, body, &digest, size, retention, true).await?,
+                    Body::Bytes(bytes) => self.put(&key, bytes, &digest, retention, true).await?,
                 };
                 if !created && let Some(head) = self.head(&key).await? {
                     // a concurrent writer stored the same bytes: its lock may be shorter
@@ -622,9 +655,8 @@ impl S3Store {
         let created = self
             .put(
                 &key,
-                Body::Bytes(text.as_bytes()),
+                text.as_bytes(),
                 &Digest::of(text.as_bytes()),
-                text.len() as u64,
                 retention,
                 true,
             )
@@ -636,8 +668,7 @@ impl S3Store {
         let empty = Digest::of(b"");
         for index in index_keys(&incoming.statement, record) {
             let key = self.key(&format!("{}/{name}", layout::index_dir(&index)));
-            self.put(&key, Body::Bytes(b""), &empty, 0, retention, true)
-                .await?;
+            self.put(&key, b"", &empty, retention, true).await?;
         }
         crate::log::sequence(self, &incoming.log_entry, retention, !created).await?;
         Ok(outcome)
@@ -665,15 +696,7 @@ impl S3Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.log_key(name)?;
         let digest = Digest::of(bytes);
-        self.put(
-            &key,
-            Body::Bytes(bytes),
-            &digest,
-            bytes.len() as u64,
-            retention,
-            true,
-        )
-        .await?;
+        self.put(&key, bytes, &digest, retention, true).await?;
         // whatever the PUT said (a server without If-None-Match, or a delete marker
         // that let a second write through), the oldest version decides
         match self.get_oldest(&key).await? {
@@ -1069,7 +1092,8 @@ async fn build_client(o: &StoreOptions) -> Result<Client, StoreError> {
     let shared = loader.load().await;
     let mut conf = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(o.force_path_style)
-        // we send our own SHA-256; no CRC32 on top, no aws-chunked bodies
+        // we send our own checksums (a PUT's SHA-256, a part's CRC32); none on top,
+        // no aws-chunked bodies
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     if shared.region().is_none() {

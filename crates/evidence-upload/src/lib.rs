@@ -387,20 +387,7 @@ pub async fn run(
                 let remaining: Vec<Planned> = std::iter::once(p).chain(rest).collect();
                 return spool(cfg, key, &chain_id, remaining, &error, in_doubt);
             }
-            Err(Failed {
-                error: StoreError::Io { path, source },
-                ..
-            }) => {
-                // a read of an input (through its descriptor) failed: name the file
-                if let Some(input) = p.inputs.iter().find(|i| i.reopen_path() == path) {
-                    return Err(input_err(
-                        &input.real,
-                        format!("reading it while it was being stored: {source}"),
-                    ));
-                }
-                return Err(UploadError::Store(StoreError::Io { path, source }));
-            }
-            Err(f) => return Err(UploadError::Store(f.error)),
+            Err(f) => return Err(named_input(&p, f.error)),
         }
     }
     Ok(Outcome {
@@ -427,6 +414,27 @@ impl From<StoreError> for Failed {
     }
 }
 
+/// A store error about reading an input (through its descriptor) names the input.
+fn named_input(p: &Planned, error: StoreError) -> UploadError {
+    let (path, what) = match &error {
+        StoreError::Io { path, source } => (
+            path,
+            format!("reading it while it was being stored: {source}"),
+        ),
+        StoreError::Changed { path, expected } => (
+            path,
+            format!(
+                "it changed while it was being stored (it hashed to {expected} when it was read); nothing was stored: run the step again"
+            ),
+        ),
+        _ => return UploadError::Store(error),
+    };
+    match p.inputs.iter().find(|i| i.reopen_path() == *path) {
+        Some(input) => input_err(&input.real, what),
+        None => UploadError::Store(error),
+    }
+}
+
 async fn store_one(
     store: &AnyStore,
     cfg: &Config,
@@ -440,9 +448,14 @@ async fn store_one(
         if m.size >= LARGE {
             progress(&format!("storing {} ({} MiB)", m.name, m.size >> 20));
         }
-        let out = store
-            .put_object(ObjectSource::File(path), &cfg.retention)
-            .await?;
+        // the digest taken while planning names the object: S3 does not hash the file
+        // again before sending it, and every backend checks the bytes against it
+        let source = ObjectSource::Measured {
+            path,
+            digest: m.digest,
+            size: m.size,
+        };
+        let out = store.put_object(source, &cfg.retention).await?;
         if m.size >= LARGE {
             let secs = started.elapsed().as_secs_f64().max(0.001);
             progress(&format!(

@@ -433,10 +433,18 @@ impl EvidenceStore for GitLabStore {
     ) -> Result<PutOutcome, StoreError> {
         match src {
             ObjectSource::Bytes(bytes) => self.put_bytes(bytes, retention).await,
-            ObjectSource::File(path) => {
+            ObjectSource::File(path) | ObjectSource::Measured { path, .. } => {
                 let bytes = tokio::fs::read(path)
                     .await
                     .map_err(|e| StoreError::io(path, e))?;
+                if let ObjectSource::Measured { digest, .. } = src
+                    && Digest::of(&bytes) != digest
+                {
+                    return Err(StoreError::Changed {
+                        path: path.to_owned(),
+                        expected: digest,
+                    });
+                }
                 self.put_bytes(&bytes, retention).await
             }
         }

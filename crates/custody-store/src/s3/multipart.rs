@@ -1,15 +1,18 @@
 //! Large materials go up as an S3 multipart upload: no 5 GiB cap of a single PUT, parts
-//! sent in parallel, each with its own SHA-256 checksum (S3 refuses a part whose bytes
-//! do not match), the object created with its Object Lock already set
-//! (CreateMultipartUpload carries the mode, the retain-until date and the legal hold,
-//! so no moment exists when the object is unlocked).
+//! sent in parallel, each with its own CRC32 (S3 refuses a part whose bytes do not
+//! match it; the checksum `aws s3 cp` sends by default), the object created with its
+//! Object Lock already set (CreateMultipartUpload carries the mode, the retain-until
+//! date and the legal hold, so no moment exists when the object is unlocked).
 //!
-//! The file is read once, in order: each part is hashed into the whole-file digest as
-//! it is read and then sent while the next parts are read. The object's key is the
-//! digest measured before the upload, so the upload is completed only when the bytes
-//! sent hash to it; a file changed in the meantime aborts the upload and stores
-//! nothing. Any failure aborts the upload, so no parts are left behind (billed, and
-//! invisible to readers either way: an incomplete upload is never an object).
+//! The file is read once, in order, on a blocking thread: each part is hashed into the
+//! whole-file SHA-256 and its CRC32 taken as it is read, then sent while the next parts
+//! are read. The object's key is the SHA-256 measured before the upload (by the caller,
+//! or by the store), so the upload is completed only when the bytes sent hash to it: a
+//! file changed in the meantime aborts the upload and stores nothing. The SHA-256 is
+//! what makes the object evidence; a per-part SHA-256 as well would only hash every
+//! byte a second time on a step's one runtime thread, and make the server do the same.
+//! Any failure aborts the upload, so no parts are left behind (billed, and invisible to
+//! readers either way: an incomplete upload is never an object).
 
 use std::io::Read as _;
 use std::path::Path;
@@ -68,7 +71,7 @@ impl S3Store {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256);
+            .checksum_algorithm(ChecksumAlgorithm::Crc32);
         if let Some(l) = lock {
             create = create
                 .object_lock_mode(l.mode.clone())
@@ -123,8 +126,10 @@ impl S3Store {
     ) -> Result<Vec<CompletedPart>, StoreError> {
         let part = part_size(size, self.options.part_size);
         let concurrency = self.options.upload_concurrency.max(1);
-        let mut file = Some(std::fs::File::open(path).map_err(|e| StoreError::io(path, e))?);
-        let mut hasher = Hasher::new();
+        let mut reader = Some((
+            std::fs::File::open(path).map_err(|e| StoreError::io(path, e))?,
+            Hasher::new(),
+        ));
         let mut tasks: JoinSet<Result<CompletedPart, StoreError>> = JoinSet::new();
         let mut parts = Vec::new();
         let (mut offset, mut number) = (0u64, 1i32);
@@ -134,31 +139,33 @@ impl S3Store {
                 parts.push(joined(tasks.join_next().await)?);
             }
             let len = part.min(size - offset);
-            let Some(f) = file.take() else { break };
-            let (f, bytes) = tokio::task::spawn_blocking(move || {
-                let mut f = f;
+            let Some((f, hasher)) = reader.take() else {
+                break;
+            };
+            let (f, hasher, bytes, crc) = tokio::task::spawn_blocking(move || {
+                let (mut f, mut hasher) = (f, hasher);
                 let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-                f.read_exact(&mut buf).map(|()| (f, buf))
+                f.read_exact(&mut buf)?;
+                hasher.update(&buf);
+                let crc = crc32fast::hash(&buf);
+                Ok::<_, std::io::Error>((f, hasher, buf, crc))
             })
             .await
             .map_err(|e| StoreError::io(path, std::io::Error::other(e)))?
             .map_err(|e| StoreError::io(path, e))?;
-            file = Some(f);
-            hasher.update(&bytes);
-            tasks.spawn(upload.clone().part(number, bytes));
+            reader = Some((f, hasher));
+            tasks.spawn(upload.clone().part(number, bytes, crc));
             offset += len;
             number += 1;
         }
         while let Some(done) = tasks.join_next().await {
             parts.push(joined(Some(done))?);
         }
-        if hasher.finish() != *digest {
-            return Err(StoreError::io(
-                path,
-                std::io::Error::other(
-                    "the file changed while it was being stored; nothing was stored, run the step again",
-                ),
-            ));
+        if reader.map(|(_, h)| h.finish()) != Some(*digest) {
+            return Err(StoreError::Changed {
+                path: path.to_owned(),
+                expected: *digest,
+            });
         }
         parts.sort_by_key(|p| p.part_number());
         Ok(parts)
@@ -221,10 +228,14 @@ fn joined(
 }
 
 impl Upload {
-    /// Sends part `number` with its SHA-256; the SDK retries it (the bytes are held).
-    async fn part(self, number: i32, bytes: Vec<u8>) -> Result<CompletedPart, StoreError> {
-        let checksum =
-            base64::engine::general_purpose::STANDARD.encode(Digest::of(&bytes).as_bytes());
+    /// Sends part `number` with its CRC32; the SDK retries it (the bytes are held).
+    async fn part(
+        self,
+        number: i32,
+        bytes: Vec<u8>,
+        crc: u32,
+    ) -> Result<CompletedPart, StoreError> {
+        let checksum = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
         let len = bytes.len() as u64;
         let out = self
             .client
@@ -234,8 +245,8 @@ impl Upload {
             .upload_id(&self.id)
             .part_number(number)
             .content_length(i64::try_from(len).unwrap_or(i64::MAX))
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .checksum_sha256(&checksum)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_crc32(&checksum)
             .body(ByteStream::from(bytes))
             .customize()
             .config_override(upload_timeouts(&self.options, len))
@@ -251,7 +262,7 @@ impl Upload {
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(out.e_tag().map(str::to_owned))
-            .checksum_sha256(checksum)
+            .checksum_crc32(checksum)
             .build())
     }
 }

@@ -150,6 +150,46 @@ fn objects_round_trip_and_storing_twice_is_a_no_op() {
     assert!(f.store.stale_temporaries().unwrap().is_empty());
 }
 
+/// A file the caller has hashed is stored only if its bytes still hash to that digest:
+/// a changed file leaves nothing behind, not even under its new digest.
+#[test]
+fn a_measured_file_is_held_to_its_digest() {
+    let f = fixture();
+    let file = f._dir.path().join("scan.json");
+    std::fs::write(&file, b"{\"findings\": []}").unwrap();
+    let claimed = Digest::of(b"{\"findings\": [\"CRITICAL\"]}");
+    let e = f
+        .store
+        .put_object_blocking(
+            ObjectSource::Measured {
+                path: &file,
+                digest: claimed,
+                size: 16,
+            },
+            &retention(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Changed { .. }), "{e:?}");
+    assert!(e.to_string().contains("scan.json"), "{e}");
+    for d in [claimed, Digest::of(b"{\"findings\": []}")] {
+        assert!(!f.store.object_path(&d).exists(), "nothing stored");
+    }
+    assert!(f.store.stale_temporaries().unwrap().is_empty());
+    let real = Digest::of(b"{\"findings\": []}");
+    let ok = f
+        .store
+        .put_object_blocking(
+            ObjectSource::Measured {
+                path: &file,
+                digest: real,
+                size: 16,
+            },
+            &retention(),
+        )
+        .unwrap();
+    assert_eq!((ok.digest, ok.created), (real, true));
+}
+
 #[test]
 fn delete_before_retention_is_refused_and_allowed_after() {
     let f = fixture();
