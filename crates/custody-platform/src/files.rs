@@ -8,7 +8,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum FileError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
