@@ -1097,7 +1097,7 @@ pub(crate) fn open_for_writer(endpoint: &str, bucket: &str) -> AnyStore {
 
 /// Issue 14: sixteen processes append records to one bucket; the log holds each once,
 /// with no gap and no index used twice (conditional writes decide every race). 64
-/// records in a CI run (the 1,008 take minutes: moto serves one request at a time);
+/// records in a CI run (the 1,008 take 21 minutes on moto, BENCHMARKS.md);
 /// `CUSTODY_LOG_RACE_RECORDS=1000` runs the issue's 1,008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_sixteen_processes_append_a_thousand_records() {
