@@ -12,6 +12,7 @@ mod dist;
 mod fuzz;
 mod pin;
 mod registry;
+#[cfg(feature = "release")]
 mod release;
 mod sbom;
 mod test;
@@ -41,7 +42,16 @@ enum Cmd {
     /// Static musl release binaries (x86_64, aarch64), size budgets, SHA256SUMS, signed provenance.
     Dist(dist::Args),
     /// Cut a release: versions, CHANGELOG, manifests, templates, tag; GitHub and GitLab releases.
+    #[cfg(feature = "release")]
     Release(release::Args),
+    /// Cut a release: versions, CHANGELOG, manifests, templates, tag; GitHub and GitLab releases.
+    #[cfg(not(feature = "release"))]
+    #[command(disable_help_flag = true)]
+    Release {
+        /// The release's arguments, for xtask built with its `release` feature.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Pin Custody's own `uses:` references by commit SHA (one commit per level); --check.
     Pin(pin::Args),
     /// Where the release binaries' bytes go, per crate (cargo-bloat).
@@ -65,7 +75,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Components(a) => components::run(&a),
         Cmd::Dist(a) => dist::run(&a),
         Cmd::Bloat(a) => dist::bloat(&a),
+        #[cfg(feature = "release")]
         Cmd::Release(a) => release::run(&a),
+        #[cfg(not(feature = "release"))]
+        Cmd::Release { args } => with_release_tooling(&args),
         Cmd::Pin(a) => pin::run(&a),
         Cmd::Sbom { out } => {
             let n = sbom::write(&out)?;
@@ -73,4 +86,32 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `cargo xtask release …` from the default build, which leaves out the release tooling
+/// (octocrab and the gitlab crate, which `demo` and `test` do not need for xtask): the same
+/// command, run by xtask built with its `release` feature. Paths in the arguments mean the
+/// same: both run from the repository root.
+#[cfg(not(feature = "release"))]
+fn with_release_tooling(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    eprintln!("cargo xtask release: building xtask with its release tooling (feature `release`)");
+    let status = util::cargo()
+        .args([
+            "run",
+            "--locked",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "release",
+        ])
+        .args(["--", "release"])
+        .args(args)
+        .status()
+        .context("starting cargo run --package xtask --features release")?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }

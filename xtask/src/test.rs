@@ -2,7 +2,8 @@
 //!
 //! 1. A Python venv in `.venv` with the reference verifiers (tests/requirements.txt),
 //!    reinstalled only when the requirements change.
-//! 2. `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`,
+//! 2. `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`
+//!    (with xtask's `release` feature, so the release tests are built and run),
 //!    with `CUSTODY_PYTHON` pointing at the venv so interop tests run, and
 //!    `CUSTODY_MOTO` at its `moto_server` so the S3 store tests run against a real S3
 //!    server on loopback (`AWS_EC2_METADATA_DISABLED` keeps any AWS client off the
@@ -50,20 +51,23 @@ pub struct Args {
     rest: Vec<String>,
 }
 
+/// What every build of the suite selects: the whole workspace, as locked, with xtask's
+/// release tooling (its tests are in the suite; `cargo xtask demo` builds without it).
+const WORKSPACE: [&str; 4] = ["--workspace", "--locked", "--features", "xtask/release"];
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let python = venv()?;
     let chromium = chromium()?;
     if !args.no_lint {
         util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-        util::run(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        let clippy = ["--all-targets", "--", "-D", "warnings"];
+        util::run(cargo().arg("clippy").args(WORKSPACE).args(clippy))?;
+        // and xtask as `cargo xtask` builds it, without the release tooling
+        util::run(
+            cargo()
+                .args(["clippy", "--locked", "--package", "xtask"])
+                .args(clippy),
+        )?;
     }
     let registry = crate::registry::start()?;
     let gitlab_ci_local = npm_tools()?;
@@ -73,7 +77,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
         cargo()
-            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .arg("test")
+            .args(WORKSPACE)
+            .arg("--no-fail-fast")
             .env("CUSTODY_OCI_REGISTRY", &registry.addr)
             .args(&args.rest)
             .env("CUSTODY_PYTHON", &python)
@@ -168,13 +174,9 @@ fn tlogcheck() -> anyhow::Result<std::path::PathBuf> {
 fn step_binaries(rest: &[String]) -> anyhow::Result<std::path::PathBuf> {
     util::run(
         cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--locked",
-                "--no-fail-fast",
-                "--no-run",
-            ])
+            .arg("test")
+            .args(WORKSPACE)
+            .args(["--no-fail-fast", "--no-run"])
             .args(rest),
     )?;
     let meta: serde_json::Value = serde_json::from_str(&util::output(cargo().args([
