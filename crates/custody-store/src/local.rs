@@ -120,10 +120,13 @@ impl LocalStore {
         if root.join(MARKER).exists() {
             return Self::open(root);
         }
+        // Not empty: another creator may have renamed its store into place since
+        // the marker was looked for, so open decides (it refuses a directory
+        // without a marker).
         if let Ok(mut rd) = fs::read_dir(&root)
             && rd.next().is_some()
         {
-            return Err(StoreError::NotAStore { path: root });
+            return Self::open(root);
         }
         let parent = match root.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

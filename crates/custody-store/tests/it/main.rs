@@ -646,6 +646,37 @@ fn concurrent_writers_leave_a_consistent_store() {
     assert!(store.stale_temporaries().unwrap().is_empty());
 }
 
+/// Creators racing on one missing directory all get the one store: none sees the
+/// winner's directory between its marker check and its emptiness check and calls it
+/// "not a store" (CI caught this with twelve `custody attest` processes).
+#[test]
+fn racing_creators_all_open_one_store() {
+    for round in 0..2000 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let creators: Vec<_> = (0..8)
+            .map(|_| {
+                let (root, barrier) = (root.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    LocalStore::create(&root).map(|_| ())
+                })
+            })
+            .collect();
+        for c in creators {
+            c.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|d| d.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, ["store"], "round {round}: staging left behind");
+    }
+}
+
 #[test]
 fn open_refuses_what_is_not_a_store() {
     let dir = tempfile::tempdir().unwrap();
