@@ -124,6 +124,47 @@ pub enum ObjectSource<'a> {
     },
 }
 
+impl ObjectSource<'_> {
+    /// The digest the caller measured, for a [`ObjectSource::Measured`] file.
+    pub fn expected(&self) -> Option<Digest> {
+        match self {
+            ObjectSource::Measured { digest, .. } => Some(*digest),
+            ObjectSource::Bytes(_) | ObjectSource::File(_) => None,
+        }
+    }
+}
+
+/// [`StoreError::Changed`] when the bytes read from `path` hash to `actual` but the
+/// caller measured `expected`.
+fn check_unchanged(
+    path: &Path,
+    expected: Option<Digest>,
+    actual: &Digest,
+) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != *actual => Err(StoreError::Changed {
+            path: path.to_owned(),
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a file to send whole and checks it against the digest the caller measured:
+/// the bytes hashed are the bytes sent, whatever the server checks.
+#[cfg(any(feature = "gitlab", feature = "s3"))]
+async fn read_checked(
+    path: &Path,
+    expected: Option<Digest>,
+) -> Result<(Vec<u8>, Digest), StoreError> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| StoreError::io(path, e))?;
+    let digest = Digest::of(&bytes);
+    check_unchanged(path, expected, &digest)?;
+    Ok((bytes, digest))
+}
+
 /// The outcome of a write: the address and whether this call created it (`false`
 /// means the same bytes were already stored, which is not an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +173,10 @@ pub struct PutOutcome {
     pub size: u64,
     pub created: bool,
 }
+
+/// What a write-once log file write found: `None` when the name now holds the bytes
+/// given, otherwise the bytes it held already.
+pub type LogWrite = Result<Option<Vec<u8>>, StoreError>;
 
 /// The operations every evidence backend provides.
 #[allow(async_fn_in_trait)]
@@ -175,12 +220,7 @@ pub trait EvidenceStore {
     /// checkpoint, a record's index), write-once: the first write of a name wins, also
     /// among racing writers. `None` when the name now holds `bytes`; otherwise the
     /// bytes it held already.
-    async fn put_log_file(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn put_log_file(&self, name: &str, bytes: &[u8], retention: &Retention) -> LogWrite;
     /// A log file's bytes (its first write); `None` when it does not exist.
     async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The names directly under a log directory (files and directories), unordered.
@@ -343,12 +383,7 @@ impl EvidenceStore for AnyStore {
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         dispatch!(self, s => EvidenceStore::delete_object(s, digest).await)
     }
-    async fn put_log_file(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file(&self, name: &str, bytes: &[u8], retention: &Retention) -> LogWrite {
         dispatch!(self, s => EvidenceStore::put_log_file(s, name, bytes, retention).await)
     }
     async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

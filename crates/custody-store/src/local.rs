@@ -27,6 +27,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
+use crate::LogWrite;
 use crate::error::StoreError;
 use crate::index::{IndexKey, encode_component, index_keys};
 use crate::layout::{
@@ -270,8 +271,9 @@ impl LocalStore {
                     created,
                 }
             }
-            ObjectSource::File(path) => self.copy_in(path, None)?,
-            ObjectSource::Measured { path, digest, .. } => self.copy_in(path, Some(digest))?,
+            ObjectSource::File(path) | ObjectSource::Measured { path, .. } => {
+                self.copy_in(path, src.expected())?
+            }
         };
         self.lock(&outcome.digest, retention)?;
         crate::crash_point("object");
@@ -301,12 +303,7 @@ impl LocalStore {
             size += n as u64;
         }
         let digest = hasher.finish();
-        if let Some(expected) = expected.filter(|e| *e != digest) {
-            return Err(StoreError::Changed {
-                path: path.to_owned(),
-                expected,
-            });
-        }
+        crate::check_unchanged(path, expected, &digest)?;
         let dest = self.object_path(&digest);
         let created = if dest.exists() {
             false
@@ -869,12 +866,7 @@ impl EvidenceStore for LocalStore {
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_object_sync(digest)
     }
-    async fn put_log_file(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        _retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file(&self, name: &str, bytes: &[u8], _retention: &Retention) -> LogWrite {
         let path = self.log_path(name)?;
         if self.write_new(&path, bytes)? {
             return Ok(None);

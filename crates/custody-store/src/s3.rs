@@ -84,10 +84,12 @@ use aws_sdk_s3::types::{
     ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
 };
 use base64::Engine as _;
+use bytes::Bytes;
 use custody_evidence::Digest;
 use jiff::Timestamp;
 use tokio::sync::OnceCell;
 
+use crate::LogWrite;
 use crate::error::StoreError;
 use crate::index::index_keys;
 use crate::layout;
@@ -149,9 +151,8 @@ struct LockParams {
 
 /// Where an object's bytes come from: memory (a single PUT), or a file too large for
 /// that (a multipart upload).
-#[derive(Clone, Copy)]
 enum Body<'a> {
-    Bytes(&'a [u8]),
+    Bytes(Bytes),
     File(&'a Path),
 }
 
@@ -268,7 +269,7 @@ impl S3Store {
     async fn put(
         &self,
         key: &str,
-        body: &[u8],
+        body: Bytes,
         digest: &Digest,
         retention: &Retention,
         exclusive: bool,
@@ -287,7 +288,7 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(key)
                 .content_length(size_i64)
-                .body(ByteStream::from(body.to_vec()))
+                .body(ByteStream::from(body.clone()))
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
                 .checksum_sha256(&checksum);
             if let Some(l) = self.lock_params(locked, retention) {
@@ -543,9 +544,12 @@ impl S3Store {
         retention: &Retention,
     ) -> Result<PutOutcome, StoreError> {
         self.ensure_writable().await?;
-        let read;
         let (body, digest, size) = match src {
-            ObjectSource::Bytes(b) => (Body::Bytes(b), Digest::of(b), b.len() as u64),
+            ObjectSource::Bytes(b) => (
+                Body::Bytes(Bytes::copy_from_slice(b)),
+                Digest::of(b),
+                b.len() as u64,
+            ),
             ObjectSource::File(path) | ObjectSource::Measured { path, .. } => {
                 let measured = match src {
                     ObjectSource::Measured { digest, size, .. } => Some((digest, size)),
@@ -571,19 +575,9 @@ impl S3Store {
                 } else {
                     // read once: the bytes hashed are the bytes sent, whatever the
                     // server checks
-                    read = tokio::fs::read(path)
-                        .await
-                        .map_err(|e| StoreError::io(path, e))?;
-                    let digest = Digest::of(&read);
-                    if let Some((expected, _)) = measured
-                        && expected != digest
-                    {
-                        return Err(StoreError::Changed {
-                            path: path.to_owned(),
-                            expected,
-                        });
-                    }
-                    (Body::Bytes(&read), digest, read.len() as u64)
+                    let (read, digest) = crate::read_checked(path, src.expected()).await?;
+                    let size = read.len() as u64;
+                    (Body::Bytes(Bytes::from(read)), digest, size)
                 }
             }
         };
@@ -655,7 +649,7 @@ impl S3Store {
         let created = self
             .put(
                 &key,
-                text.as_bytes(),
+                Bytes::copy_from_slice(text.as_bytes()),
                 &Digest::of(text.as_bytes()),
                 retention,
                 true,
@@ -668,7 +662,8 @@ impl S3Store {
         let empty = Digest::of(b"");
         for index in index_keys(&incoming.statement, record) {
             let key = self.key(&format!("{}/{name}", layout::index_dir(&index)));
-            self.put(&key, b"", &empty, retention, true).await?;
+            self.put(&key, Bytes::new(), &empty, retention, true)
+                .await?;
         }
         crate::log::sequence(self, &incoming.log_entry, retention, !created).await?;
         Ok(outcome)
@@ -688,15 +683,17 @@ impl S3Store {
         }
     }
 
-    async fn put_log_file_impl(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file_impl(&self, name: &str, bytes: &[u8], retention: &Retention) -> LogWrite {
         let key = self.log_key(name)?;
         let digest = Digest::of(bytes);
-        self.put(&key, bytes, &digest, retention, true).await?;
+        self.put(
+            &key,
+            Bytes::copy_from_slice(bytes),
+            &digest,
+            retention,
+            true,
+        )
+        .await?;
         // whatever the PUT said (a server without If-None-Match, or a delete marker
         // that let a second write through), the oldest version decides
         match self.get_oldest(&key).await? {
@@ -956,12 +953,7 @@ impl EvidenceStore for S3Store {
     async fn delete_object(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_object_impl(digest).await
     }
-    async fn put_log_file(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file(&self, name: &str, bytes: &[u8], retention: &Retention) -> LogWrite {
         self.put_log_file_impl(name, bytes, retention).await
     }
     async fn get_log_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -3,7 +3,7 @@
 //! recorded; and [`closed_port`], a loopback address where nothing listens.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -46,38 +46,21 @@ impl Server {
                     continue;
                 };
                 let mut reader = BufReader::new(read_half);
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
+                let Some(head) = read_head(&mut reader) else {
                     continue;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let target = parts.next().unwrap_or_default().to_owned();
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                    }
-                }
-                if let Some(n) = headers
+                };
+                if let Some(n) = head
+                    .headers
                     .get("content-length")
                     .and_then(|n| n.parse::<usize>().ok())
                 {
                     let mut body = vec![0; n];
                     let _ = reader.read_exact(&mut body);
                 }
-                let path = target.split('?').next().unwrap_or_default().to_owned();
+                let path = head.target.split('?').next().unwrap_or_default().to_owned();
                 seen.lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(Recorded {
-                        method,
-                        target,
-                        headers,
-                    });
+                    .push(head);
                 let (status, body) = routes
                     .get(&path)
                     .cloned()
@@ -109,6 +92,33 @@ impl Server {
     pub fn targets(&self) -> Vec<String> {
         self.requests().into_iter().map(|r| r.target).collect()
     }
+}
+
+/// Reads an HTTP/1.1 request line and headers; `None` when the peer sent nothing (or
+/// closed the connection). The body, if any, is left in `reader`.
+pub fn read_head(reader: &mut impl BufRead) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let target = parts.next().unwrap_or_default().to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    Some(Recorded {
+        method,
+        target,
+        headers,
+    })
 }
 
 /// A loopback address nothing listens on. On 127.0.0.3, where no test server binds: a

@@ -6,7 +6,9 @@
 //! bodies come from `xtask/tests/data/release/` (documented examples; see its README).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufReader, Read as _, Write as _};
+
+use custody_test_support::http::{Recorded, read_head};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -77,23 +79,14 @@ fn serve(handler: Handler) -> String {
             let handler = Arc::clone(&handler);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let Some(head) = read_head(&mut reader) else {
                     return;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let target = parts.next().unwrap_or_default().to_owned();
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                    }
-                }
+                };
+                let Recorded {
+                    method,
+                    target,
+                    headers,
+                } = head;
                 let mut body = Vec::new();
                 if let Some(n) = headers.get("content-length") {
                     body = vec![0; n.parse().unwrap()];

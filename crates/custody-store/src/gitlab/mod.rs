@@ -111,6 +111,7 @@ use self::naming::{
     index_version, is_retention_marker, log_file, log_version, object_version, parse_chain_file,
     parse_location, retention_marker, retention_version, unsupported,
 };
+use crate::LogWrite;
 use crate::error::StoreError;
 use crate::index::index_keys;
 use crate::layout::{
@@ -335,11 +336,7 @@ impl GitLabStore {
         Ok(Some(bytes))
     }
 
-    async fn put_log_file_impl(
-        &self,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file_impl(&self, name: &str, bytes: &[u8]) -> LogWrite {
         crate::log::check_log_name(name)?;
         // every ancestor directory leaves a marker in its parent (idempotent)
         let parts: Vec<&str> = name.split('/').collect();
@@ -434,17 +431,7 @@ impl EvidenceStore for GitLabStore {
         match src {
             ObjectSource::Bytes(bytes) => self.put_bytes(bytes, retention).await,
             ObjectSource::File(path) | ObjectSource::Measured { path, .. } => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| StoreError::io(path, e))?;
-                if let ObjectSource::Measured { digest, .. } = src
-                    && Digest::of(&bytes) != digest
-                {
-                    return Err(StoreError::Changed {
-                        path: path.to_owned(),
-                        expected: digest,
-                    });
-                }
+                let (bytes, _) = crate::read_checked(path, src.expected()).await?;
                 self.put_bytes(&bytes, retention).await
             }
         }
@@ -611,12 +598,7 @@ impl EvidenceStore for GitLabStore {
         }
         Ok(())
     }
-    async fn put_log_file(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        _retention: &Retention,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn put_log_file(&self, name: &str, bytes: &[u8], _retention: &Retention) -> LogWrite {
         // GitLab has no lock to give a log file; its retention is the store's promise
         self.put_log_file_impl(name, bytes).await
     }

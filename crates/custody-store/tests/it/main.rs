@@ -654,7 +654,7 @@ fn racing_creators_all_open_one_store() {
     for round in 0..2000 {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let barrier = Arc::new(std::sync::Barrier::new(8));
         let creators: Vec<_> = (0..8)
             .map(|_| {
                 let (root, barrier) = (root.clone(), barrier.clone());

@@ -6,12 +6,11 @@
 //! reach stdout or stderr.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
+use custody_test_support::http::Server;
 use serde_json::Value;
 
 const GITHUB_TOKEN: &str = "ghp_admin_token_secret_value_0001";
@@ -29,74 +28,12 @@ fn data(name: &str) -> String {
 /// A request as the server saw it: target and lowercased headers.
 type Seen = (String, BTreeMap<String, String>);
 
-/// A loopback server answering fixed routes (path without query) and recording each request's
-/// target and headers.
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    fn start(routes: BTreeMap<String, (u16, String)>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        assert!(addr.ip().is_loopback());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                // One request per connection is enough for these clients, but keep-alive
-                // clients may send several: serve until the peer closes.
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let target = line
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or_default()
-                        .to_owned();
-                    let mut headers = BTreeMap::new();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                        }
-                    }
-                    let path = target.split('?').next().unwrap_or_default().to_owned();
-                    log.lock().unwrap().push((target, headers));
-                    let (status, body) = routes
-                        .get(&path)
-                        .cloned()
-                        .unwrap_or((404, r#"{"message":"Not Found"}"#.to_owned()));
-                    if write!(
-                        stream,
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        });
-        Server { addr, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
+fn seen(server: &Server) -> Vec<Seen> {
+    server
+        .requests()
+        .into_iter()
+        .map(|r| (r.target, r.headers))
+        .collect()
 }
 
 /// The fixtures as routes; `edit` changes one before serving.
@@ -129,9 +66,9 @@ impl Platforms {
 
     fn serve(map: &BTreeMap<String, Value>) -> Server {
         Server::start(
-            map.iter()
-                .map(|(k, v)| (k.clone(), (200, v.to_string())))
-                .collect(),
+            &map.iter()
+                .map(|(k, v)| (k.clone(), 200, v.to_string()))
+                .collect::<Vec<_>>(),
         )
     }
 }
@@ -176,10 +113,10 @@ impl Audit {
             .arg(self.model());
         // The loopback servers, unless the test points a platform elsewhere.
         if !extra.contains(&"--github-api-url") {
-            c.args(["--github-api-url", &self.github.url()]);
+            c.args(["--github-api-url", &self.github.url("")]);
         }
         if !extra.contains(&"--gitlab-api-url") {
-            c.args(["--gitlab-api-url", &self.gitlab.url()]);
+            c.args(["--gitlab-api-url", &self.gitlab.url("")]);
         }
         c.args(extra);
         c
@@ -251,7 +188,7 @@ fn clean_configuration_passes_and_the_tokens_go_to_their_hosts_only() {
             (3001, "production".into())
         ]
     );
-    let gh = a.github.seen();
+    let gh = seen(&a.github);
     assert!(
         gh.iter()
             .any(|(t, _)| t.starts_with("/orgs/acme-health/actions/runner-groups?"))
@@ -262,7 +199,7 @@ fn clean_configuration_passes_and_the_tokens_go_to_their_hosts_only() {
             .all(|(_, h)| h["authorization"] == format!("Bearer {GITHUB_TOKEN}"))
     );
     assert!(gh.iter().all(|(_, h)| !h.contains_key("private-token")));
-    let gl = a.gitlab.seen();
+    let gl = seen(&a.gitlab);
     assert!(
         gl.iter()
             .any(|(t, _)| t.starts_with("/api/v4/runners/all?"))
@@ -461,7 +398,7 @@ fn one_platform_at_a_time_and_errors_have_their_codes() {
     };
     assert_eq!(code, 0);
     assert!(v["inventory"]["github"].is_null() && v["inventory"]["gitlab"].is_array());
-    assert!(a.github.seen().is_empty(), "GitHub was not asked");
+    assert!(seen(&a.github).is_empty(), "GitHub was not asked");
 
     // No token: usage error, nothing asked.
     let out = a
@@ -473,13 +410,13 @@ fn one_platform_at_a_time_and_errors_have_their_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("CUSTODY_GITLAB_ADMIN_TOKEN is not set"));
 
     // A token the platform refuses: exit 5, with a hint and without the token.
-    let mut refused = BTreeMap::new();
-    refused.insert(
-        "/orgs/acme-health/actions/runner-groups".to_owned(),
-        (403, r#"{"message":"Must have admin rights to Repository.","documentation_url":"https://docs.github.com/rest"}"#.to_owned()),
-    );
-    let denied = Server::start(refused);
-    let (code, _, stderr) = a.run(&["--platform", "github", "--github-api-url", &denied.url()]);
+    let refused = [(
+        "/orgs/acme-health/actions/runner-groups",
+        403,
+        r#"{"message":"Must have admin rights to Repository.","documentation_url":"https://docs.github.com/rest"}"#.to_owned(),
+    )];
+    let denied = Server::start(&refused);
+    let (code, _, stderr) = a.run(&["--platform", "github", "--github-api-url", &denied.url("")]);
     assert_eq!(code, 5, "{stderr}");
     assert!(
         stderr.contains("HTTP 403") && stderr.contains("admin:org"),

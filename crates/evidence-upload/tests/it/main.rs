@@ -1293,3 +1293,71 @@ fn a_lost_answer_spools_the_sent_record_and_the_push_stores_it_once() {
         assert_eq!(stages.len(), 2, "{case}: {rows}");
     }
 }
+
+/// A material that changes between the step's reading (its digest is in the statement)
+/// and its storing is refused: exit 2 naming the file, and nothing is stored. Run
+/// through the library, whose store opener runs after the inputs are read: the opener
+/// rewrites the file in place first, as a racing process would.
+#[test]
+fn a_material_changed_while_it_is_stored_is_refused_and_nothing_is_stored() {
+    let job = Job::new();
+    let name = "fixtures/sbom-cyclonedx/syft-1.5.0-alpine.cdx.json";
+    let path = job.ws().join(name);
+    let key = custody_evidence::SigningKey::from_pem(
+        &std::fs::read_to_string(job.dir.path().join("ci.key")).unwrap(),
+    )
+    .unwrap();
+    let cfg = evidence_upload::Config {
+        stage: evidence_upload::Stage::Build,
+        subject: image(),
+        files: vec![name.into()],
+        workspace: job.ws(),
+        store: job.store().display().to_string(),
+        spool: job.dir.path().join("spool"),
+        keyid_scheme: custody_evidence::KeyIdScheme::default(),
+        retention: custody_store::Retention::years_from(jiff::Timestamp::now(), 1).unwrap(),
+        context: custody_evidence::PipelineContext {
+            platform: Some(custody_evidence::Platform::Local),
+            ..Default::default()
+        },
+        signing_key_id: None,
+        max_parse_bytes: 64 << 20,
+        inline_bytes: 1 << 20,
+    };
+    let store = job.store();
+    let run = evidence_upload::run(&cfg, &key, || {
+        // the same file (inode), other bytes: what the step holds open now differs
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b" ").unwrap();
+        custody_store::LocalStore::create(&store).map(custody_store::AnyStore::Local)
+    });
+    let err = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run)
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("syft-1.5.0-alpine.cdx.json")
+            && text.contains("changed while it was being stored"),
+        "{text}"
+    );
+    let objects = job.store().join("objects");
+    let stored: Vec<_> = walk(&objects);
+    assert!(stored.is_empty(), "stored: {stored:?}");
+    assert!(!job.store().join("chains").exists() || walk(&job.store().join("chains")).is_empty());
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flat_map(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() { walk(&p) } else { vec![p] }
+    })
+    .collect()
+}
