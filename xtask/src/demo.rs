@@ -894,7 +894,13 @@ fn coverage(dir: &Path) -> anyhow::Result<TestRun> {
             .args(["test", "--locked", "-p", "custody-evidence", "--lib"])
             .args(["--no-run", "--message-format", "json"])
             .env("CARGO_TARGET_DIR", &target)
-            .env("RUSTFLAGS", "-C instrument-coverage"),
+            .env("RUSTFLAGS", "-C instrument-coverage")
+            // RUSTFLAGS instruments the build scripts too, and they write their
+            // profiles to the working directory (the user's checkout) unless told
+            .env(
+                "LLVM_PROFILE_FILE",
+                target.join("build-scripts-%p-%m.profraw"),
+            ),
     )?;
     let exe = built
         .lines()

@@ -29,6 +29,7 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
     if support::binaries().is_none() {
         return;
     }
+    let started = std::time::SystemTime::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let dir_arg = dir.to_str().unwrap();
@@ -67,6 +68,20 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
         .unwrap();
         assert_eq!(verification["ok"], true, "{verification}");
     }
+
+    // the coverage build's instrumented build scripts once left their profiles in
+    // the checkout (seen on a fresh clone, where they run)
+    let litter: Vec<_> = std::fs::read_dir(support::root())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "profraw"))
+        .filter(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= started)
+        })
+        .collect();
+    assert!(litter.is_empty(), "the demo wrote {litter:?}");
 
     let tampered = tmp.path().join("tampered");
     let (ok, stdout, stderr) = demo(&["--tamper", "--dir", tampered.to_str().unwrap()]);
