@@ -61,10 +61,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !args.no_lint {
         util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         let clippy = ["--all-targets", "--", "-D", "warnings"];
-        util::run(cargo().arg("clippy").args(WORKSPACE).args(clippy))?;
+        util::run(suite_cargo().arg("clippy").args(WORKSPACE).args(clippy))?;
         // and xtask as `cargo xtask` builds it, without the release tooling
         util::run(
-            cargo()
+            suite_cargo()
                 .args(["clippy", "--locked", "--package", "xtask"])
                 .args(clippy),
         )?;
@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let binaries = step_binaries(&args.rest)?;
     let venv_bin = std::path::absolute(".venv/bin")?;
     util::run(
-        cargo()
+        suite_cargo()
             .arg("test")
             .args(WORKSPACE)
             .arg("--no-fail-fast")
@@ -114,6 +114,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// cargo for the suite's own builds. Under CI (`CI` set, as every CI service sets it)
+/// incremental compilation is off: a fresh clone never reuses its caches, which took
+/// 9 GB of the target directory (BENCHMARKS.md). The tests inherit the setting, so the
+/// builds they start themselves (the demo's) reuse the suite's artifacts.
+fn suite_cargo() -> Command {
+    let mut cargo = cargo();
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        cargo.env("CARGO_INCREMENTAL", "0");
+    }
+    cargo
 }
 
 /// `npm ci` of tests/npm (gitlab-ci-local, pinned with its dependencies by the lock
@@ -173,7 +185,7 @@ fn tlogcheck() -> anyhow::Result<std::path::PathBuf> {
 /// missing there is reported by the template tests as not built.
 fn step_binaries(rest: &[String]) -> anyhow::Result<std::path::PathBuf> {
     util::run(
-        cargo()
+        suite_cargo()
             .arg("test")
             .args(WORKSPACE)
             .args(["--no-fail-fast", "--no-run"])
