@@ -83,6 +83,7 @@ pub fn statement(artifacts: &[Artifact], facts: &BuildFacts<'_>) -> Statement {
                 "sourceDirty": facts.source.dirty,
                 "remapPathPrefixes": facts.remapped_to,
                 "rustflags": super::CODEGEN_FLAGS,
+                "linkScript": super::LINK_SCRIPT,
             },
             "resolvedDependencies": [
                 {

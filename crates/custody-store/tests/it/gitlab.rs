@@ -4,7 +4,7 @@
 //! leaves loopback.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use custody_store::{
     AnyStore, EvidenceStore, GitLabError, GitLabOptions, GitLabStore, GitLabToken, ObjectSource,
     Query, Retention, StoreError, open_gitlab_store, open_store,
 };
+use custody_test_support::http::read_head;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -177,35 +178,17 @@ impl Server {
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let target = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+    let Some(request) = read_head(&mut reader) else {
+        return Ok(());
     };
+    let (method, target) = (request.method.as_str(), request.target.as_str());
+    let header = |name: &str| request.headers.get(name).cloned();
     let len: usize = header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
-    let reply = route(&method, &target, &header, body, state);
+    let reply = route(method, target, &header, body, state);
     let reason = match reply.status {
         200 => "OK",
         201 => "Created",
