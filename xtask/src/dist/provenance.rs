@@ -309,6 +309,15 @@ mod tests {
             def["resolvedDependencies"][3]["uri"],
             "pkg:pypi/ziglang@0.15.2"
         );
+        let internal = &def["internalParameters"];
+        assert_eq!(internal["rustflags"], json!(["-Cforce-unwind-tables=no"]));
+        assert_eq!(internal["linkScript"], "xtask/src/dist/no-eh-frame.ld");
+        // the script the provenance names is the one in the tree, and it drops the
+        // unwind tables
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let script = std::fs::read_to_string(root.join(crate::dist::LINK_SCRIPT))
+            .unwrap_or_else(|e| panic!("{}: {e}", crate::dist::LINK_SCRIPT));
+        assert!(script.contains("/DISCARD/ : { *(.eh_frame) }"), "{script}");
         assert!(st.predicate["runDetails"]["builder"]["id"].is_string());
         // a Custody envelope like any other: keyid present, standard payload type
         assert_eq!(env.payload_type, "application/vnd.in-toto+json");
