@@ -69,9 +69,49 @@ fn neutralize_with(text: &str, escapes: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Writes a line to stdout, neutralized; a closed stdout (`| head`) is ignored.
+/// Writes a line to stdout, neutralized; a closed stdout (`| head`) is ignored, any
+/// other failure is kept for [`stdout_error`].
 pub fn out_line(text: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{}", neutralize(text));
+    out_bytes(format!("{}\n", neutralize(text)).as_bytes());
+}
+
+/// Writes `bytes` to stdout as they are; failures as in [`out_line`].
+pub fn out_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        note_stdout_error(&e);
+    }
+}
+
+static STDOUT_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn note_stdout_error(e: &std::io::Error) {
+    // a reader that stopped reading (`| head`) wanted no more: not a failure
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        let _ = STDOUT_ERROR.set(e.to_string());
+    }
+}
+
+/// The first failure to write stdout other than a closed pipe, such as a full disk
+/// under `> answer.json`. Every binary checks it before it exits, so an answer that
+/// was lost on its way out never ends with a success status.
+pub fn stdout_error() -> Option<&'static str> {
+    STDOUT_ERROR.get().map(String::as_str)
+}
+
+/// What a binary's `main` returns: `code`, unless writing stdout failed
+/// ([`stdout_error`]), which says so on stderr and exits 2 (every binary's error
+/// status), whatever the command did.
+pub fn exit_status(program: &str, code: std::process::ExitCode) -> std::process::ExitCode {
+    match stdout_error() {
+        Some(e) => {
+            err_line(&format!(
+                "{program}: error: writing standard output failed: {e}"
+            ));
+            std::process::ExitCode::from(2)
+        }
+        None => code,
+    }
 }
 
 /// Writes a line to stderr, neutralized.

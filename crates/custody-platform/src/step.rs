@@ -163,10 +163,7 @@ impl<'a> Outputs<'a> {
     /// lines, step outputs, summary, dotenv.
     pub fn emit(&self, report: &Report) {
         if !report.stdout.is_empty() {
-            use std::io::Write as _;
-            let _ = std::io::stdout()
-                .lock()
-                .write_all(console::neutralize(&report.stdout).as_bytes());
+            console::out_bytes(console::neutralize(&report.stdout).as_bytes());
         }
         for (file, message) in &report.errors {
             self.annotate_error(file.as_deref(), message);

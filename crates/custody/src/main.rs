@@ -14,6 +14,10 @@ mod output;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    custody_platform::console::exit_status("custody", run_main())
+}
+
+fn run_main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     output::init_logging(args.verbose);
     match cli::run(args) {

@@ -116,6 +116,10 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, UploadError> {
 }
 
 fn main() -> ExitCode {
+    custody_platform::console::exit_status("evidence-upload", run_main())
+}
+
+fn run_main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
     step::init_logging(&env);

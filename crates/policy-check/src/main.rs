@@ -13,6 +13,10 @@ use custody_platform::step::{self, Outputs};
 use policy_check::cli::Args;
 
 fn main() -> ExitCode {
+    custody_platform::console::exit_status("policy-check", run_main())
+}
+
+fn run_main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
     step::init_logging(&env);

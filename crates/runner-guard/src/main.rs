@@ -95,6 +95,10 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    custody_platform::console::exit_status("runner-guard", run_main())
+}
+
+fn run_main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
     let cfg = match config(&env, &args) {

@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(internal["linkScript"], "xtask/src/dist/no-eh-frame.ld");
         // the script the provenance names is the one in the tree, and it drops the
         // unwind tables
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let script = std::fs::read_to_string(root.join(crate::dist::LINK_SCRIPT))
             .unwrap_or_else(|e| panic!("{}: {e}", crate::dist::LINK_SCRIPT));
         assert!(script.contains("/DISCARD/ : { *(.eh_frame) }"), "{script}");

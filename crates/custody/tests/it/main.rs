@@ -327,6 +327,34 @@ fn tampered_wrong_key_and_replayed_envelopes_are_rejected_and_a_missing_keyid_is
     assert!(err.contains("corrupt"), "{err}");
 }
 
+/// An answer that could not be written (`custody query > answer.json` on a full disk)
+/// ends with exit 2 and says so, never with success and a truncated file.
+#[test]
+fn an_answer_lost_on_its_way_out_is_an_error() {
+    let e = Env::new();
+    e.attest(SBOM, "build");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = e
+        .cmd(&["query", "--store", "store", "--commit", "0123abcd"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("custody: error: writing standard output failed: No space left on device"),
+        "{err}"
+    );
+    // the same query to a file that can hold it succeeds
+    assert!(
+        e.ok(&["query", "--store", "store", "--commit", "0123abcd"])
+            .contains("build")
+    );
+}
+
 #[test]
 fn bad_queries_get_clear_errors_and_documented_codes() {
     let e = Env::new();

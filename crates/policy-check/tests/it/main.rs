@@ -213,6 +213,55 @@ fn errors_exit_2_and_say_what_to_do() {
     }
 }
 
+/// An allow whose decision could not be written (stdout on a full disk) is not an
+/// allow: exit 2, saying why. A reader that stops reading (`| head`) is not a failure.
+#[test]
+fn a_decision_lost_on_its_way_out_fails_the_gate_but_a_closed_pipe_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = || {
+        let mut c = cmd(dir.path());
+        c.args([
+            "--gate",
+            "pre-deploy",
+            "--subject",
+            DIGEST,
+            "--no-record",
+            "--input",
+        ])
+        .arg(input_ok())
+        .arg("--data")
+        .arg(cross_config());
+        c
+    };
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = allow().stdout(full).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "policy-check: error: writing standard output failed: No space left on device"
+        ),
+        "{err}"
+    );
+    // the reader closes its end before the decision is written
+    let mut child = allow()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn schemas_print() {
     let dir = tempfile::tempdir().unwrap();
