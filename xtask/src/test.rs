@@ -117,8 +117,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// cargo for the suite's own builds. Under CI (`CI` set, as every CI service sets it)
-/// incremental compilation is off: a fresh clone never reuses its caches, which took
-/// 9 GB of the target directory (BENCHMARKS.md). The tests inherit the setting, so the
+/// incremental compilation is off: a fresh clone never reuses its caches (a
+/// developer's target directory here held 9.2 GB of them; BENCHMARKS.md "The suite's
+/// target directory on disk"). The tests inherit the setting, so the
 /// builds they start themselves (the demo's) reuse the suite's artifacts.
 fn suite_cargo() -> Command {
     let mut cargo = cargo();

@@ -72,7 +72,10 @@ fn neutralize_with(text: &str, escapes: bool) -> Cow<'_, str> {
 /// Writes a line to stdout, neutralized; a closed stdout (`| head`) is ignored, any
 /// other failure is kept for [`stdout_error`].
 pub fn out_line(text: &str) {
-    out_bytes(format!("{}\n", neutralize(text)).as_bytes());
+    // stdout is line-buffered: the newline flushes, so a failed write shows here
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{}", neutralize(text)) {
+        note_stdout_error(&e);
+    }
 }
 
 /// Writes `bytes` to stdout as they are; failures as in [`out_line`].

@@ -7,8 +7,7 @@
 
 //! Policy evaluation at scale: the built-in policies on an input with an SBOM of
 //! 5,000 components and a scan of 10,000 findings (target: under 50 ms per
-//! evaluation), and the loading of the built-in policies that precedes every
-//! evaluation in a policy-check process. `cargo bench -p custody-policy --bench evaluate`; figures in
+//! evaluation). `cargo bench -p custody-policy --bench evaluate`; figures in
 //! BENCHMARKS.md. `CUSTODY_BENCH_WRITE=DIR` also writes the input and data there, for
 //! the whole-process comparison with regopy (`cargo xtask bench policy`).
 
@@ -111,11 +110,6 @@ fn bench(c: &mut Criterion) {
             |i| set.evaluate_value(i).unwrap_or_else(|e| panic!("{e}")),
             BatchSize::SmallInput,
         )
-    });
-    // What every policy-check process pays before it reads its input: the built-in
-    // policies parsed, analysed and compiled to the VM's bytecode.
-    g.bench_function("load the built-in policies", |b| {
-        b.iter(|| PolicySet::builtin().unwrap_or_else(|e| panic!("{e}")))
     });
     g.finish();
 }

@@ -218,21 +218,7 @@ fn errors_exit_2_and_say_what_to_do() {
 #[test]
 fn a_decision_lost_on_its_way_out_fails_the_gate_but_a_closed_pipe_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let allow = || {
-        let mut c = cmd(dir.path());
-        c.args([
-            "--gate",
-            "pre-deploy",
-            "--subject",
-            DIGEST,
-            "--no-record",
-            "--input",
-        ])
-        .arg(input_ok())
-        .arg("--data")
-        .arg(cross_config());
-        c
-    };
+    let allow = || decide_input_cmd(dir.path(), &input_ok(), &[]);
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
