@@ -1,5 +1,15 @@
-"""moto's S3 server for Custody's tests: moto as pinned in tests/requirements.txt, with
-one change that alters no answer, only what a listing costs.
+"""moto's server for Custody's tests (S3 and KMS): moto as pinned in
+tests/requirements.txt, with two changes.
+
+KMS: moto 5.2.5 ignores `MessageType` in Sign and always hashes the message it is
+given, so a `DIGEST` request (a SHA-256 sent instead of a message longer than KMS's
+4,096-byte limit for `RAW`) got a signature over the digest's digest. Here an ECDSA
+key signs a `DIGEST` message as prehashed, as AWS documents; `RAW` is unchanged. And
+moto signs with a disabled key, and hands out its public key; AWS answers
+`DisabledException` (a key pending deletion: `KMSInvalidStateException`), and so does
+this server.
+
+S3: the change below alters no answer, only what a listing costs.
 
 moto 5.2.5's ListObjectVersions deep-copies every version of every key in the bucket on
 each call, before it filters by prefix, and a deep copy of an object reads its whole
@@ -22,8 +32,63 @@ import sys
 import threading
 import types
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from moto.core.exceptions import JsonRESTError
+from moto.kms import models as kms_models
+from moto.kms import responses as kms_responses
+from moto.kms import utils as kms_utils
+from moto.kms.exceptions import ValidationException
 from moto.s3 import models
 from moto.server import main
+
+_kms = threading.local()
+_kms_sign = kms_responses.KmsResponse.sign
+
+
+def _sign_response(self):
+    _kms.digest = self._get_param("MessageType") == "DIGEST"
+    try:
+        return _kms_sign(self)
+    finally:
+        _kms.digest = False
+
+
+_ecdsa_sign = kms_utils.ECDSAPrivateKey.sign
+
+
+def _ecdsa_sign_digest(self, message, signing_algorithm):
+    if not getattr(_kms, "digest", False):
+        return _ecdsa_sign(self, message, signing_algorithm)
+    kms_utils.validate_signing_algorithm(signing_algorithm, self.valid_signing_algorithms)
+    algorithm = self._ECDSAPrivateKey__hash_algorithm(signing_algorithm)
+    if len(message) != algorithm.digest_size:
+        raise ValidationException(
+            f"Digest is invalid length for algorithm {signing_algorithm}."
+        )
+    return self.private_key.sign(message, ec.ECDSA(Prehashed(algorithm)))
+
+
+kms_responses.KmsResponse.sign = _sign_response
+
+
+def _enabled_only(method):
+    def checked(self, key_id, *args, **kwargs):
+        key = self.describe_key(key_id)
+        if key.key_state == "Disabled":
+            raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+        if key.key_state != "Enabled":
+            raise JsonRESTError(
+                "KMSInvalidStateException", f"{key.arn} is {key.key_state}."
+            )
+        return method(self, key_id, *args, **kwargs)
+
+    return checked
+
+
+kms_models.KmsBackend.sign = _enabled_only(kms_models.KmsBackend.sign)
+kms_models.KmsBackend.get_public_key = _enabled_only(kms_models.KmsBackend.get_public_key)
+kms_utils.ECDSAPrivateKey.sign = _ecdsa_sign_digest
 
 
 def _listed(version):

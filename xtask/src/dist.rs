@@ -104,10 +104,11 @@ pub struct Args {
     /// Where the artifacts, SHA256SUMS and the provenance go.
     #[arg(long, default_value = "target/dist")]
     out: PathBuf,
-    /// Signing key (PEM) for the provenance; without it, OUT/provenance.key is used,
-    /// generated when absent.
+    /// Signing key for the provenance: a PEM file or a key URI (`awskms:///alias/NAME`);
+    /// without it, OUT/provenance.key is used, generated when absent.
     #[arg(long)]
-    key: Option<PathBuf>,
+    #[arg(value_name = "FILE|URI")]
+    key: Option<String>,
     /// Build nothing: check the binaries already in OUT against the budgets.
     #[arg(long)]
     check_budgets: bool,
@@ -156,8 +157,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 pub struct Options {
     pub targets: Vec<Target>,
     pub out: PathBuf,
-    /// The provenance signing key (PEM); `None` uses or generates `OUT/provenance.key`.
-    pub key: Option<PathBuf>,
+    /// The provenance signing key (a PEM file or a key URI such as `awskms:///alias/NAME`);
+    /// `None` uses or generates `OUT/provenance.key`.
+    pub key: Option<String>,
     /// The cargo target directory; `None` is `CARGO_TARGET_DIR` or `target/`.
     pub target_dir: Option<PathBuf>,
 }

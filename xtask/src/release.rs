@@ -83,8 +83,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     assets: Option<PathBuf>,
     /// The provenance signing key for the build (`cargo xtask dist --key`).
-    #[arg(long, conflicts_with = "assets")]
-    key: Option<PathBuf>,
+    #[arg(long, conflicts_with = "assets", value_name = "FILE|URI")]
+    key: Option<String>,
     /// Push the current branch and the tag to REMOTE before publishing.
     #[arg(long, value_name = "REMOTE")]
     push: Option<String>,

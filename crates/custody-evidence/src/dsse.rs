@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvidenceError, VerifyError};
-use crate::keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
+use crate::error::{EvidenceError, SignError, VerifyError};
+use crate::keys::{KeyIdScheme, PublicKey, Signer, TrustedKeys};
 use crate::statement::Statement;
 
 /// The only payload type Custody signs and accepts.
@@ -101,29 +101,29 @@ impl Envelope {
 pub fn sign_payload(
     payload_type: &str,
     body: &[u8],
-    key: &SigningKey,
+    key: &dyn Signer,
     scheme: KeyIdScheme,
-) -> Envelope {
-    let sig = key.sign_der(&pae(payload_type, body));
-    Envelope {
+) -> Result<Envelope, SignError> {
+    let sig = key.sign(&pae(payload_type, body))?;
+    Ok(Envelope {
         payload: STANDARD.encode(body),
         payload_type: payload_type.to_owned(),
         signatures: vec![EnvelopeSignature {
             keyid: Some(key.public().keyid(scheme)),
             sig: STANDARD.encode(sig),
         }],
-    }
+    })
 }
 
 /// Serializes a statement compactly and signs it as an in-toto DSSE envelope.
 pub fn sign_statement(
     statement: &Statement,
-    key: &SigningKey,
+    key: &dyn Signer,
     scheme: KeyIdScheme,
 ) -> Result<Envelope, EvidenceError> {
     let body =
         serde_json::to_vec(statement).map_err(|e| EvidenceError::Serialize(e.to_string()))?;
-    Ok(sign_payload(IN_TOTO_PAYLOAD_TYPE, &body, key, scheme))
+    Ok(sign_payload(IN_TOTO_PAYLOAD_TYPE, &body, key, scheme)?)
 }
 
 /// A verified envelope: the statement, its payload bytes and the key that verified it.
@@ -208,6 +208,7 @@ pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified
 mod tests {
     use super::*;
     use crate::digest::Digest;
+    use crate::keys::SigningKey;
     use crate::record::RecordInfo;
     use crate::statement::ResourceDescriptor;
 
@@ -239,7 +240,8 @@ mod tests {
             b"hello world",
             &key,
             KeyIdScheme::Empty,
-        );
+        )
+        .unwrap();
         assert_eq!(env.payload, "aGVsbG8gd29ybGQ=");
         assert_eq!(
             env.signatures[0].sig,

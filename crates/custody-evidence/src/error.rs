@@ -51,9 +51,21 @@ pub enum VerifyError {
     SubjectMismatch { expected: String, found: String },
 }
 
+/// Why a signer did not sign. `key` names the key (a file, a key URI without
+/// credentials); `reason` says what the key's holder answered. Neither carries key
+/// material or a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("signing with {key} failed: {reason}")]
+pub struct SignError {
+    pub key: String,
+    pub reason: String,
+}
+
 /// Errors building evidence.
 #[derive(Debug, Error)]
 pub enum EvidenceError {
+    #[error(transparent)]
+    Sign(#[from] SignError),
     #[error("could not serialize the statement: {0}")]
     Serialize(String),
     #[error("invalid digest `{value}`: {reason}")]

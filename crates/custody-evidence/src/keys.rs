@@ -29,7 +29,24 @@ use p256::pkcs8::{
 };
 
 use crate::digest::Digest;
-use crate::error::KeyError;
+use crate::error::{KeyError, SignError};
+
+/// Whatever signs Custody's records: a key in memory ([`SigningKey`]), or a key that
+/// never leaves its holder (a KMS, an HSM), behind the same two calls.
+///
+/// Signatures are ECDSA P-256 / SHA-256 over `msg`, ASN.1 DER encoded, verifiable with
+/// [`Signer::public`]. A remote signer checks each signature against that key before it
+/// returns it, so a holder that answers with another key's signature fails here, not in
+/// an auditor's verification years later.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The public key every signature verifies with.
+    fn public(&self) -> &PublicKey;
+    /// Signs `msg` (the whole message: the signer hashes it, or sends its digest).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError>;
+    /// The key's name for messages: a file, or a key URI. Never key material or a
+    /// credential.
+    fn name(&self) -> String;
+}
 
 /// How the `keyid` of a signature is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,6 +119,13 @@ impl PublicKey {
     /// Parses a PKIX (`BEGIN PUBLIC KEY`) PEM.
     pub fn from_pem(pem: &str, label: impl Into<String>) -> Result<Self, KeyError> {
         let key = VerifyingKey::from_public_key_pem(pem.trim())
+            .map_err(|e| KeyError::PublicKey(e.to_string()))?;
+        Self::from_verifying(key, label)
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo (what a KMS or an HSM hands out).
+    pub fn from_spki_der(der: &[u8], label: impl Into<String>) -> Result<Self, KeyError> {
+        let key = VerifyingKey::from_public_key_der(der)
             .map_err(|e| KeyError::PublicKey(e.to_string()))?;
         Self::from_verifying(key, label)
     }
@@ -261,6 +285,30 @@ impl SigningKey {
     pub fn sign_der(&self, msg: &[u8]) -> Vec<u8> {
         let sig: Signature = self.key.sign(msg);
         sig.to_der().as_bytes().to_vec()
+    }
+}
+
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn public(&self) -> &PublicKey {
+        (**self).public()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        (**self).sign(msg)
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}
+
+impl Signer for SigningKey {
+    fn public(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.sign_der(msg))
+    }
+    fn name(&self) -> String {
+        "the signing key".into()
     }
 }
 

@@ -17,12 +17,12 @@ pub mod subject;
 
 pub use digest::{Digest, sha256_reader};
 pub use dsse::{
-    Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, Verified, pae, sign_statement,
+    Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, Verified, pae, sign_payload, sign_statement,
     verify_envelope,
 };
-pub use error::{EvidenceError, KeyError, ServiceNameError, VerifyError};
+pub use error::{EvidenceError, KeyError, ServiceNameError, SignError, VerifyError};
 pub use hipaa::Control;
-pub use keys::{KeyIdScheme, PublicKey, SigningKey, TrustedKeys};
+pub use keys::{KeyIdScheme, PublicKey, Signer, SigningKey, TrustedKeys};
 pub use record::{
     ChainLink, MAX_SERVICE_LEN, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo,
     check_service_name,

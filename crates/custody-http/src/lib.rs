@@ -11,9 +11,13 @@
 //!   and octocrab (through [`client::Client::hyper`]) run on it; the AWS SDK gets the
 //!   same roots and proxy ([`net::Net::roots_pem`], [`net::Net::proxy`]).
 //! - [`gitlab::Client`] (feature `gitlab`): the single `gitlab::api::AsyncClient`.
+//! - [`aws::http_client`] (feature `aws`): the AWS SDK's HTTP client with the same
+//!   roots and proxy, for the S3 store and the AWS KMS signer's credential chain.
 
 mod secret;
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "github")]

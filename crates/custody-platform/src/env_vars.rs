@@ -114,3 +114,8 @@ pub const CUSTODY_REGISTRY_URL: &str = "CUSTODY_REGISTRY_URL";
 /// Registry credentials for cosign signature lookups (anonymous when unset).
 pub const CUSTODY_REGISTRY_USERNAME: &str = "CUSTODY_REGISTRY_USERNAME";
 pub const CUSTODY_REGISTRY_PASSWORD: &str = "CUSTODY_REGISTRY_PASSWORD";
+
+/// The AWS KMS endpoint (a whole URL) for `awskms:///…` keys, as the AWS SDKs read it.
+pub const AWS_ENDPOINT_URL_KMS: &str = "AWS_ENDPOINT_URL_KMS";
+/// Every AWS service's endpoint, when no service-specific one is set.
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";

@@ -6,15 +6,18 @@
 //! report. Each binary keeps only its own flags and its own work.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use custody_evidence::{KeyIdScheme, PipelineContext, SigningKey};
+use custody_evidence::{KeyIdScheme, PipelineContext, Signer, SigningKey};
+use custody_sign::KeyRef;
+use custody_sign::awskms::{AwsKmsSigner, KmsOptions};
 use custody_store::Retention;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::context::Env;
-use crate::{ci, console, env_vars, keyfiles};
+use crate::{ci, console, env_vars, keyfiles, stores};
 
 /// Logs on stderr, every line neutralized ([`console::NeutralWriter`]), filtered by
 /// `CUSTODY_LOG` (`level` or `target=level,…`: tracing's `Targets`, no regex engine);
@@ -35,23 +38,43 @@ pub fn init_logging(env: &dyn Env) {
         .try_init();
 }
 
-/// The signing key: the PEM in `CUSTODY_SIGNING_KEY_PEM` (masked in the job log first,
-/// so it never shows) wins over `path`; `None` when neither is given.
-pub fn signing_key(env: &dyn Env, path: Option<&Path>) -> Result<Option<SigningKey>, String> {
+/// The signer: the PEM in `CUSTODY_SIGNING_KEY_PEM` (masked in the job log first, so
+/// it never shows) wins over `key`, which names a PEM file or a key held elsewhere
+/// (`awskms://…`: [`custody_sign`]); `None` when neither is given. A KMS key is
+/// reached under the step's network policy (`ca_files`) and checked before any work:
+/// a missing, disabled, denied or unreachable key fails here.
+pub fn signer(
+    env: &dyn Env,
+    key: Option<&str>,
+    ca_files: &[PathBuf],
+) -> Result<Option<Arc<dyn Signer>>, String> {
     if let Some(pem) = env.var(env_vars::CUSTODY_SIGNING_KEY_PEM) {
         for line in ci::add_mask(env, &pem) {
             // on stderr like every workflow command: stdout carries data only
             console::command(&line);
         }
         return SigningKey::from_pem(&pem)
-            .map(Some)
+            .map(|k| Some(Arc::new(k) as Arc<dyn Signer>))
             .map_err(|e| format!("{}: {e}", env_vars::CUSTODY_SIGNING_KEY_PEM));
     }
-    match path {
-        Some(p) => keyfiles::read_signing_key(p)
-            .map(Some)
+    let Some(key) = key else { return Ok(None) };
+    match KeyRef::parse(key).map_err(|e| e.to_string())? {
+        KeyRef::File(path) => keyfiles::read_signing_key(Path::new(&path))
+            .map(|k| Some(Arc::new(k) as Arc<dyn Signer>))
             .map_err(|e| e.to_string()),
-        None => Ok(None),
+        KeyRef::AwsKms(kms) => {
+            let opts = KmsOptions {
+                net: stores::net(env, ca_files).map_err(|e| e.to_string())?,
+                endpoint_url: env
+                    .var(env_vars::AWS_ENDPOINT_URL_KMS)
+                    .or_else(|| env.var(env_vars::AWS_ENDPOINT_URL)),
+                region: None,
+                credentials: None,
+            };
+            AwsKmsSigner::open(kms, &opts)
+                .map(|s| Some(Arc::new(s) as Arc<dyn Signer>))
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -208,9 +231,10 @@ pub struct CaFileArg {
 /// The key a step signs its record with, and how (evidence-upload, runner-guard).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignArgs {
-    /// Private signing key (PEM); or set CUSTODY_SIGNING_KEY_PEM to the key itself.
-    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
-    pub key: Option<PathBuf>,
+    /// Signing key: a PEM private key file, or a key URI (`awskms:///alias/NAME`); or
+    /// set CUSTODY_SIGNING_KEY_PEM to the PEM itself.
+    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
+    pub key: Option<String>,
     #[command(flatten)]
     pub record: RecordArgs,
 }
@@ -330,14 +354,16 @@ mod tests {
         let key = SigningKey::generate();
         let pem = key.to_pkcs8_pem().unwrap();
         let with_pem = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, pem.as_str())]);
-        let got = signing_key(&with_pem, Some(Path::new("/nonexistent"))).unwrap();
+        let got = signer(&with_pem, Some("/nonexistent"), &[]).unwrap();
         assert_eq!(got.unwrap().public().pem(), key.public().pem());
         let none = env(&[]);
-        assert!(signing_key(&none, None).unwrap().is_none());
-        let e = signing_key(&none, Some(Path::new("/nonexistent/key"))).unwrap_err();
+        assert!(signer(&none, None, &[]).unwrap().is_none());
+        let e = signer(&none, Some("/nonexistent/key"), &[]).unwrap_err();
         assert!(e.contains("/nonexistent/key"), "{e}");
+        let e = signer(&none, Some("vault://transit/key"), &[]).unwrap_err();
+        assert!(e.contains("unknown key scheme"), "{e}");
         let bad = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, "junk")]);
-        let e = signing_key(&bad, None).unwrap_err();
+        let e = signer(&bad, None, &[]).unwrap_err();
         assert!(e.contains("CUSTODY_SIGNING_KEY_PEM"), "{e}");
         assert!(
             !e.contains("junk"),

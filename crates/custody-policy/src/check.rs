@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use custody_evidence::{
     ChainLink, Control, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo,
-    ResourceDescriptor, SigningKey, SubjectSpec, TrustedKeys,
+    ResourceDescriptor, Signer, SubjectSpec, TrustedKeys,
 };
 use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record};
 use jiff::Timestamp;
@@ -36,7 +36,7 @@ pub enum PlatformSource {
 /// How the decision is stored.
 #[derive(Debug, Clone)]
 pub struct RecordSettings {
-    pub key: SigningKey,
+    pub key: std::sync::Arc<dyn Signer>,
     pub keyid_scheme: KeyIdScheme,
     pub retention: Retention,
 }
@@ -248,7 +248,7 @@ async fn store_decision<S: EvidenceStore>(
     };
     let appended = append_record(
         store,
-        &rec.key,
+        rec.key.as_ref(),
         rec.keyid_scheme,
         &chain_id,
         draft,

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use custody_evidence::{
-    ChainLink, Digest, KeyIdScheme, RecordInfo, ResourceDescriptor, SigningKey, Statement,
+    ChainLink, Digest, KeyIdScheme, RecordInfo, ResourceDescriptor, Signer, Statement,
     sign_statement,
 };
 
@@ -44,7 +44,7 @@ pub struct AppendFailure {
 /// Links `draft` to the head of `chain_id`, signs and stores it.
 pub async fn append_record<S: EvidenceStore>(
     store: &S,
-    key: &SigningKey,
+    key: &dyn Signer,
     scheme: KeyIdScheme,
     chain_id: &str,
     draft: Draft,
@@ -58,7 +58,7 @@ pub async fn append_record<S: EvidenceStore>(
 /// [`append_record`], keeping the envelope whose write is in doubt when it fails.
 pub async fn append_or_doubt<S: EvidenceStore>(
     store: &S,
-    key: &SigningKey,
+    key: &dyn Signer,
     scheme: KeyIdScheme,
     chain_id: &str,
     mut draft: Draft,

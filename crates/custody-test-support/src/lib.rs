@@ -16,12 +16,15 @@
 //! [`oidc`]: a test OIDC issuer: its keys, JWKS documents, GitHub-shaped claims and
 //! signed (or forged, or unsigned) tokens.
 //!
+//! [`moto`]: moto's server on loopback, and its KMS driven by boto3.
+//!
 //! [`tiers`]: custody-guard's example tier model pointed at loopback stand-ins.
 
 #![allow(clippy::expect_used)]
 
 mod fault;
 pub mod http;
+pub mod moto;
 pub mod oidc;
 pub mod tiers;
 mod tls;

@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Generate a P-256 signing key (mode 0600) and its public key (`<path>.pub`).
     Keygen(KeygenArgs),
+    /// Print the public key of a signing key (a PEM file, or a key URI such as
+    /// `awskms:///alias/NAME`, fetched from the KMS) for the trusted-keys set.
+    PublicKey(PublicKeyArgs),
     /// Wrap a file as a signed in-toto statement about a subject and store it.
     Attest(AttestArgs),
     /// Verify an envelope (a file or a stored record) against trusted public keys.
@@ -241,6 +244,20 @@ pub struct KeygenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// The signing key: a private key file (PEM) or a key URI.
+    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
+    pub key: String,
+    /// Also write the public key (PEM) to this file.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: CaFileArg,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct ContextArgs {
     /// `--commit`, `--pipeline`, `--job`, as on every step.
     #[command(flatten)]
@@ -263,9 +280,10 @@ pub struct AttestArgs {
     /// What the evidence is about: `name@sha256:…`, `sha256:…`, `git:<commit>`, or a file to hash.
     #[arg(long)]
     pub subject: String,
-    /// Private key (PKCS#8 or SEC1 PEM).
-    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY)]
-    pub key: PathBuf,
+    /// Signing key: a private key file (PKCS#8 or SEC1 PEM) or a key URI
+    /// (`awskms:///alias/NAME`); CUSTODY_SIGNING_KEY_PEM, when set, wins.
+    #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
+    pub key: String,
     #[command(flatten)]
     pub store: StoreArg,
     /// Pipeline stage: build, test, scan, sign, deploy or a custom name.
@@ -553,6 +571,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     rt.block_on(async move {
         match cli.command {
             Command::Keygen(a) => crate::commands::keygen::run(a),
+            Command::PublicKey(a) => crate::commands::keygen::public_key(&a),
             Command::Attest(a) => crate::commands::attest::run(a).await,
             Command::Verify(a) => crate::commands::verify::run(a).await,
             Command::Query(a) => crate::commands::query::run(a).await,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use custody_evidence::{
     ChainLink, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo, ResourceDescriptor,
-    SigningKey, Statement, sign_statement,
+    Signer, Statement, sign_statement,
 };
 use custody_formats::{FormatError, Kind, Summary};
 use custody_platform::files::{self, FileError};
@@ -360,7 +360,7 @@ fn progress(line: &str) {
 /// checked, so a bad file leaves no trace; a transient failure to open it spools.
 pub async fn run(
     cfg: &Config,
-    key: &SigningKey,
+    key: &dyn Signer,
     open: impl FnOnce() -> Result<AnyStore, StoreError>,
 ) -> Result<Outcome, UploadError> {
     let subject = files::resolve_subject(&cfg.subject, Some(&cfg.workspace))?;
@@ -438,7 +438,7 @@ fn named_input(p: &Planned, error: StoreError) -> UploadError {
 async fn store_one(
     store: &AnyStore,
     cfg: &Config,
-    key: &SigningKey,
+    key: &dyn Signer,
     chain_id: &str,
     p: &Planned,
 ) -> Result<StoredRecord, Failed> {
@@ -547,7 +547,7 @@ fn nonce(chain_id: &str) -> String {
 /// stand-in only if its position was taken, so the evidence is stored exactly once.
 fn spool(
     cfg: &Config,
-    key: &SigningKey,
+    key: &dyn Signer,
     chain_id: &str,
     planned: Vec<Planned>,
     cause: &StoreError,

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use custody_evidence::{SigningKey, check_service_name};
+use std::sync::Arc;
+
+use custody_evidence::{Signer, check_service_name};
 use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::step::{self, Outputs};
 use custody_platform::{env_vars, stores};
@@ -75,12 +77,12 @@ fn fail(env: &dyn Env, err: &UploadError) -> ExitCode {
     ExitCode::from(err.exit_code())
 }
 
-fn load_key(env: &dyn Env, args: &Args) -> Result<SigningKey, UploadError> {
-    step::signing_key(env, args.sign.key.as_deref())
+fn load_key(env: &dyn Env, args: &Args) -> Result<Arc<dyn Signer>, UploadError> {
+    step::signer(env, args.sign.key.as_deref(), &args.tls.ca_file)
         .map_err(UploadError::Usage)?
         .ok_or_else(|| {
             UploadError::Usage(
-                "no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM".into(),
+                "no signing key: pass --key FILE|URI or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM".into(),
             )
         })
 }
@@ -126,7 +128,7 @@ fn run_main() -> ExitCode {
     let result = load_key(&env, &args).and_then(|key| {
         let cfg = config(&env, &args)?;
         let rt = step::runtime().map_err(UploadError::Usage)?;
-        rt.block_on(run(&cfg, &key, || {
+        rt.block_on(run(&cfg, key.as_ref(), || {
             stores::create(&args.store, &env, &args.tls.ca_file)
         }))
     });

@@ -90,9 +90,10 @@ pub struct Args {
     pub tls: step::CaFileArg,
     #[command(flatten)]
     pub context: step::ContextArgs,
-    /// Key that signs the decision record; or set CUSTODY_SIGNING_KEY_PEM.
-    #[arg(long, env = v::CUSTODY_SIGNING_KEY)]
-    pub signing_key: Option<PathBuf>,
+    /// Key that signs the decision record: a PEM file or a key URI
+    /// (`awskms:///alias/NAME`); or set CUSTODY_SIGNING_KEY_PEM.
+    #[arg(long, env = v::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
+    pub signing_key: Option<String>,
     /// The store's log signing key (`custody log keygen`): sign a checkpoint of the log
     /// before gathering, so every record the gate relies on is in it (policy data
     /// `log.require_checkpoint`).

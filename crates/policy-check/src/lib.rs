@@ -15,7 +15,9 @@
 pub mod cli;
 
 use anyhow::{Context as _, bail};
-use custody_evidence::SigningKey;
+use std::sync::Arc;
+
+use custody_evidence::Signer;
 use custody_platform::context::Env;
 use custody_platform::step::{self, Report};
 use custody_platform::{env_vars as v, files, keyfiles, stores};
@@ -184,11 +186,11 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
     Ok((report, code))
 }
 
-fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<SigningKey> {
-    step::signing_key(env, args.signing_key.as_deref())
+fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<Arc<dyn Signer>> {
+    step::signer(env, args.signing_key.as_deref(), &args.tls.ca_file)
         .map_err(anyhow::Error::msg)?
         .context(
-            "no key to sign the decision record: pass --signing-key PATH, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record",
+            "no key to sign the decision record: pass --signing-key FILE|URI, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record",
         )
 }
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use custody_evidence::{
     ChainLink, Control, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo,
-    ResourceDescriptor, SigningKey, SubjectSpec,
+    ResourceDescriptor, Signer, SubjectSpec,
 };
 use custody_guard::{Environment, GuardOptions, Report, Request, TierModel, TierModelError};
 use custody_platform::context::Env;
@@ -51,7 +51,7 @@ pub const EXIT_STORE: i32 = 4;
 pub struct EvidenceConfig {
     /// Store URL (`file://`, `s3://`, `gitlab://`).
     pub store: String,
-    pub key: SigningKey,
+    pub key: std::sync::Arc<dyn Signer>,
     pub keyid_scheme: KeyIdScheme,
     pub retention: Retention,
     /// `--commit`: used when the verified token names none.
@@ -189,7 +189,8 @@ impl Env for JobEnv<'_> {
 pub fn evidence_config(
     env: &dyn Env,
     store: Option<&str>,
-    key: Option<&Path>,
+    key: Option<&str>,
+    ca_files: &[PathBuf],
     record: &custody_platform::step::RecordArgs,
     commit: Option<String>,
 ) -> Result<Option<EvidenceConfig>, GuardError> {
@@ -203,7 +204,7 @@ pub fn evidence_config(
         (Some(s), true) => s.to_owned(),
         (Some(_), false) => {
             return Err(usage(
-                "a store is configured but no signing key: pass --key PATH or set CUSTODY_SIGNING_KEY (a path) or CUSTODY_SIGNING_KEY_PEM, or unset the store to run without evidence",
+                "a store is configured but no signing key: pass --key FILE|URI or set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or unset the store to run without evidence",
             ));
         }
         (None, true) => {
@@ -212,7 +213,7 @@ pub fn evidence_config(
             ));
         }
     };
-    let key = custody_platform::step::signing_key(env, key)
+    let key = custody_platform::step::signer(env, key, ca_files)
         .map_err(GuardError::Usage)?
         .ok_or_else(|| usage("no signing key"))?;
     Ok(Some(EvidenceConfig {
@@ -343,7 +344,7 @@ fn store_report(
         };
         let appended = append_record(
             &store,
-            &ev.key,
+            ev.key.as_ref(),
             ev.keyid_scheme,
             &chain_id,
             draft,

@@ -7,12 +7,15 @@
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use custody_evidence::{
-    Envelope, KeyIdScheme, ResourceDescriptor, STATEMENT_V1, SigningKey, Statement, TrustedKeys,
-    sign_statement, verify_envelope,
+    Envelope, KeyIdScheme, ResourceDescriptor, STATEMENT_V1, Signer, SigningKey, Statement,
+    TrustedKeys, sign_statement, verify_envelope,
 };
+use custody_sign::KeyRef;
+use custody_sign::awskms::{AwsKmsSigner, KmsOptions};
 use serde_json::json;
 
 use super::tools::{CARGO_ZIGBUILD, Tools};
@@ -132,7 +135,7 @@ pub fn statement(artifacts: &[Artifact], facts: &BuildFacts<'_>) -> Statement {
 
 /// Signs the statement (keyid scheme `empty`, Custody's default) and checks the
 /// envelope verifies under the key's public half before anyone sees it.
-pub fn sign(statement: &Statement, key: &SigningKey) -> anyhow::Result<Envelope> {
+pub fn sign(statement: &Statement, key: &dyn Signer) -> anyhow::Result<Envelope> {
     let env = sign_statement(statement, key, KeyIdScheme::default())?;
     let trusted = TrustedKeys::new(vec![key.public().clone()]);
     let verified = verify_envelope(&env, &trusted).context("the provenance just signed")?;
@@ -142,15 +145,28 @@ pub fn sign(statement: &Statement, key: &SigningKey) -> anyhow::Result<Envelope>
     Ok(env)
 }
 
-/// The signing key: `--key` (a PKCS#8 or SEC1 PEM), else `OUT/provenance.key`, generated
-/// (mode 0600) when absent. Writes the public key to `OUT/provenance.key.pub`.
-pub fn signing_key(key: Option<&Path>, out: &Path) -> anyhow::Result<(SigningKey, PathBuf)> {
-    let key = match key {
-        Some(path) => read_key(path)?,
+/// The signing key: `--key` (a PKCS#8 or SEC1 PEM, or an `awskms://` key URI, reached
+/// with the AWS credential chain and `AWS_ENDPOINT_URL_KMS`), else `OUT/provenance.key`,
+/// generated (mode 0600) when absent. Writes the public key to `OUT/provenance.key.pub`.
+pub fn signing_key(key: Option<&str>, out: &Path) -> anyhow::Result<(Arc<dyn Signer>, PathBuf)> {
+    let key: Arc<dyn Signer> = match key {
+        Some(r) => match KeyRef::parse(r)? {
+            KeyRef::File(path) => Arc::new(read_key(Path::new(&path))?),
+            KeyRef::AwsKms(k) => {
+                let opts = KmsOptions {
+                    net: custody_sign::Net::from_env(&[])?,
+                    endpoint_url: std::env::var("AWS_ENDPOINT_URL_KMS")
+                        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                        .ok(),
+                    ..KmsOptions::default()
+                };
+                Arc::new(AwsKmsSigner::open(k, &opts)?)
+            }
+        },
         None => {
             let path = out.join(GENERATED_KEY_FILE);
             if path.exists() {
-                read_key(&path)?
+                Arc::new(read_key(&path)?)
             } else {
                 let k = SigningKey::generate();
                 let pem = k.to_pkcs8_pem()?;
@@ -166,7 +182,7 @@ pub fn signing_key(key: Option<&Path>, out: &Path) -> anyhow::Result<(SigningKey
                     "generated a signing key for this build: {} (pass --key for a release)",
                     path.display()
                 );
-                k
+                Arc::new(k)
             }
         }
     };
@@ -360,7 +376,7 @@ mod tests {
         // a --key that is not a key: refused, without echoing its content
         let bad = dir.path().join("bad.key");
         std::fs::write(&bad, "not-a-secret-but-pretend").unwrap();
-        let err = format!("{:#}", signing_key(Some(&bad), dir.path()).unwrap_err());
+        let err = format!("{:#}", signing_key(bad.to_str(), dir.path()).unwrap_err());
         assert!(err.contains("bad.key"), "{err}");
         assert!(!err.contains("pretend"), "{err}");
     }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use custody_evidence::{ChainLink, Control, KeyIdScheme, Material, RecordInfo};
 use custody_platform::context::ProcessEnv;
 use custody_platform::stores;
-use custody_platform::{files, keyfiles, step};
+use custody_platform::{files, step};
 use custody_store::{Draft, EvidenceStore, ObjectSource, Retention, append_record};
 
 use crate::cli::{AttestArgs, ContextArgs, Format};
@@ -14,7 +14,9 @@ use crate::exit::{Exit, fail};
 
 pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
     let scheme: KeyIdScheme = args.keyid_scheme.parse()?;
-    let key = keyfiles::read_signing_key(&args.key).context("reading the signing key")?;
+    let key = step::signer(&ProcessEnv, Some(&args.key), &args.store.tls.ca_file)
+        .map_err(|e| fail(Exit::Usage, format!("the signing key: {e}")))?
+        .ok_or_else(|| fail(Exit::Usage, "no signing key: pass --key FILE|URI"))?;
     let mut controls = Control::baseline();
     for c in &args.controls {
         let c: Control = c.parse()?;

@@ -14,6 +14,7 @@
 
 mod audit;
 mod crash;
+mod kms;
 mod log;
 mod runners;
 

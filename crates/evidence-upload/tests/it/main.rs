@@ -1361,3 +1361,76 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     })
     .collect()
 }
+
+/// The step with `--key awskms://…` against moto's KMS: records signed in KMS verify
+/// with the public key boto3 reads; a disabled key fails the step with 2 before
+/// anything (a material included) is stored.
+#[test]
+fn kms_key_signs_the_records_and_a_disabled_key_stores_nothing() {
+    let Some(moto) = custody_test_support::moto::Moto::start("the step's AWS KMS test") else {
+        return;
+    };
+    let job = Job::new();
+    let good = moto.kms_key("ECC_NIST_P256", "SIGN_VERIFY");
+    let disabled = moto.kms_key("ECC_NIST_P256", "SIGN_VERIFY");
+    moto.kms(&format!("kms.disable_key(KeyId='{disabled}')"));
+    let step = |key: &str, store: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_evidence-upload"))
+            .current_dir(job.ws())
+            .args(["--stage", "scan", "--subject", &image(), "--key", key])
+            .args([
+                "--file",
+                "fixtures/scan-trivy/trivy-alpine-310.json",
+                "--format",
+                "json",
+            ])
+            .arg("--store")
+            .arg(store)
+            .arg("--spool")
+            .arg(job.dir.path().join("spool"))
+            .args(["--commit", "0123456789abcdef0123456789abcdef01234567"])
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
+            .env_remove("CUSTODY_SIGNING_KEY_PEM")
+            .env("AWS_ENDPOINT_URL_KMS", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+
+    let refused_store = job.dir.path().join("refused");
+    let o = step(&format!("awskms:///{disabled}"), &refused_store);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the key is disabled"), "{stderr}");
+    assert!(
+        !refused_store.join("objects").exists() && !job.dir.path().join("spool").exists(),
+        "nothing stored or spooled for a refused key"
+    );
+
+    let o = step(&format!("awskms:///{good}"), &job.store());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rec = out["records"][0]["record"].as_str().unwrap();
+    let pem = job.dir.path().join("kms.pub");
+    std::fs::write(&pem, moto.kms_public_pem(&good)).unwrap();
+    let v = Command::new(custody())
+        .args(["verify", "--record", rec, "--store"])
+        .arg(job.store())
+        .arg("--key")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let v = Command::new(custody())
+        .args(["verify", "--record", rec, "--store"])
+        .arg(job.store())
+        .arg("--key")
+        .arg(job.dir.path().join("ci.key.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1), "another key does not verify it");
+}

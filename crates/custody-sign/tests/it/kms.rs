@@ -1,0 +1,139 @@
+use custody_evidence::{
+    Digest, KeyIdScheme, PublicKey, ResourceDescriptor, Signer, SigningKey, Statement, TrustedKeys,
+    sign_statement, verify_envelope,
+};
+use custody_sign::awskms::{AwsKmsSigner, KmsKeyRef, KmsOptions, MAX_RAW_MESSAGE};
+use custody_sign::{KeyRef, SignerError};
+use custody_test_support::moto::Moto;
+
+const SECRET: &str = "kms-test-secret-do-not-print";
+
+fn options(moto: &Moto) -> KmsOptions {
+    KmsOptions {
+        endpoint_url: Some(moto.endpoint()),
+        region: Some("us-east-1".into()),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "AKIDTEST", SECRET, None, None, "test",
+        )),
+        ..KmsOptions::default()
+    }
+}
+
+fn open(moto: &Moto, key: &str) -> Result<AwsKmsSigner, SignerError> {
+    let KeyRef::AwsKms(k) = KeyRef::parse(&format!("awskms:///{key}")).unwrap() else {
+        panic!("not a KMS key URI")
+    };
+    AwsKmsSigner::open(k, &options(moto))
+}
+
+fn statement(padding: usize) -> Statement {
+    let subject = ResourceDescriptor::sha256("app.tar", &Digest::of(b"app"));
+    let mut predicate = serde_json::Map::new();
+    predicate.insert("note".into(), "x".repeat(padding).into());
+    Statement::new(
+        vec![subject],
+        "https://custody.dev/test/v1",
+        predicate,
+        &custody_evidence::RecordInfo::for_tests(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_kms_key_signs_envelopes_its_fetched_public_key_verifies() {
+    let Some(moto) = Moto::start("the AWS KMS signer test") else {
+        return;
+    };
+    let id = moto.kms_key("ECC_NIST_P256", "SIGN_VERIFY");
+    let signer = open(&moto, &id).unwrap();
+    // the public key is the one boto3 reads from KMS
+    let theirs = PublicKey::from_pem(&moto.kms_public_pem(&id), "boto3").unwrap();
+    assert_eq!(signer.public().pem(), theirs.pem());
+    assert_eq!(signer.name(), format!("awskms:///{id}"));
+    let trusted = TrustedKeys::new(vec![theirs]);
+    // a small statement goes to KMS whole (RAW), a large one as its digest (DIGEST)
+    for padding in [10, 3 * MAX_RAW_MESSAGE] {
+        let st = statement(padding);
+        let env = sign_statement(&st, &signer, KeyIdScheme::Empty).unwrap();
+        let verified = verify_envelope(&env, &trusted).unwrap();
+        assert_eq!(verified.statement, st);
+        // negative twin: another key does not verify it
+        let other = TrustedKeys::new(vec![SigningKey::generate().public().clone()]);
+        assert!(verify_envelope(&env, &other).is_err());
+    }
+    assert!(
+        serde_json::to_vec(&statement(3 * MAX_RAW_MESSAGE))
+            .unwrap()
+            .len()
+            > MAX_RAW_MESSAGE
+    );
+}
+
+#[test]
+fn missing_disabled_and_wrong_keys_are_refused_by_name() {
+    let Some(moto) = Moto::start("the AWS KMS signer refusal test") else {
+        return;
+    };
+    let missing = open(&moto, "alias/nobody").unwrap_err().to_string();
+    assert!(
+        missing.contains("awskms:///alias/nobody") && missing.contains("does not exist"),
+        "{missing}"
+    );
+
+    let id = moto.kms_key("ECC_NIST_P256", "SIGN_VERIFY");
+    moto.kms(&format!("kms.disable_key(KeyId='{id}')"));
+    let disabled = open(&moto, &id).unwrap_err().to_string();
+    assert!(disabled.contains("disabled"), "{disabled}");
+
+    let rsa = moto.kms_key("RSA_2048", "SIGN_VERIFY");
+    let e = open(&moto, &rsa).unwrap_err().to_string();
+    assert!(e.contains("RSA_2048") && e.contains("ECC_NIST_P256"), "{e}");
+    let p384 = moto.kms_key("ECC_NIST_P384", "SIGN_VERIFY");
+    let e = open(&moto, &p384).unwrap_err().to_string();
+    assert!(e.contains("ECC_NIST_P384"), "{e}");
+
+    for e in [&missing, &disabled] {
+        assert!(!e.contains(SECRET), "{e}");
+    }
+}
+
+#[test]
+fn an_unreachable_kms_is_named_and_nothing_is_signed() {
+    let KeyRef::AwsKms(k) = KeyRef::parse("awskms:///alias/custody").unwrap() else {
+        panic!()
+    };
+    let opts = KmsOptions {
+        endpoint_url: Some(format!("http://{}", custody_test_support::closed_port())),
+        region: Some("us-east-1".into()),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "AKIDTEST", SECRET, None, None, "test",
+        )),
+        ..KmsOptions::default()
+    };
+    let e = AwsKmsSigner::open(k, &opts).unwrap_err().to_string();
+    assert!(e.contains("could not be reached"), "{e}");
+    assert!(!e.contains(SECRET), "{e}");
+}
+
+#[test]
+fn key_references_are_files_kms_uris_or_refused() {
+    assert_eq!(
+        KeyRef::parse("keys/custody.key").unwrap(),
+        KeyRef::File("keys/custody.key".into())
+    );
+    assert!(matches!(
+        KeyRef::parse("awskms:///alias/a").unwrap(),
+        KeyRef::AwsKms(KmsKeyRef { host: None, .. })
+    ));
+    for unknown in [
+        "gcpkms://projects/p/key",
+        "hashivault://transit/key",
+        "pkcs11:token=t",
+    ] {
+        let e = KeyRef::parse(unknown).unwrap_err().to_string();
+        assert!(
+            e.contains("not supported") || e.contains("unknown key scheme"),
+            "{e}"
+        );
+    }
+}
