@@ -137,3 +137,68 @@ fn key_references_are_files_kms_uris_or_refused() {
         );
     }
 }
+
+/// A KMS stand-in that answers every call with one fault, as AWS shapes it.
+fn faulty_kms(kind: &str, message: &str) -> (custody_test_support::Server, KmsOptions) {
+    let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
+    let server = custody_test_support::Server::start(&[("/", 400, body)]);
+    let opts = KmsOptions {
+        endpoint_url: Some(server.url("/")),
+        region: Some("eu-west-1".into()),
+        credentials: Some(aws_credential_types::Credentials::new(
+            "AKIDTEST", SECRET, None, None, "test",
+        )),
+        ..KmsOptions::default()
+    };
+    (server, opts)
+}
+
+fn kms_ref(key: &str) -> KmsKeyRef {
+    KmsKeyRef::parse(&format!("/{key}")).unwrap()
+}
+
+#[test]
+fn a_denied_key_is_named_and_the_request_was_sigv4_signed_without_leaking_the_secret() {
+    let (server, opts) = faulty_kms(
+        "AccessDeniedException",
+        "User: arn:aws:sts::111122223333:assumed-role/ci is not authorized to perform: kms:GetPublicKey",
+    );
+    let e = AwsKmsSigner::open(kms_ref("alias/custody"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("awskms:///alias/custody")
+            && e.contains("not allowed to use the key (AccessDeniedException)")
+            && e.contains("kms:GetPublicKey"),
+        "{e}"
+    );
+    assert!(!e.contains(SECRET), "{e}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "a refusal is not retried");
+    let r = &requests[0];
+    assert_eq!(
+        r.headers.get("x-amz-target").map(String::as_str),
+        Some("TrentService.GetPublicKey")
+    );
+    let auth = r.headers.get("authorization").cloned().unwrap_or_default();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            && auth.contains("/eu-west-1/kms/aws4_request"),
+        "{auth}"
+    );
+    assert!(!auth.contains(SECRET));
+}
+
+#[test]
+fn throttling_is_retried_then_reported() {
+    let (server, opts) = faulty_kms("ThrottlingException", "Rate exceeded");
+    let e = AwsKmsSigner::open(kms_ref("alias/custody"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("KMS throttled the request"), "{e}");
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "three attempts, each signed afresh"
+    );
+}
