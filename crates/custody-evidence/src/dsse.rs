@@ -165,6 +165,10 @@ pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified
     let payload = env.payload_bytes()?;
     let msg = pae(&env.payload_type, &payload);
     let mut malformed = None;
+    // parsed once a signature verifies: the time a key's validity is judged at comes
+    // from the signed payload only
+    let mut statement: Option<Statement> = None;
+    let mut not_valid = None;
     for (index, s) in env.signatures.iter().enumerate() {
         let sig = match decode_b64(&s.sig) {
             Ok(sig) => sig,
@@ -181,18 +185,36 @@ pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified
             .keys()
             .iter()
             .partition(|k| !keyid.is_empty() && k.matches_keyid(keyid));
-        if let Some(signer) = hinted
-            .into_iter()
-            .chain(rest)
-            .find(|k| k.verify(&msg, &sig))
-        {
-            let statement = Statement::from_slice(&payload)?;
-            return Ok(Verified {
-                statement,
-                payload,
-                signer: signer.clone(),
-            });
+        for signer in hinted.into_iter().chain(rest) {
+            if !signer.verify(&msg, &sig) {
+                continue;
+            }
+            let st = match statement.take() {
+                Some(st) => st,
+                None => Statement::from_slice(&payload)?,
+            };
+            let at = st.record().map(|r| r.recorded_at);
+            match trusted.validity(signer).and_then(|v| v.refuses(at)) {
+                None => {
+                    return Ok(Verified {
+                        statement: st,
+                        payload,
+                        signer: signer.clone(),
+                    });
+                }
+                Some(reason) => {
+                    // another signature, by a key that counts, may still carry it
+                    not_valid.get_or_insert(VerifyError::KeyNotValid {
+                        key: signer.label.clone(),
+                        reason,
+                    });
+                    statement = Some(st);
+                }
+            }
         }
+    }
+    if let Some(e) = not_valid {
+        return Err(e);
     }
     // nothing verified: when no signature could even be read, say why
     match malformed {
@@ -434,5 +456,110 @@ mod tests {
         v.statement.require_subject(&a).unwrap();
         let err = v.statement.require_subject(&b).unwrap_err().to_string();
         assert!(err.contains("replayed"), "{err}");
+    }
+
+    /// A statement whose record says it was made at `at`.
+    fn statement_at(at: &str) -> Statement {
+        let mut record = RecordInfo::for_tests();
+        record.recorded_at = at.parse().unwrap();
+        Statement::new(
+            vec![ResourceDescriptor::sha256("artifact", &Digest::of(b"v"))],
+            "https://custody.dev/evidence/v1",
+            serde_json::Map::new(),
+            &record,
+        )
+        .unwrap()
+    }
+
+    fn bounded(k: &SigningKey, v: crate::keys::Validity) -> TrustedKeys {
+        let mut t = TrustedKeys::default();
+        t.push_with(k.public().clone(), v);
+        t
+    }
+
+    #[test]
+    fn a_revoked_key_counts_for_records_made_before_its_revocation_only() {
+        let key = SigningKey::generate();
+        let revoked = crate::keys::Validity {
+            revoked_at: Some("2026-03-01T00:00:00Z".parse().unwrap()),
+            reason: Some("exposed in a job log".into()),
+            ..Default::default()
+        };
+        let trusted = bounded(&key, revoked);
+        let before = sign_statement(
+            &statement_at("2026-02-28T23:59:59Z"),
+            &key,
+            KeyIdScheme::Empty,
+        )
+        .unwrap();
+        verify_envelope(&before, &trusted).unwrap();
+        for at in ["2026-03-01T00:00:00Z", "2026-05-01T00:00:00Z"] {
+            let after = sign_statement(&statement_at(at), &key, KeyIdScheme::Empty).unwrap();
+            let e = verify_envelope(&after, &trusted).unwrap_err().to_string();
+            assert!(
+                e.contains("revoked at 2026-03-01T00:00:00Z (exposed in a job log)")
+                    && e.contains(at),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_counts_inside_its_window_only_and_not_without_a_time() {
+        let key = SigningKey::generate();
+        let window = crate::keys::Validity {
+            not_before: Some("2025-01-01T00:00:00Z".parse().unwrap()),
+            not_after: Some("2025-12-31T23:59:59Z".parse().unwrap()),
+            ..Default::default()
+        };
+        let trusted = bounded(&key, window);
+        let inside = sign_statement(
+            &statement_at("2025-06-01T00:00:00Z"),
+            &key,
+            KeyIdScheme::Empty,
+        )
+        .unwrap();
+        verify_envelope(&inside, &trusted).unwrap();
+        for (at, says) in [
+            ("2024-12-31T23:59:59Z", "notBefore"),
+            ("2026-01-01T00:00:00Z", "notAfter"),
+        ] {
+            let env = sign_statement(&statement_at(at), &key, KeyIdScheme::Empty).unwrap();
+            let e = verify_envelope(&env, &trusted).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        // a statement without a Custody record has no time to judge the window by
+        let mut bare = statement_at("2025-06-01T00:00:00Z");
+        bare.record = None;
+        let env = sign_statement(&bare, &key, KeyIdScheme::Empty).unwrap();
+        let e = verify_envelope(&env, &trusted).unwrap_err().to_string();
+        assert!(e.contains("no time"), "{e}");
+        // the same key without bounds verifies both
+        verify_envelope(&env, &TrustedKeys::new(vec![key.public().clone()])).unwrap();
+    }
+
+    #[test]
+    fn a_second_signature_by_a_key_that_counts_still_carries_the_envelope() {
+        let old = SigningKey::generate();
+        let new = SigningKey::generate();
+        let st = statement_at("2026-06-01T00:00:00Z");
+        let mut env = sign_statement(&st, &old, KeyIdScheme::Empty).unwrap();
+        let second = sign_statement(&st, &new, KeyIdScheme::Empty).unwrap();
+        env.signatures.extend(second.signatures);
+        let mut trusted = bounded(
+            &old,
+            crate::keys::Validity {
+                revoked_at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        let v = verify_envelope(&env, &trusted).unwrap_err().to_string();
+        assert!(v.contains("revoked"), "{v}");
+        trusted.push(new.public().clone());
+        let v = verify_envelope(&env, &trusted).unwrap();
+        assert_eq!(v.signer.pem(), new.public().pem());
+        // push never loosens bounds set by push_with
+        trusted.push(old.public().clone());
+        assert!(!trusted.validity(old.public()).unwrap().is_unbounded());
     }
 }

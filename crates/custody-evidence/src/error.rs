@@ -39,6 +39,10 @@ pub enum VerifyError {
         "no trusted key verifies any signature of the envelope (tried {keys} key(s) against {signatures} signature(s)): it was altered or signed by an untrusted key"
     )]
     NoTrustedSignature { keys: usize, signatures: usize },
+    #[error(
+        "the envelope is signed by the trusted key {key}, but that key does not count for it: {reason}"
+    )]
+    KeyNotValid { key: String, reason: String },
     #[error("the key set is empty: pass a public key or a directory of PEM public keys")]
     NoKeys,
     #[error("payload is not an in-toto statement: {0}")]

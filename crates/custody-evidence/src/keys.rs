@@ -95,14 +95,24 @@ impl fmt::Display for KeyIdScheme {
     }
 }
 
-/// A P-256 public key and the canonical PEM it is identified by.
-#[derive(Clone, PartialEq, Eq)]
+/// A P-256 public key and the canonical PEM it is identified by. Two are equal when
+/// their keys are, whatever file they were read from (`label`): a key read twice is one
+/// key in a [`TrustedKeys`], with one validity.
+#[derive(Clone)]
 pub struct PublicKey {
     key: VerifyingKey,
     pem: String,
     /// Where the key came from (a file name), for messages.
     pub label: String,
 }
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -312,20 +322,113 @@ impl Signer for SigningKey {
     }
 }
 
-/// The set of public keys a verifier trusts.
+/// When a trusted key's signatures count: each bound optional, RFC 3339 instants from
+/// a trusted-keys file. A signature counts when it was made at or after `not_before`, at
+/// or before `not_after`, and before `revoked_at`.
+///
+/// The time a signature was made is the record's `recordedAt`, which the key's holder
+/// wrote: a revocation dated from when the key may first have been exposed is what
+/// keeps a thief's backdated records out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: Option<jiff::Timestamp>,
+    pub not_after: Option<jiff::Timestamp>,
+    pub revoked_at: Option<jiff::Timestamp>,
+    /// Why the key was revoked, for messages.
+    pub reason: Option<String>,
+}
+
+impl Validity {
+    /// No bound: the key counts whenever it signed.
+    pub fn is_unbounded(&self) -> bool {
+        self.not_before.is_none() && self.not_after.is_none() && self.revoked_at.is_none()
+    }
+
+    /// Why a signature made at `at` does not count; `None` when it does. A bounded key
+    /// and no time (a statement without a Custody record) do not count: there is
+    /// nothing to judge the bounds by.
+    pub fn refuses(&self, at: Option<jiff::Timestamp>) -> Option<String> {
+        if self.is_unbounded() {
+            return None;
+        }
+        let Some(at) = at else {
+            return Some(
+                "the key is only trusted for a period, and the statement carries no time (no Custody record) to place it in".into(),
+            );
+        };
+        if let Some(revoked) = self.revoked_at
+            && at >= revoked
+        {
+            let why = self
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            return Some(format!(
+                "the key was revoked at {revoked}{why} and the record was made at {at}"
+            ));
+        }
+        if let Some(nb) = self.not_before
+            && at < nb
+        {
+            return Some(format!(
+                "the record was made at {at}, before the key's notBefore {nb}"
+            ));
+        }
+        if let Some(na) = self.not_after
+            && at > na
+        {
+            return Some(format!(
+                "the record was made at {at}, after the key's notAfter {na}"
+            ));
+        }
+        None
+    }
+}
+
+/// The set of public keys a verifier trusts, each with its [`Validity`].
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: Vec<PublicKey>,
+    /// Parallel to `keys`.
+    validity: Vec<Validity>,
 }
 
 impl TrustedKeys {
     pub fn new(keys: Vec<PublicKey>) -> Self {
-        Self { keys }
+        let mut out = Self::default();
+        keys.into_iter().for_each(|k| out.push(k));
+        out
     }
+    /// Adds a key trusted whenever it signed; a key already in the set keeps its
+    /// validity.
     pub fn push(&mut self, key: PublicKey) {
         if !self.keys.contains(&key) {
             self.keys.push(key);
+            self.validity.push(Validity::default());
         }
+    }
+    /// Adds a key with bounds; a key already in the set takes these bounds (the
+    /// trusted-keys file is the more specific statement about it).
+    pub fn push_with(&mut self, key: PublicKey, validity: Validity) {
+        match self.keys.iter().position(|k| *k == key) {
+            Some(i) => {
+                if let Some(v) = self.validity.get_mut(i) {
+                    *v = validity;
+                }
+            }
+            None => {
+                self.keys.push(key);
+                self.validity.push(validity);
+            }
+        }
+    }
+    /// The bounds of `key`, when it is in the set.
+    pub fn validity(&self, key: &PublicKey) -> Option<&Validity> {
+        self.keys
+            .iter()
+            .position(|k| k == key)
+            .and_then(|i| self.validity.get(i))
     }
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys

@@ -22,7 +22,7 @@ pub use dsse::{
 };
 pub use error::{EvidenceError, KeyError, ServiceNameError, SignError, VerifyError};
 pub use hipaa::Control;
-pub use keys::{KeyIdScheme, PublicKey, Signer, SigningKey, TrustedKeys};
+pub use keys::{KeyIdScheme, PublicKey, Signer, SigningKey, TrustedKeys, Validity};
 pub use record::{
     ChainLink, MAX_SERVICE_LEN, Material, PipelineContext, Platform, RECORD_EXTENSION, RecordInfo,
     check_service_name,

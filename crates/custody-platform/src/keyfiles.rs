@@ -1,13 +1,29 @@
 //! Key files at the edge: reading a private key, reading a trusted key set from files
-//! and directories, and writing a new key pair without ever overwriting one.
-//! Errors name the file, never its contents.
+//! and directories (PEM public keys, and trusted-keys files that bound when each key
+//! counts), and writing a new key pair without ever overwriting one. Errors name the
+//! file, never its contents.
+//!
+//! A trusted-keys file (`.yaml`, `.yml` or `.json`):
+//!
+//! ```yaml
+//! keys:
+//!   - name: ci-2025                 # for messages
+//!     file: keys/ci-2025.pub        # relative to this file; or the PEM in `publicKey`
+//!     notBefore: 2025-01-01T00:00:00Z
+//!     notAfter: 2026-12-31T23:59:59Z
+//!     revokedAt: 2026-03-01T12:00:00Z
+//!     reason: exposed in a job log
+//! ```
+//!
+//! Unknown fields are refused, so a misspelt `revokedAt` cannot leave a key trusted.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use custody_evidence::{KeyError, PublicKey, SigningKey, TrustedKeys};
+use custody_evidence::{KeyError, PublicKey, SigningKey, TrustedKeys, Validity};
+use serde::Deserialize;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -30,6 +46,89 @@ pub enum KeyFileError {
     Exists { path: PathBuf },
     #[error("{path} holds no PEM public key (`-----BEGIN PUBLIC KEY-----`)")]
     NoPublicKey { path: PathBuf },
+    #[error("{path}: not a trusted-keys file: {reason}")]
+    TrustedKeysFile { path: PathBuf, reason: String },
+}
+
+/// One key of a trusted-keys file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KeyEntry {
+    name: Option<String>,
+    file: Option<PathBuf>,
+    public_key: Option<String>,
+    not_before: Option<jiff::Timestamp>,
+    not_after: Option<jiff::Timestamp>,
+    revoked_at: Option<jiff::Timestamp>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: Vec<KeyEntry>,
+}
+
+fn is_trusted_keys_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Reads a trusted-keys file into `keys`: each entry's key (one, from `file` or
+/// `publicKey`) with its bounds.
+fn read_keys_file(path: &Path, keys: &mut TrustedKeys) -> Result<(), KeyFileError> {
+    let bad = |reason: String| KeyFileError::TrustedKeysFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = fs::read_to_string(path).map_err(io(path))?;
+    let file: KeysFile = serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if file.keys.is_empty() {
+        return Err(bad("`keys` is empty".into()));
+    }
+    for (i, entry) in file.keys.into_iter().enumerate() {
+        let what = entry.name.clone().unwrap_or_else(|| format!("keys[{i}]"));
+        let (pem, origin) = match (&entry.file, &entry.public_key) {
+            (Some(f), None) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(f);
+                (fs::read_to_string(&full).map_err(io(&full))?, full)
+            }
+            (None, Some(pem)) => (pem.clone(), path.to_path_buf()),
+            _ => {
+                return Err(bad(format!(
+                    "{what}: give exactly one of `file` and `publicKey`"
+                )));
+            }
+        };
+        let mut parsed = parse_public_keys(&pem, &origin)?;
+        if parsed.len() != 1 {
+            return Err(bad(format!(
+                "{what}: expected one PEM public key, found {}",
+                parsed.len()
+            )));
+        }
+        let mut key = parsed.remove(0);
+        key.label = format!("{what} ({})", path.display());
+        if let (Some(nb), Some(na)) = (entry.not_before, entry.not_after)
+            && nb > na
+        {
+            return Err(bad(format!(
+                "{what}: notBefore {nb} is after notAfter {na}"
+            )));
+        }
+        keys.push_with(
+            key,
+            Validity {
+                not_before: entry.not_before,
+                not_after: entry.not_after,
+                revoked_at: entry.revoked_at,
+                reason: entry.reason,
+            },
+        );
+    }
+    Ok(())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
@@ -62,6 +161,12 @@ pub fn read_trusted_keys(paths: &[PathBuf]) -> Result<TrustedKeys, KeyFileError>
             files.sort();
             let mut found = false;
             for file in files {
+                if is_trusted_keys_file(&file) {
+                    // read for its bounds even when it holds the PEMs inline
+                    read_keys_file(&file, &mut keys)?;
+                    found = true;
+                    continue;
+                }
                 let Ok(text) = fs::read_to_string(&file) else {
                     continue;
                 };
@@ -75,6 +180,8 @@ pub fn read_trusted_keys(paths: &[PathBuf]) -> Result<TrustedKeys, KeyFileError>
             if !found {
                 return Err(KeyFileError::NoPublicKey { path: path.clone() });
             }
+        } else if is_trusted_keys_file(path) {
+            read_keys_file(path, &mut keys)?;
         } else {
             let text = fs::read_to_string(path).map_err(io(path))?;
             let parsed = parse_public_keys(&text, path)?;
@@ -231,5 +338,67 @@ mod tests {
             read_trusted_keys(&[dir.path().join("notes.txt")]),
             Err(KeyFileError::NoPublicKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_trusted_keys_file_bounds_its_keys_wherever_it_is_read_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SigningKey::generate();
+        let b = SigningKey::generate();
+        fs::write(dir.path().join("a.pub"), a.public().pem()).unwrap();
+        let inline = b.public().pem().replace('\n', "\n      ");
+        let yaml = format!(
+            "keys:\n  - name: ci-2025\n    file: a.pub\n    revokedAt: 2026-03-01T00:00:00Z\n    reason: exposed\n  - name: release\n    notBefore: 2026-01-01T00:00:00Z\n    publicKey: |\n      {inline}\n"
+        );
+        let file = dir.path().join("trusted-keys.yaml");
+        fs::write(&file, yaml).unwrap();
+        // the file itself, and the directory (where a.pub is also read as a bare PEM)
+        for path in [file.clone(), dir.path().to_path_buf()] {
+            let keys = read_trusted_keys(&[path]).unwrap();
+            assert_eq!(keys.len(), 2);
+            let va = keys.validity(a.public()).unwrap();
+            assert_eq!(va.revoked_at, Some("2026-03-01T00:00:00Z".parse().unwrap()));
+            assert_eq!(va.reason.as_deref(), Some("exposed"));
+            let vb = keys.validity(b.public()).unwrap();
+            assert!(vb.not_before.is_some() && vb.revoked_at.is_none());
+        }
+        // the bare PEM given after the file does not loosen the bounds
+        let keys = read_trusted_keys(&[file.clone(), dir.path().join("a.pub")]).unwrap();
+        assert!(!keys.validity(a.public()).unwrap().is_unbounded());
+        let keys = read_trusted_keys(&[dir.path().join("a.pub"), file]).unwrap();
+        assert!(!keys.validity(a.public()).unwrap().is_unbounded());
+    }
+
+    #[test]
+    fn a_trusted_keys_file_that_could_leave_a_key_trusted_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SigningKey::generate();
+        fs::write(dir.path().join("a.pub"), a.public().pem()).unwrap();
+        for (body, says) in [
+            // a misspelt bound must not be ignored
+            (
+                "keys:\n  - file: a.pub\n    revokedat: 2026-03-01T00:00:00Z\n",
+                "unknown field",
+            ),
+            (
+                "keys:\n  - file: a.pub\n    revokedAt: yesterday\n",
+                "revokedAt",
+            ),
+            ("keys:\n  - name: x\n", "exactly one of"),
+            ("keys: []\n", "empty"),
+            (
+                "keys:\n  - file: a.pub\n    notBefore: 2027-01-01T00:00:00Z\n    notAfter: 2026-01-01T00:00:00Z\n",
+                "is after notAfter",
+            ),
+        ] {
+            let f = dir.path().join("k.yaml");
+            fs::write(&f, body).unwrap();
+            let e = read_trusted_keys(&[f]).unwrap_err().to_string();
+            assert!(e.contains("k.yaml") && e.contains(says), "{body}: {e}");
+        }
+        let missing = dir.path().join("m.json");
+        fs::write(&missing, r#"{"keys":[{"file":"nope.pub"}]}"#).unwrap();
+        let e = read_trusted_keys(&[missing]).unwrap_err().to_string();
+        assert!(e.contains("nope.pub"), "{e}");
     }
 }

@@ -892,3 +892,83 @@ fn record_values_cannot_write_workflow_commands() {
         }
     }
 }
+
+/// A trusted-keys file bounds when a key counts: a record made before the key's
+/// revocation verifies, a key revoked before the record was made fails it with 1,
+/// naming the key, the revocation and the record's time; in `verify` and in
+/// `verify-bundle`, where the auditor's own file is the trust.
+#[test]
+fn a_revoked_key_fails_records_made_after_its_revocation() {
+    let e = Env::new();
+    let rec = e.attest(SBOM, "build");
+    let pem = std::fs::read_to_string(e.path("signer.key.pub")).unwrap();
+    let trusted = |revoked: &str| {
+        let inline = pem.trim_end().replace('\n', "\n      ");
+        format!(
+            "keys:\n  - name: ci-2025\n    revokedAt: {revoked}\n    reason: exposed in a job log\n    publicKey: |\n      {inline}\n"
+        )
+    };
+    std::fs::write(e.path("later.yaml"), trusted("2099-01-01T00:00:00Z")).unwrap();
+    std::fs::write(e.path("earlier.yaml"), trusted("2020-01-01T00:00:00Z")).unwrap();
+    e.ok(&[
+        "verify",
+        "--record",
+        &rec,
+        "--store",
+        "store",
+        "--key",
+        "later.yaml",
+    ]);
+    let out = e.run(&[
+        "verify",
+        "--record",
+        &rec,
+        "--store",
+        "store",
+        "--key",
+        "earlier.yaml",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("ci-2025")
+            && said.contains("revoked at 2020-01-01T00:00:00Z (exposed in a job log)"),
+        "{said}"
+    );
+    // the same bundle, judged with the auditor's trusted-keys file
+    e.ok(&[
+        "export",
+        "--store",
+        "store",
+        "--commit",
+        "0123abcd",
+        "--key",
+        "signer.key.pub",
+        "--out",
+        "audit.tar.gz",
+        "--require-stages",
+        "build",
+    ]);
+    let bundle = |key: &str| {
+        e.run(&[
+            "verify-bundle",
+            "audit.tar.gz",
+            "--key",
+            key,
+            "--require-stages",
+            "build",
+        ])
+    };
+    assert!(bundle("later.yaml").status.success());
+    let out = bundle("earlier.yaml");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
