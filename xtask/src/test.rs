@@ -20,7 +20,8 @@
 //!    build (`cargo test --no-run` first), so the template tests serve them to the
 //!    Actions and components instead of compiling in every run. Each tool reaches the tests through its own variable:
 //!    `CUSTODY_ACT`, `CUSTODY_CHECK_JSONSCHEMA`, `CUSTODY_ZIZMOR`,
-//!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_STEP_BINARIES` (the directory of the built
+//!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_SIGSTORE_VERIFY` (@sigstore/verify's driver),
+//!    `CUSTODY_STEP_BINARIES` (the directory of the built
 //!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
 //! 6. The independent C2SP tlog-tiles checker (tests/interop/tlogcheck, Go, sharing no
 //!    code with the Rust log): Debian's `golang-go` and `golang-golang-x-mod-dev`
@@ -92,6 +93,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )
             .env("CUSTODY_ZIZMOR", venv_bin.join("zizmor"))
             .env("CUSTODY_GITLAB_CI_LOCAL", gitlab_ci_local)
+            .env(
+                "CUSTODY_SIGSTORE_VERIFY",
+                std::path::absolute("tests/npm/sigstore-verify.js")?,
+            )
             .env("CUSTODY_STEP_BINARIES", binaries)
             .env("CUSTODY_TLOGCHECK", tlogcheck)
             .env("AWS_EC2_METADATA_DISABLED", "true"),

@@ -77,6 +77,7 @@ impl Envelope {
                 {
                     VerifyError::SigstoreBundle {
                         media_type: b.media_type,
+                        reason: "a stored record is a DSSE envelope, never a bundle (`custody verify FILE` takes key-based bundles)".into(),
                     }
                 }
                 _ => VerifyError::Malformed(e.to_string()),

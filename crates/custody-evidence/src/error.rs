@@ -29,10 +29,8 @@ pub enum VerifyError {
     SignatureBase64 { index: usize, reason: String },
     #[error("envelope carries {found} signatures, more than the {max} Custody verifies")]
     TooManySignatures { found: usize, max: usize },
-    #[error(
-        "this is a Sigstore bundle ({media_type}), not a DSSE envelope: Custody verifies its own envelopes and cosign's legacy signatures; take the bundle's `dsseEnvelope` out, or verify it with cosign or gh attestation verify"
-    )]
-    SigstoreBundle { media_type: String },
+    #[error("this is a Sigstore bundle ({media_type}) Custody does not verify: {reason}")]
+    SigstoreBundle { media_type: String, reason: String },
     #[error("envelope carries no signatures")]
     NoSignatures,
     #[error(

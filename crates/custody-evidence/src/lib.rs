@@ -12,6 +12,7 @@ pub mod error;
 pub mod hipaa;
 pub mod keys;
 pub mod record;
+pub mod sigstore;
 pub mod statement;
 pub mod subject;
 

@@ -58,6 +58,8 @@ pub const CUSTODY_RELEASE_GITHUB_TOKEN: &str = "CUSTODY_RELEASE_GITHUB_TOKEN";
 pub const CUSTODY_RELEASE_GITLAB_TOKEN: &str = "CUSTODY_RELEASE_GITLAB_TOKEN";
 /// Where evidence is kept when the store cannot be reached.
 pub const CUSTODY_SPOOL: &str = "CUSTODY_SPOOL";
+/// evidence-upload `--sigstore-bundles DIR`: each record also as a Sigstore bundle.
+pub const CUSTODY_SIGSTORE_BUNDLES: &str = "CUSTODY_SIGSTORE_BUNDLES";
 /// The job's workspace on GitHub and GitLab: evidence files must be inside it.
 pub const GITHUB_WORKSPACE: &str = "GITHUB_WORKSPACE";
 pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";

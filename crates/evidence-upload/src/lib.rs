@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use custody_evidence::{
-    ChainLink, Digest, KeyIdScheme, Material, PipelineContext, RecordInfo, ResourceDescriptor,
-    Signer, Statement, sign_statement,
+    ChainLink, Digest, KeyIdScheme, Material, PipelineContext, PublicKey, RecordInfo,
+    ResourceDescriptor, Signer, Statement, sign_statement,
 };
 use custody_formats::{FormatError, Kind, Summary};
 use custody_platform::files::{self, FileError};
@@ -110,6 +110,9 @@ impl UploadError {
 #[serde(rename_all = "camelCase")]
 pub struct StoredRecord {
     pub record: Digest,
+    /// The signed envelope as stored (for `--sigstore-bundles`), not reported.
+    #[serde(skip)]
+    pub envelope: Vec<u8>,
     pub predicate_type: String,
     pub chain: ChainLink,
     pub material: Option<Material>,
@@ -488,6 +491,7 @@ async fn store_one(
     })?;
     Ok(StoredRecord {
         record: appended.outcome.digest,
+        envelope: appended.envelope,
         predicate_type: p.draft.predicate_type.clone(),
         chain: appended.link,
         material: p.materials.first().cloned(),
@@ -606,4 +610,29 @@ fn spool(
         spool: cfg.spool.display().to_string(),
         store: cfg.store.clone(),
     })
+}
+
+/// Writes each stored record as a Sigstore bundle v0.3 (the same DSSE envelope, with a
+/// public-key hint) to `DIR/<record hex>.sigstore.json`, each file written whole: a
+/// temporary file in `dir`, renamed into place. The paths written.
+pub fn write_bundles(
+    dir: &Path,
+    outcome: &Outcome,
+    key: &PublicKey,
+) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = Vec::with_capacity(outcome.records.len());
+    for r in &outcome.records {
+        let env = custody_evidence::Envelope::from_slice(&r.envelope)
+            .map_err(|e| format!("record {}: {e}", r.record))?;
+        let path = dir.join(format!("{}.sigstore.json", r.record.hex()));
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, &custody_evidence::sigstore::bundle_v03(&env, key))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        tmp.persist(&path)
+            .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+        written.push(path);
+    }
+    Ok(written)
 }

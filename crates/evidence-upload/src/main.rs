@@ -16,7 +16,7 @@ use custody_evidence::{Signer, check_service_name};
 use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::step::{self, Outputs};
 use custody_platform::{env_vars, stores};
-use evidence_upload::{Config, Stage, UploadError, report, run};
+use evidence_upload::{Config, Stage, UploadError, report, run, write_bundles};
 
 /// Turn a stage's output into signed, retention-locked evidence.
 #[derive(Debug, Parser)]
@@ -63,6 +63,10 @@ struct Args {
     /// audit can require every stage of every service (`custody verify --service`).
     #[arg(long)]
     service: Option<String>,
+    /// Also write each record as a Sigstore bundle v0.3 (`DIR/<record>.sigstore.json`,
+    /// public-key hint) for Sigstore verifiers: `@sigstore/verify`, cosign.
+    #[arg(long, env = env_vars::CUSTODY_SIGSTORE_BUNDLES, value_name = "DIR")]
+    sigstore_bundles: Option<PathBuf>,
     /// Write a GitLab dotenv report here (default on GitLab: custody.env).
     #[arg(long)]
     dotenv: Option<PathBuf>,
@@ -125,8 +129,11 @@ fn run_main() -> ExitCode {
     let args = Args::parse();
     let env = ProcessEnv;
     step::init_logging(&env);
-    let result = load_key(&env, &args).and_then(|key| {
-        let cfg = config(&env, &args)?;
+    let key = match load_key(&env, &args) {
+        Ok(key) => key,
+        Err(e) => return fail(&env, &e),
+    };
+    let result = config(&env, &args).and_then(|cfg| {
         let rt = step::runtime().map_err(UploadError::Usage)?;
         rt.block_on(run(&cfg, key.as_ref(), || {
             stores::create(&args.store, &env, &args.tls.ca_file)
@@ -136,6 +143,16 @@ fn run_main() -> ExitCode {
         Ok(outcome) => {
             let outputs = Outputs::new(&env, "", args.dotenv.as_deref(), "custody.env");
             outputs.emit(&report(&outcome, args.format == "json"));
+            if let Some(dir) = &args.sigstore_bundles
+                && let Err(e) = write_bundles(dir, &outcome, key.public())
+            {
+                return fail(
+                    &env,
+                    &UploadError::Usage(format!(
+                        "the records are stored, but a Sigstore bundle could not be written: {e}"
+                    )),
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&env, &e),

@@ -52,7 +52,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
             ));
         }
     };
-    let env = match Envelope::from_slice(&bytes) {
+    // a file may be a key-based Sigstore bundle: its DSSE envelope is verified the same way
+    let parsed = if store.is_none() && custody_evidence::sigstore::is_bundle(&bytes) {
+        custody_evidence::sigstore::envelope_from_bundle(&bytes)
+    } else {
+        Envelope::from_slice(&bytes)
+    };
+    let env = match parsed {
         Ok(env) => env,
         // not a verification failure: the wrong kind of file for this command
         Err(e @ custody_evidence::VerifyError::SigstoreBundle { .. }) => {

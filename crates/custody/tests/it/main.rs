@@ -836,6 +836,7 @@ fn a_sigstore_bundle_is_named_not_misread() {
     let err = e.fails(2, &["verify", bundle, "--key", "k.key.pub"]);
     assert!(err.contains("Sigstore bundle"), "{err}");
     assert!(err.contains("application/vnd.dev.sigstore.bundle"), "{err}");
+    assert!(err.contains("keyless"), "{err}");
     assert!(!err.contains("missing field"), "{err}");
 }
 

@@ -1434,3 +1434,144 @@ fn kms_key_signs_the_records_and_a_disabled_key_stores_nothing() {
         .unwrap();
     assert_eq!(v.status.code(), Some(1), "another key does not verify it");
 }
+
+/// `--sigstore-bundles DIR`: each record is also written as a Sigstore bundle v0.3 that
+/// Sigstore's reference verifier (@sigstore/verify, from npm) accepts with the public
+/// key, as does `custody verify`; a flipped byte or another key is refused by both.
+#[test]
+fn records_written_as_sigstore_bundles_verify_with_sigstores_verifier() {
+    let job = Job::new();
+    let bundles = job.dir.path().join("bundles");
+    let o = job
+        .cmd("scan", &["fixtures/scan-trivy/trivy-alpine-310.json"])
+        .arg("--sigstore-bundles")
+        .arg(&bundles)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rec = out["records"][0]["record"].as_str().unwrap();
+    let bundle = bundles.join(format!(
+        "{}.sigstore.json",
+        rec.trim_start_matches("sha256:")
+    ));
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["mediaType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    // the bundle's envelope is the stored record, byte for byte in its fields
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(
+            job.store()
+                .join("objects/sha256")
+                .join(&rec[7..9])
+                .join(&rec[9..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["dsseEnvelope"], stored);
+
+    let public = job.dir.path().join("ci.key.pub");
+    let other = job.dir.path().join("other.pub");
+    std::fs::write(&other, SigningKeyPem::generate()).unwrap();
+    let custody_verify = |b: &Path, key: &Path| {
+        Command::new(custody())
+            .arg("verify")
+            .arg(b)
+            .arg("--key")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    assert!(custody_verify(&bundle, &public).status.success());
+    assert_eq!(custody_verify(&bundle, &other).status.code(), Some(1));
+    // one byte of the signed payload flipped
+    let mut flipped = v.clone();
+    let payload = flipped["dsseEnvelope"]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let i = payload.len() / 2;
+    let c = if &payload[i..=i] == "A" { "B" } else { "A" };
+    flipped["dsseEnvelope"]["payload"] =
+        format!("{}{c}{}", &payload[..i], &payload[i + 1..]).into();
+    let tampered = job.dir.path().join("tampered.sigstore.json");
+    std::fs::write(&tampered, serde_json::to_vec(&flipped).unwrap()).unwrap();
+    assert_eq!(custody_verify(&tampered, &public).status.code(), Some(1));
+
+    // a bundle directory that cannot be made: the records are stored, the step says so
+    // and fails with 2
+    let blocked = job.dir.path().join("not-a-dir");
+    std::fs::write(&blocked, "").unwrap();
+    let o = job
+        .cmd("scan", &["fixtures/scan-trivy/trivy-alpine-310.json"])
+        .arg("--sigstore-bundles")
+        .arg(&blocked)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the records are stored, but a Sigstore bundle could not be written")
+            && stderr.contains("not-a-dir"),
+        "{stderr}"
+    );
+
+    let Ok(script) = std::env::var("CUSTODY_SIGSTORE_VERIFY") else {
+        eprintln!(
+            "CUSTODY_SIGSTORE_VERIFY not set: @sigstore/verify interop not run (cargo xtask test sets it)"
+        );
+        return;
+    };
+    let root = fixtures().join("sigstore/trusted_root-public-good.json");
+    let hint = v["verificationMaterial"]["publicKey"]["hint"]
+        .as_str()
+        .unwrap();
+    let sigstore = |b: &Path, key: &Path| {
+        Command::new("node")
+            .arg(&script)
+            .arg(b)
+            .arg(key)
+            .arg(&root)
+            .arg(hint)
+            .output()
+            .unwrap()
+    };
+    let ok = sigstore(&bundle, &public);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    for (b, key) in [(&bundle, &other), (&tampered, &public)] {
+        let o = sigstore(b, key);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+/// A public key PEM of a fresh key, made by `custody keygen`.
+struct SigningKeyPem;
+
+impl SigningKeyPem {
+    fn generate() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.key");
+        let o = Command::new(custody())
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        std::fs::read_to_string(dir.path().join("k.key.pub")).unwrap()
+    }
+}
