@@ -23,13 +23,15 @@
 //!    `CUSTODY_GITLAB_CI_LOCAL`, `CUSTODY_SIGSTORE_VERIFY` (@sigstore/verify's driver),
 //!    `CUSTODY_STEP_BINARIES` (the directory of the built
 //!    `evidence-upload`, `policy-check`, `runner-guard` and `custody`).
-//! 6. The independent C2SP tlog-tiles checker (tests/interop/tlogcheck, Go, sharing no
+//! 6. SoftHSM2 (Debian `softhsm2`, apt-installed when missing) for the PKCS#11 signer's
+//!    tests, its module named by `CUSTODY_SOFTHSM_MODULE`; each test makes its own token.
+//! 7. The independent C2SP tlog-tiles checker (tests/interop/tlogcheck, Go, sharing no
 //!    code with the Rust log): Debian's `golang-go` and `golang-golang-x-mod-dev`
 //!    (apt-installed when missing), built in GOPATH mode with no module download into
 //!    `target/interop/tlogcheck` and named by `CUSTODY_TLOGCHECK`.
-//! 7. Every fuzz target (`fuzz/`, see `fuzz.rs`) for `CUSTODY_FUZZ_SECONDS` (10) each,
+//! 8. Every fuzz target (`fuzz/`, see `fuzz.rs`) for `CUSTODY_FUZZ_SECONDS` (10) each,
 //!    after the tests; a crash or an allocation over the limit fails the run.
-//! 8. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
+//! 9. With `CUSTODY_REPRO=1`, the reproducibility check of the release build
 //!    (`cargo xtask dist --verify-reproducible` for both targets): two clean release
 //!    builds compared byte for byte and the provenance verified by `custody` and
 //!    securesystemslib. Opt-in: it is two full cross builds (tens of minutes).
@@ -73,6 +75,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let registry = crate::registry::start()?;
     let gitlab_ci_local = npm_tools()?;
     util::debian_package("rsync", "/usr/bin/rsync")?;
+    // a PKCS#11 token for the HSM signer's tests (issue 16)
+    util::debian_package("softhsm2", SOFTHSM_MODULE)?;
     let tlogcheck = tlogcheck()?;
     let binaries = step_binaries(&args.rest)?;
     let venv_bin = std::path::absolute(".venv/bin")?;
@@ -99,6 +103,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )
             .env("CUSTODY_STEP_BINARIES", binaries)
             .env("CUSTODY_TLOGCHECK", tlogcheck)
+            .env("CUSTODY_SOFTHSM_MODULE", SOFTHSM_MODULE)
             .env("AWS_EC2_METADATA_DISABLED", "true"),
     )?;
     // the fuzz targets, each for a short fixed budget (`cargo xtask fuzz` for long runs)
@@ -133,6 +138,9 @@ fn suite_cargo() -> Command {
     }
     cargo
 }
+
+/// SoftHSM2's PKCS#11 module, as Debian's `softhsm2` installs it.
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 /// `npm ci` of tests/npm (gitlab-ci-local, pinned with its dependencies by the lock
 /// file), redone only when the lock file changes. Returns the gitlab-ci-local script.

@@ -133,6 +133,13 @@ impl PublicKey {
         Self::from_verifying(key, label)
     }
 
+    /// Parses an uncompressed or compressed SEC1 point (what a PKCS#11 token holds).
+    pub fn from_sec1(point: &[u8], label: impl Into<String>) -> Result<Self, KeyError> {
+        let key =
+            VerifyingKey::from_sec1_bytes(point).map_err(|e| KeyError::PublicKey(e.to_string()))?;
+        Self::from_verifying(key, label)
+    }
+
     /// Parses a DER SubjectPublicKeyInfo (what a KMS or an HSM hands out).
     pub fn from_spki_der(der: &[u8], label: impl Into<String>) -> Result<Self, KeyError> {
         let key = VerifyingKey::from_public_key_der(der)
@@ -212,6 +219,14 @@ impl PublicKey {
             Err(_) => false,
         }
     }
+}
+
+/// A raw 64-byte `r || s` signature (PKCS#11, JOSE) as ASN.1 DER, the encoding every
+/// DSSE verifier expects; `None` when it is not one.
+pub fn raw_signature_to_der(raw: &[u8]) -> Option<Vec<u8>> {
+    Signature::from_slice(raw)
+        .ok()
+        .map(|s| s.to_der().as_bytes().to_vec())
 }
 
 /// securesystemslib's canonical JSON of an ECDSA key: keys sorted, no whitespace,

@@ -121,3 +121,7 @@ pub const CUSTODY_REGISTRY_PASSWORD: &str = "CUSTODY_REGISTRY_PASSWORD";
 pub const AWS_ENDPOINT_URL_KMS: &str = "AWS_ENDPOINT_URL_KMS";
 /// Every AWS service's endpoint, when no service-specific one is set.
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// The PIN of a `pkcs11:` signing key (masked in the job log first).
+pub const CUSTODY_PKCS11_PIN: &str = "CUSTODY_PKCS11_PIN";
+/// The PKCS#11 module of a `pkcs11:` key whose URI has no `module-path`.
+pub const CUSTODY_PKCS11_MODULE: &str = "CUSTODY_PKCS11_MODULE";

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use custody_evidence::{KeyIdScheme, PipelineContext, Signer, SigningKey};
 use custody_sign::KeyRef;
 use custody_sign::awskms::{AwsKmsSigner, KmsOptions};
+use custody_sign::pkcs11::Pkcs11Options;
 use custody_store::Retention;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -40,7 +41,7 @@ pub fn init_logging(env: &dyn Env) {
 
 /// The signer: the PEM in `CUSTODY_SIGNING_KEY_PEM` (masked in the job log first, so
 /// it never shows) wins over `key`, which names a PEM file or a key held elsewhere
-/// (`awskms://…`: [`custody_sign`]); `None` when neither is given. A KMS key is
+/// (`awskms://…`, `pkcs11:…`: [`custody_sign`]); `None` when neither is given. A KMS key is
 /// reached under the step's network policy (`ca_files`) and checked before any work:
 /// a missing, disabled, denied or unreachable key fails here.
 pub fn signer(
@@ -62,6 +63,21 @@ pub fn signer(
         KeyRef::File(path) => keyfiles::read_signing_key(Path::new(&path))
             .map(|k| Some(Arc::new(k) as Arc<dyn Signer>))
             .map_err(|e| e.to_string()),
+        KeyRef::Pkcs11(token) => {
+            let pin = env.var(env_vars::CUSTODY_PKCS11_PIN);
+            if let Some(pin) = &pin {
+                for line in ci::add_mask(env, pin) {
+                    console::command(&line);
+                }
+            }
+            let opts = Pkcs11Options {
+                module: env.var(env_vars::CUSTODY_PKCS11_MODULE).map(PathBuf::from),
+                pin,
+            };
+            custody_sign::open_pkcs11(&token, &opts)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
         KeyRef::AwsKms(kms) => {
             let opts = KmsOptions {
                 net: stores::net(env, ca_files).map_err(|e| e.to_string())?,

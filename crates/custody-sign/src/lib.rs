@@ -5,6 +5,7 @@
 //! |---|---|
 //! | a path | a PEM private key in a file (custody-platform reads it) |
 //! | `awskms:///KEY` or `awskms://HOST[:PORT]/KEY` | [`awskms::AwsKmsSigner`]: AWS KMS, `ECC_NIST_P256` / `ECDSA_SHA_256` |
+//! | `pkcs11:token=…;object=…?module-path=…` | [`pkcs11`]: a P-256 key on an HSM or token (RFC 7512), on dynamically linked builds |
 //!
 //! `KEY` is a key id, an alias (`alias/name`) or an ARN, as cosign and witness name
 //! them. Every signer implements [`custody_evidence::Signer`]: the same DER signatures
@@ -17,6 +18,7 @@
 //! handful of records; a round trip per signature is what it costs.
 
 pub mod awskms;
+pub mod pkcs11;
 
 /// The network policy a remote signer is reached under (custody-http's).
 pub use custody_http::net::Net;
@@ -30,6 +32,8 @@ pub enum KeyRef {
     File(String),
     /// An AWS KMS key.
     AwsKms(awskms::KmsKeyRef),
+    /// A key on a PKCS#11 token (RFC 7512).
+    Pkcs11(pkcs11::Pkcs11KeyRef),
 }
 
 impl KeyRef {
@@ -41,10 +45,7 @@ impl KeyRef {
             return awskms::KmsKeyRef::parse(rest).map(Self::AwsKms);
         }
         if value.starts_with("pkcs11:") {
-            return Err(SignerError::Unsupported {
-                key: "pkcs11:…".into(),
-                reason: "PKCS#11 keys are not supported by this build".into(),
-            });
+            return pkcs11::Pkcs11KeyRef::parse(value).map(Self::Pkcs11);
         }
         if let Some((scheme, _)) = value.split_once("://")
             && !scheme.is_empty()
@@ -66,7 +67,29 @@ impl fmt::Display for KeyRef {
         match self {
             Self::File(p) => f.write_str(p),
             Self::AwsKms(k) => k.fmt(f),
+            Self::Pkcs11(k) => k.fmt(f),
         }
+    }
+}
+
+/// Opens the PKCS#11 signer `key` names. The static musl builds (the release binaries)
+/// cannot load a module, and say so.
+pub fn open_pkcs11(
+    key: &pkcs11::Pkcs11KeyRef,
+    opts: &pkcs11::Pkcs11Options,
+) -> Result<std::sync::Arc<dyn custody_evidence::Signer>, SignerError> {
+    #[cfg(not(target_env = "musl"))]
+    {
+        pkcs11::Pkcs11Signer::open(key, opts)
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn custody_evidence::Signer>)
+    }
+    #[cfg(target_env = "musl")]
+    {
+        let _ = opts;
+        Err(SignerError::Unsupported {
+            key: key.to_string(),
+            reason: "this is a static (musl) build, which cannot load a PKCS#11 module: use a dynamically linked build (`cargo install --locked --path crates/evidence-upload`, …) for HSM keys".into(),
+        })
     }
 }
 

@@ -162,6 +162,13 @@ pub fn signing_key(key: Option<&str>, out: &Path) -> anyhow::Result<(Arc<dyn Sig
                 };
                 Arc::new(AwsKmsSigner::open(k, &opts)?)
             }
+            KeyRef::Pkcs11(k) => {
+                let opts = custody_sign::pkcs11::Pkcs11Options {
+                    module: std::env::var_os("CUSTODY_PKCS11_MODULE").map(PathBuf::from),
+                    pin: std::env::var("CUSTODY_PKCS11_PIN").ok(),
+                };
+                custody_sign::open_pkcs11(&k, &opts)?
+            }
         },
         None => {
             let path = out.join(GENERATED_KEY_FILE);

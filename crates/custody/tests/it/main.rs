@@ -16,6 +16,7 @@ mod audit;
 mod crash;
 mod kms;
 mod log;
+mod pkcs11;
 mod runners;
 
 use std::path::{Path, PathBuf};
