@@ -1,5 +1,6 @@
-# The image carries a cosign signature (legacy `sha256-<digest>.sig` tag) that Rust
-# verified with a trusted static cosign key; the signed payload names this digest.
+# The image carries a cosign signature (legacy `sha256-<digest>.sig` tag, or cosign v3's
+# Sigstore bundle as an OCI 1.1 referrer) that Rust verified with a trusted static
+# cosign key; the signed payload (or statement subject) names this digest.
 package custody.rules.cosign_signature
 
 import data.custody.lib

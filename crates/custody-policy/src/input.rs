@@ -123,7 +123,8 @@ pub struct SignatureFact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CosignFact {
-    /// The signature manifest looked at: `registry/repo:sha256-<hex>.sig`.
+    /// The signature manifest looked at: `registry/repo:sha256-<hex>.sig`, or
+    /// `registry/repo@sha256:<hex> (OCI referrers)` when only cosign v3 bundles verified.
     pub reference: String,
     /// Signatures that verified with a trusted cosign key.
     pub signatures: Vec<CosignSignature>,
@@ -139,7 +140,8 @@ pub struct CosignSignature {
     pub key: String,
     /// `critical.image.docker-manifest-digest` of the signed payload.
     pub manifest_digest: String,
-    /// `critical.identity.docker-reference` of the signed payload.
+    /// `critical.identity.docker-reference` of the signed payload (empty for a cosign v3
+    /// bundle, whose statement names the digest only).
     pub docker_reference: String,
 }
 

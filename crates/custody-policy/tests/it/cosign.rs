@@ -30,6 +30,58 @@ fn registry() -> Option<String> {
     }
 }
 
+const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// A cosign v3 image signature: a Sigstore bundle v0.3 whose DSSE envelope holds an
+/// in-toto statement of `predicate` about `signed`, signed by `key` (cosign's
+/// `signDigestBundle`: digest-only subject, empty predicate, no keyid).
+fn cosign_bundle(key: &SigningKey, signed: &Digest, predicate: &str) -> Vec<u8> {
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": signed.hex()}, "annotations": {}}],
+        "predicateType": predicate,
+        "predicate": {},
+    });
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let pae = custody_evidence::pae("application/vnd.in-toto+json", &payload);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": key.public().keyid(custody_evidence::KeyIdScheme::Hint)}},
+        "dsseEnvelope": {
+            "payload": b64.encode(&payload),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": b64.encode(key.sign_der(&pae))}],
+        },
+    }))
+    .unwrap()
+}
+
+/// cosign's referrer manifest for a bundle (`WriteReferrer`): empty config, the bundle
+/// as the one layer, the image as `subject`.
+fn referrer_manifest(
+    config: &str,
+    layer: &str,
+    layer_size: usize,
+    subject: &Digest,
+    subject_size: usize,
+    predicate: &str,
+) -> serde_json::Value {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE_V03,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2, "artifactType": BUNDLE_V03},
+        "layers": [{"mediaType": BUNDLE_V03, "digest": layer, "size": layer_size}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.to_string(), "size": subject_size},
+        "annotations": {
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": predicate,
+            "org.opencontainers.image.created": "2026-12-07T12:00:00Z",
+        },
+    })
+}
+
 struct Push {
     http: custody_http::client::Client,
     base: String,
@@ -122,6 +174,105 @@ impl Push {
             )
             .await;
         Digest::parse(&d).unwrap()
+    }
+
+    async fn put(
+        &self,
+        reference: &str,
+        media_type: &'static str,
+        body: &serde_json::Value,
+    ) -> String {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let rsp = self
+            .send(
+                http::Method::PUT,
+                &format!("{}/v2/{}/manifests/{reference}", self.base, self.repo),
+                Some(media_type),
+                bytes.clone(),
+            )
+            .await;
+        assert_eq!(rsp.status(), 201, "{}", String::from_utf8_lossy(rsp.body()));
+        Digest::of(&bytes).to_string()
+    }
+
+    /// Attaches a cosign v3 signature of `signed` the way cosign v3 does on a registry
+    /// without the referrers API (cosign's `WriteReferrer`, go-containerregistry's
+    /// fallback): a Sigstore bundle v0.3 (DSSE, in-toto statement of predicate type
+    /// `predicate`, subject `signed`) as the one layer of a manifest whose `subject` is
+    /// `subject_of`, listed in the OCI index under the tag `sha256-<hex of subject_of>`.
+    async fn sign_bundle(
+        &self,
+        key: &SigningKey,
+        signed: &Digest,
+        subject_of: &Digest,
+        predicate: &str,
+    ) {
+        let bundle = cosign_bundle(key, signed, predicate);
+        let layer = self.blob(&bundle).await;
+        let config = self.blob(b"{}").await;
+        let subject_size = self
+            .send(
+                http::Method::GET,
+                &format!("{}/v2/{}/manifests/{subject_of}", self.base, self.repo),
+                None,
+                Vec::new(),
+            )
+            .await
+            .body()
+            .len();
+        let bundle_type = BUNDLE_V03;
+        let manifest = referrer_manifest(
+            &config,
+            &layer,
+            bundle.len(),
+            subject_of,
+            subject_size,
+            predicate,
+        );
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = Digest::of(&bytes).to_string();
+        self.put(
+            &digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+        // the fallback index: earlier entries kept, this one added
+        let tag = format!("sha256-{}", subject_of.hex());
+        let mut accept = http::HeaderMap::new();
+        accept.insert(
+            "accept",
+            http::HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        );
+        let old = self
+            .http
+            .send(
+                http::Method::GET,
+                &url::Url::parse(&format!("{}/v2/{}/manifests/{tag}", self.base, self.repo))
+                    .unwrap(),
+                &accept,
+                bytes::Bytes::new(),
+                None,
+            )
+            .await
+            .unwrap();
+        let mut manifests = if old.status() == 200 {
+            serde_json::from_slice::<serde_json::Value>(old.body()).unwrap()["manifests"].clone()
+        } else {
+            json!([])
+        };
+        manifests.as_array_mut().unwrap().push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "size": bytes.len(),
+            "digest": digest,
+            "artifactType": bundle_type,
+        }));
+        self.put(
+            &tag,
+            "application/vnd.oci.image.index.v1+json",
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}),
+        )
+        .await;
     }
 
     /// Attaches a cosign signature of `signed` (a digest) under the `.sig` tag of `tag_for`.
@@ -226,6 +377,72 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
         "{fact:?}"
     );
 
+    // cosign v3: a Sigstore bundle as an OCI 1.1 referrer (the tag-schema fallback of
+    // a registry without the referrers API, as Debian's docker-registry 2.8 is)
+    let image5 = push.image().await;
+    push.sign_bundle(
+        &key,
+        &image5,
+        &image5,
+        "https://sigstore.dev/cosign/sign/v1",
+    )
+    .await;
+    let fact = cosign::check(&trusted, &name, &image5).await;
+    assert_eq!(fact.signatures.len(), 1, "{fact:?}");
+    assert_eq!(fact.signatures[0].manifest_digest, image5.to_string());
+    assert_eq!(fact.reference, format!("{name}@{image5} (OCI referrers)"));
+    // the same bundle with another key: refused
+    let fact = cosign::check(&cfg(vec![other.public().clone()]), &name, &image5).await;
+    assert!(fact.signatures.is_empty());
+    assert!(
+        fact.problems
+            .iter()
+            .any(|p| p.contains("does not verify with any trusted cosign key")),
+        "{fact:?}"
+    );
+    // a bundle by another key beside the good one: the good one still counts, the other is named
+    push.sign_bundle(
+        &other,
+        &image5,
+        &image5,
+        "https://sigstore.dev/cosign/sign/v1",
+    )
+    .await;
+    let fact = cosign::check(&trusted, &name, &image5).await;
+    assert_eq!(fact.signatures.len(), 1, "{fact:?}");
+    assert!(
+        fact.problems.iter().any(|p| p.contains("does not verify")),
+        "{fact:?}"
+    );
+    // legacy and bundle signatures together both count
+    push.sign(&key, &image5, &image5, &name).await;
+    let fact = cosign::check(&trusted, &name, &image5).await;
+    assert_eq!(fact.signatures.len(), 2, "{fact:?}");
+    // a bundle whose statement signs another image, attached to this one
+    let image6 = push.image().await;
+    push.sign_bundle(&key, &image, &image6, "https://sigstore.dev/cosign/sign/v1")
+        .await;
+    let fact = cosign::check(&trusted, &name, &image6).await;
+    assert!(fact.signatures.is_empty());
+    assert!(
+        fact.problems
+            .iter()
+            .any(|p| p.contains(&format!("signs {image}, not {image6}"))),
+        "{fact:?}"
+    );
+    // an attestation by the trusted key is not a signature
+    let image7 = push.image().await;
+    push.sign_bundle(&key, &image7, &image7, "https://slsa.dev/provenance/v1")
+        .await;
+    let fact = cosign::check(&trusted, &name, &image7).await;
+    assert!(fact.signatures.is_empty());
+    assert!(
+        fact.problems
+            .iter()
+            .any(|p| p.contains("not a cosign signature")),
+        "{fact:?}"
+    );
+
     // nothing listening: a problem, not a hang or a panic
     let closed = closed_port();
     let mut gone = trusted.clone();
@@ -255,5 +472,72 @@ async fn cosign_signatures_verify_and_fail_for_each_reason() {
     assert!(
         fact.problems[0].contains("not trusted") && fact.problems[0].contains("--ca-file"),
         "{fact:?}"
+    );
+}
+
+/// A registry with the referrers API (OCI distribution 1.1), as a loopback stand-in:
+/// the signature is found through `GET /v2/<repo>/referrers/<digest>`, with no `.sig`
+/// tag and no fallback tag.
+#[tokio::test]
+async fn cosign_v3_signatures_are_found_through_the_referrers_api() {
+    let key = SigningKey::generate();
+    let image = Digest::of(b"an image manifest");
+    let bundle = cosign_bundle(&key, &image, "https://sigstore.dev/cosign/sign/v1");
+    let bundle_digest = Digest::of(&bundle).to_string();
+    let config = Digest::of(b"{}").to_string();
+    let manifest = serde_json::to_string(&referrer_manifest(
+        &config,
+        &bundle_digest,
+        bundle.len(),
+        &image,
+        17,
+        "https://sigstore.dev/cosign/sign/v1",
+    ))
+    .unwrap();
+    let manifest_digest = Digest::of(manifest.as_bytes()).to_string();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(), "artifactType": BUNDLE_V03},
+            // something else referring to the image: skipped, not a problem
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(b"sbom").to_string(), "size": 4, "artifactType": "application/spdx+json"},
+        ],
+    })
+    .to_string();
+    let server = custody_test_support::Server::start(&[
+        (format!("/v2/acme/app/referrers/{image}"), 200, index),
+        (
+            format!("/v2/acme/app/manifests/{manifest_digest}"),
+            200,
+            manifest,
+        ),
+        (
+            format!("/v2/acme/app/blobs/{bundle_digest}"),
+            200,
+            String::from_utf8(bundle).unwrap(),
+        ),
+    ]);
+    let cfg = |k: &SigningKey| CosignConfig {
+        keys: vec![k.public().clone()],
+        registry_url: Some(server.url("")),
+        username: None,
+        password: None,
+        net: custody_http::net::Net::default(),
+    };
+    let fact = cosign::check(&cfg(&key), "registry.example/acme/app", &image).await;
+    assert_eq!(fact.signatures.len(), 1, "{fact:?}");
+    assert!(fact.reference.ends_with("(OCI referrers)"), "{fact:?}");
+    let other = SigningKey::generate();
+    let fact = cosign::check(&cfg(&other), "registry.example/acme/app", &image).await;
+    assert!(fact.signatures.is_empty());
+    assert!(
+        fact.problems.iter().any(|p| p.contains("does not verify")),
+        "{fact:?}"
+    );
+    assert!(
+        server.targets().iter().any(|t| t.contains("/referrers/")),
+        "{:?}",
+        server.targets()
     );
 }
