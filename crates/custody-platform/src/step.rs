@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use custody_evidence::{KeyIdScheme, PipelineContext, Signer, SigningKey};
-use custody_sign::KeyRef;
-use custody_sign::awskms::{AwsKmsSigner, KmsOptions};
+use custody_sign::awskms::KmsOptions;
 use custody_sign::pkcs11::Pkcs11Options;
+use custody_sign::{KeyRef, RemoteOptions};
 use custody_store::Retention;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -63,32 +63,28 @@ pub fn signer(
         KeyRef::File(path) => keyfiles::read_signing_key(Path::new(&path))
             .map(|k| Some(Arc::new(k) as Arc<dyn Signer>))
             .map_err(|e| e.to_string()),
-        KeyRef::Pkcs11(token) => {
+        remote => {
             let pin = env.var(env_vars::CUSTODY_PKCS11_PIN);
             if let Some(pin) = &pin {
                 for line in ci::add_mask(env, pin) {
                     console::command(&line);
                 }
             }
-            let opts = Pkcs11Options {
-                module: env.var(env_vars::CUSTODY_PKCS11_MODULE).map(PathBuf::from),
-                pin,
+            let opts = RemoteOptions {
+                kms: KmsOptions {
+                    net: stores::net(env, ca_files).map_err(|e| e.to_string())?,
+                    endpoint_url: env
+                        .var(env_vars::AWS_ENDPOINT_URL_KMS)
+                        .or_else(|| env.var(env_vars::AWS_ENDPOINT_URL)),
+                    ..KmsOptions::default()
+                },
+                pkcs11: Pkcs11Options {
+                    module: env.var(env_vars::CUSTODY_PKCS11_MODULE).map(PathBuf::from),
+                    pin,
+                },
             };
-            custody_sign::open_pkcs11(&token, &opts)
+            custody_sign::open_remote(remote, &opts)
                 .map(Some)
-                .map_err(|e| e.to_string())
-        }
-        KeyRef::AwsKms(kms) => {
-            let opts = KmsOptions {
-                net: stores::net(env, ca_files).map_err(|e| e.to_string())?,
-                endpoint_url: env
-                    .var(env_vars::AWS_ENDPOINT_URL_KMS)
-                    .or_else(|| env.var(env_vars::AWS_ENDPOINT_URL)),
-                region: None,
-                credentials: None,
-            };
-            AwsKmsSigner::open(kms, &opts)
-                .map(|s| Some(Arc::new(s) as Arc<dyn Signer>))
                 .map_err(|e| e.to_string())
         }
     }

@@ -72,6 +72,30 @@ impl fmt::Display for KeyRef {
     }
 }
 
+/// What the environment tells the remote signers.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    pub kms: awskms::KmsOptions,
+    pub pkcs11: pkcs11::Pkcs11Options,
+}
+
+/// Opens the signer a KMS or PKCS#11 reference names. A file is read by the caller
+/// (custody-platform's key files, with their messages), so it is refused here.
+pub fn open_remote(
+    key: KeyRef,
+    opts: &RemoteOptions,
+) -> Result<std::sync::Arc<dyn custody_evidence::Signer>, SignerError> {
+    match key {
+        KeyRef::AwsKms(k) => awskms::AwsKmsSigner::open(k, &opts.kms)
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn custody_evidence::Signer>),
+        KeyRef::Pkcs11(k) => open_pkcs11(&k, &opts.pkcs11),
+        KeyRef::File(path) => Err(SignerError::Unsupported {
+            key: path,
+            reason: "a key file is not a remote key".into(),
+        }),
+    }
+}
+
 /// Opens the PKCS#11 signer `key` names. The static musl builds (the release binaries)
 /// cannot load a module, and say so.
 pub fn open_pkcs11(

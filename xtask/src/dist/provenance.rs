@@ -14,8 +14,9 @@ use custody_evidence::{
     Envelope, KeyIdScheme, ResourceDescriptor, STATEMENT_V1, Signer, SigningKey, Statement,
     TrustedKeys, sign_statement, verify_envelope,
 };
-use custody_sign::KeyRef;
-use custody_sign::awskms::{AwsKmsSigner, KmsOptions};
+use custody_sign::awskms::KmsOptions;
+use custody_sign::pkcs11::Pkcs11Options;
+use custody_sign::{KeyRef, RemoteOptions};
 use serde_json::json;
 
 use super::tools::{CARGO_ZIGBUILD, Tools};
@@ -152,22 +153,21 @@ pub fn signing_key(key: Option<&str>, out: &Path) -> anyhow::Result<(Arc<dyn Sig
     let key: Arc<dyn Signer> = match key {
         Some(r) => match KeyRef::parse(r)? {
             KeyRef::File(path) => Arc::new(read_key(Path::new(&path))?),
-            KeyRef::AwsKms(k) => {
-                let opts = KmsOptions {
-                    net: custody_sign::Net::from_env(&[])?,
-                    endpoint_url: std::env::var("AWS_ENDPOINT_URL_KMS")
-                        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                        .ok(),
-                    ..KmsOptions::default()
+            remote => {
+                let opts = RemoteOptions {
+                    kms: KmsOptions {
+                        net: custody_sign::Net::from_env(&[])?,
+                        endpoint_url: std::env::var("AWS_ENDPOINT_URL_KMS")
+                            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                            .ok(),
+                        ..KmsOptions::default()
+                    },
+                    pkcs11: Pkcs11Options {
+                        module: std::env::var_os("CUSTODY_PKCS11_MODULE").map(PathBuf::from),
+                        pin: std::env::var("CUSTODY_PKCS11_PIN").ok(),
+                    },
                 };
-                Arc::new(AwsKmsSigner::open(k, &opts)?)
-            }
-            KeyRef::Pkcs11(k) => {
-                let opts = custody_sign::pkcs11::Pkcs11Options {
-                    module: std::env::var_os("CUSTODY_PKCS11_MODULE").map(PathBuf::from),
-                    pin: std::env::var("CUSTODY_PKCS11_PIN").ok(),
-                };
-                custody_sign::open_pkcs11(&k, &opts)?
+                custody_sign::open_remote(remote, &opts)?
             }
         },
         None => {

@@ -4,7 +4,7 @@
 
 use custody_test_support::moto::Moto;
 
-use super::{Env, SBOM, fixtures, image, python, sslib};
+use super::{Env, attest_args, python, said, sslib};
 
 const SECRET: &str = "kms-e2e-secret-never-printed";
 
@@ -19,31 +19,6 @@ fn kms_env(e: &Env, moto: &Moto, args: &[&str]) -> std::process::Output {
         .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
-}
-
-fn attest_args(key: &str) -> Vec<String> {
-    [
-        "attest",
-        fixtures().join(SBOM).to_str().unwrap(),
-        "--subject",
-        &image(),
-        "--key",
-        key,
-        "--store",
-        "store",
-        "--format",
-        "json",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -64,7 +39,7 @@ fn kms_signed_records_verify_with_the_fetched_public_key() {
         &moto,
         &["public-key", "--key", &uri, "--out", "kms.pub"],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", said(&out));
     let fetched = std::fs::read_to_string(e.path("kms.pub")).unwrap();
     assert_eq!(
         fetched,
@@ -76,8 +51,8 @@ fn kms_signed_records_verify_with_the_fetched_public_key() {
     let args = attest_args(&uri);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = kms_env(&e, &moto, &args);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!text(&out).contains(SECRET));
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(!said(&out).contains(SECRET));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let record = v["record"].as_str().unwrap().to_owned();
 
@@ -147,12 +122,12 @@ fn a_missing_or_disabled_kms_key_fails_with_2_and_stores_nothing() {
         let args = attest_args(&key);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = kms_env(&e, &moto, &args);
-        let said = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{said}");
-        assert!(said.contains(&key) && said.contains(says), "{said}");
-        assert!(!said.contains(SECRET), "{said}");
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(&key) && text.contains(says), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
         let out = kms_env(&e, &moto, &["public-key", "--key", &key]);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", said(&out));
     }
     // nothing was stored: not a record, not a material
     let stored = std::fs::read_dir(e.path("store/objects/sha256"))

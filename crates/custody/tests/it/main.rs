@@ -974,3 +974,32 @@ fn a_revoked_key_fails_records_made_after_its_revocation() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `custody attest` of the SBOM fixture with `key`, into `store`, as JSON: the KMS and
+/// PKCS#11 tests' command.
+fn attest_args(key: &str) -> Vec<String> {
+    let sbom = fixtures().join(SBOM);
+    [
+        "attest",
+        sbom.to_str().unwrap(),
+        "--subject",
+        &image(),
+        "--key",
+        key,
+        "--store",
+        "store",
+        "--format",
+        "json",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// stdout and stderr of a run, together.
+fn said(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use super::{Env, SBOM, fixtures, image, python, sslib};
+use super::{Env, attest_args as attest, python, said, sslib};
 
 const PIN: &str = "pin-4711-never-printed";
 
@@ -88,32 +88,6 @@ impl Token {
             .output()
             .unwrap()
     }
-}
-
-fn said(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn attest(key: &str) -> Vec<String> {
-    let sbom = fixtures().join(SBOM);
-    [
-        "attest",
-        sbom.to_str().unwrap(),
-        "--subject",
-        &image(),
-        "--key",
-        key,
-        "--store",
-        "store",
-        "--format",
-        "json",
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 #[test]
