@@ -288,28 +288,20 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
         token: None,
         cfg: cfg.clone(),
     };
-    match legacy(&mut reg, cfg, &tag, &reference, digest, &mut fact).await {
-        Lookup::Unreachable => return fact,
-        Lookup::Missing | Lookup::Looked => {}
+    let old = legacy(&mut reg, cfg, &tag, &reference, digest, &mut fact).await;
+    if old == Lookup::Unreachable {
+        return fact;
     }
-    let before = fact.problems.len();
     let legacy_signatures = fact.signatures.len();
-    let found = referrers(&mut reg, cfg, digest, &mut fact).await;
+    let new = referrers(&mut reg, cfg, digest, &mut fact).await;
     if legacy_signatures == 0 && !fact.signatures.is_empty() {
         fact.reference = format!("{host}/{}@{digest} (OCI referrers)", reg.repo);
     }
-    if found == Lookup::Missing && fact.signatures.is_empty() {
-        // say it once, for both layouts
-        fact.problems.truncate(before);
-        if let Some(p) = fact
-            .problems
-            .iter_mut()
-            .find(|p| p.starts_with("no signature manifest"))
-        {
-            *p = format!(
-                "no signature manifest {reference} and no Sigstore bundle referring to {digest} (the image is not signed with cosign)"
-            );
-        }
+    if old == Lookup::Missing && new == Lookup::Missing {
+        // neither layout is there (and neither added a problem but this one): say it once
+        fact.problems = vec![format!(
+            "no signature manifest {reference} and no Sigstore bundle referring to {digest} (the image is not signed with cosign)"
+        )];
     }
     fact
 }
