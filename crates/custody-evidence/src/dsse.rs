@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EvidenceError, SignError, VerifyError};
 use crate::keys::{KeyIdScheme, PublicKey, Signer, TrustedKeys};
 use crate::statement::Statement;
+use crate::timestamp;
 
 /// The only payload type Custody signs and accepts.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -23,6 +24,35 @@ pub struct EnvelopeSignature {
     #[serde(default)]
     pub keyid: Option<String>,
     pub sig: String,
+    /// DSSE 1.1's unauthenticated signature extension. Custody writes Sigstore
+    /// verification material here when the signature is timestamped (RFC 3161 tokens
+    /// over the signature bytes); absent otherwise, so untimestamped envelopes keep
+    /// their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<SignatureExtension>,
+}
+
+/// A DSSE signature extension: a `kind` naming how to read `ext`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureExtension {
+    pub kind: String,
+    pub ext: serde_json::Value,
+}
+
+impl EnvelopeSignature {
+    /// The RFC 3161 tokens (base64 DER) of this signature's Sigstore verification
+    /// material; empty when it has none.
+    pub fn timestamps(&self) -> Vec<String> {
+        match &self.extension {
+            Some(x)
+                if x.kind
+                    .starts_with("application/vnd.dev.sigstore.verificationmaterial") =>
+            {
+                timestamp::tokens_in_material(&x.ext)
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A DSSE JSON envelope.
@@ -106,12 +136,22 @@ pub fn sign_payload(
     scheme: KeyIdScheme,
 ) -> Result<Envelope, SignError> {
     let sig = key.sign(&pae(payload_type, body))?;
+    let tokens: Vec<String> = key
+        .timestamp(&sig)?
+        .iter()
+        .map(|t| STANDARD.encode(t))
+        .collect();
+    let extension = (!tokens.is_empty()).then(|| SignatureExtension {
+        kind: timestamp::VERIFICATION_MATERIAL_KIND.to_owned(),
+        ext: timestamp::material(&key.public().keyid(KeyIdScheme::Hint), &tokens),
+    });
     Ok(Envelope {
         payload: STANDARD.encode(body),
         payload_type: payload_type.to_owned(),
         signatures: vec![EnvelopeSignature {
             keyid: Some(key.public().keyid(scheme)),
             sig: STANDARD.encode(sig),
+            extension,
         }],
     })
 }
@@ -194,8 +234,12 @@ pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified
                 Some(st) => st,
                 None => Statement::from_slice(&payload)?,
             };
-            let at = st.record().map(|r| r.recorded_at);
-            match trusted.validity(signer).and_then(|v| v.refuses(at)) {
+            let recorded = st.record().map(|r| r.recorded_at);
+            let stamped = trusted_time(s, index, &sig, trusted)?;
+            match trusted
+                .validity(signer)
+                .and_then(|v| refuses(v, recorded, stamped.as_ref(), trusted))
+            {
                 None => {
                     return Ok(Verified {
                         statement: st,
@@ -224,6 +268,87 @@ pub fn verify_envelope(env: &Envelope, trusted: &TrustedKeys) -> Result<Verified
             keys: trusted.len(),
             signatures: env.signatures.len(),
         }),
+    }
+}
+
+/// The most timestamps one signature may carry.
+pub const MAX_TIMESTAMPS: usize = 8;
+
+/// How far a record's own `recordedAt` may run ahead of its signature's timestamp
+/// (clock skew between the job and the TSA) before the claim counts as false.
+const SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// The earliest time a trusted TSA vouches signature `index` existed by, when TSAs are
+/// configured and one of its tokens is theirs. A token from a TSA this verifier does
+/// not trust is passed over; one that is broken (altered, over other bytes) fails.
+fn trusted_time(
+    s: &EnvelopeSignature,
+    index: usize,
+    sig: &[u8],
+    trusted: &TrustedKeys,
+) -> Result<Option<timestamp::Verified>, VerifyError> {
+    if trusted.authorities().is_empty() {
+        return Ok(None);
+    }
+    let fail = |source| VerifyError::Timestamp { index, source };
+    let tokens = s.timestamps();
+    if tokens.len() > MAX_TIMESTAMPS {
+        return Err(fail(timestamp::TimestampError::Malformed(format!(
+            "{} timestamps, more than the {MAX_TIMESTAMPS} accepted",
+            tokens.len()
+        ))));
+    }
+    let mut best: Option<timestamp::Verified> = None;
+    for token in tokens {
+        let der = decode_b64(&token)
+            .map_err(|e| fail(timestamp::TimestampError::Malformed(e.to_string())))?;
+        match timestamp::verify(&der, sig, trusted.authorities()) {
+            Ok(v) => {
+                if best.as_ref().is_none_or(|b| v.time < b.time) {
+                    best = Some(v);
+                }
+            }
+            Err(e) if e.is_unknown_authority() => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(best)
+}
+
+/// Why a signature by a key with `validity` does not count, judged at its trusted
+/// time: the TSA's when there is one, else the record's own `recordedAt`. With TSAs
+/// configured, a revoked key's signature (or any, when timestamps are required) needs
+/// a timestamp: a thief can write any `recordedAt`, not a TSA's time.
+fn refuses(
+    validity: &crate::keys::Validity,
+    recorded: Option<jiff::Timestamp>,
+    stamped: Option<&timestamp::Verified>,
+    trusted: &TrustedKeys,
+) -> Option<String> {
+    match stamped {
+        Some(v) => {
+            if let Some(r) = recorded
+                && r > v.time + SKEW
+            {
+                return Some(format!(
+                    "the record says it was made at {r}, after its signature was timestamped at {} by {}: its time is false",
+                    v.time, v.authority
+                ));
+            }
+            validity.refuses_as(
+                Some(v.time),
+                &format!("the signature was timestamped by {}", v.authority),
+            )
+        }
+        None if trusted.require_timestamp()
+            || (!trusted.authorities().is_empty() && validity.revoked_at.is_some()) =>
+        {
+            Some(
+                "no timestamp from a trusted TSA shows when it was signed, and the trusted keys require one"
+                    .to_owned(),
+            )
+        }
+        None => validity.refuses(recorded),
     }
 }
 
@@ -403,10 +528,12 @@ mod tests {
             EnvelopeSignature {
                 keyid: None,
                 sig: other.sig.clone(),
+                extension: None,
             },
             EnvelopeSignature {
                 keyid: Some(String::new()),
                 sig: "not base64!".into(),
+                extension: None,
             },
             good.clone(),
         ];

@@ -41,6 +41,11 @@ pub enum VerifyError {
         "the envelope is signed by the trusted key {key}, but that key does not count for it: {reason}"
     )]
     KeyNotValid { key: String, reason: String },
+    #[error("signature {index}'s RFC 3161 timestamp does not verify: {source}")]
+    Timestamp {
+        index: usize,
+        source: crate::timestamp::TimestampError,
+    },
     #[error("the key set is empty: pass a public key or a directory of PEM public keys")]
     NoKeys,
     #[error("payload is not an in-toto statement: {0}")]

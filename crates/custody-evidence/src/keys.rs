@@ -46,6 +46,12 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// The key's name for messages: a file, or a key URI. Never key material or a
     /// credential.
     fn name(&self) -> String;
+    /// RFC 3161 tokens (DER) over a signature this signer just made, stored with it in
+    /// the envelope. None by default; custody-sign's `Timestamped` asks its TSAs.
+    fn timestamp(&self, signature: &[u8]) -> Result<Vec<Vec<u8>>, SignError> {
+        let _ = signature;
+        Ok(Vec::new())
+    }
 }
 
 /// How the `keyid` of a signature is computed.
@@ -323,6 +329,9 @@ impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
     fn name(&self) -> String {
         (**self).name()
     }
+    fn timestamp(&self, signature: &[u8]) -> Result<Vec<Vec<u8>>, SignError> {
+        (**self).timestamp(signature)
+    }
 }
 
 impl Signer for SigningKey {
@@ -363,6 +372,12 @@ impl Validity {
     /// and no time (a statement without a Custody record) do not count: there is
     /// nothing to judge the bounds by.
     pub fn refuses(&self, at: Option<jiff::Timestamp>) -> Option<String> {
+        self.refuses_as(at, "the record was made")
+    }
+
+    /// [`Validity::refuses`], naming the time as `what` ("the record was made", "the
+    /// signature was timestamped by …").
+    pub fn refuses_as(&self, at: Option<jiff::Timestamp>, what: &str) -> Option<String> {
         if self.is_unbounded() {
             return None;
         }
@@ -380,33 +395,32 @@ impl Validity {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
             return Some(format!(
-                "the key was revoked at {revoked}{why} and the record was made at {at}"
+                "the key was revoked at {revoked}{why} and {what} at {at}"
             ));
         }
         if let Some(nb) = self.not_before
             && at < nb
         {
-            return Some(format!(
-                "the record was made at {at}, before the key's notBefore {nb}"
-            ));
+            return Some(format!("{what} at {at}, before the key's notBefore {nb}"));
         }
         if let Some(na) = self.not_after
             && at > na
         {
-            return Some(format!(
-                "the record was made at {at}, after the key's notAfter {na}"
-            ));
+            return Some(format!("{what} at {at}, after the key's notAfter {na}"));
         }
         None
     }
 }
 
-/// The set of public keys a verifier trusts, each with its [`Validity`].
+/// The set of public keys a verifier trusts, each with its [`Validity`], and the
+/// timestamp authorities whose RFC 3161 tokens give a signature its trusted time.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: Vec<PublicKey>,
     /// Parallel to `keys`.
     validity: Vec<Validity>,
+    authorities: crate::timestamp::Authorities,
+    require_timestamp: bool,
 }
 
 impl TrustedKeys {
@@ -447,6 +461,21 @@ impl TrustedKeys {
     }
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys
+    }
+    /// The TSAs trusted for timestamps; empty when none is configured.
+    pub fn authorities(&self) -> &crate::timestamp::Authorities {
+        &self.authorities
+    }
+    pub fn authorities_mut(&mut self) -> &mut crate::timestamp::Authorities {
+        &mut self.authorities
+    }
+    /// Whether every signature must carry a timestamp from a trusted TSA, whatever its
+    /// key's bounds (a revoked key's signatures need one whenever TSAs are configured).
+    pub fn require_timestamp(&self) -> bool {
+        self.require_timestamp
+    }
+    pub fn set_require_timestamp(&mut self, on: bool) {
+        self.require_timestamp = on;
     }
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

@@ -15,11 +15,12 @@ pub mod record;
 pub mod sigstore;
 pub mod statement;
 pub mod subject;
+pub mod timestamp;
 
 pub use digest::{Digest, sha256_reader};
 pub use dsse::{
-    Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, Verified, pae, sign_payload, sign_statement,
-    verify_envelope,
+    Envelope, EnvelopeSignature, IN_TOTO_PAYLOAD_TYPE, SignatureExtension, Verified, pae,
+    sign_payload, sign_statement, verify_envelope,
 };
 pub use error::{EvidenceError, KeyError, ServiceNameError, SignError, VerifyError};
 pub use hipaa::Control;

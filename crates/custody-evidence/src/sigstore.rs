@@ -2,12 +2,15 @@
 //!
 //! Out: [`bundle_v03`] wraps a Custody envelope as a bundle v0.3 whose verification
 //! material is a public-key hint (base64 SHA-256 of the DER SubjectPublicKeyInfo, the
-//! `hint` keyid scheme), with no transparency-log entry and no timestamp. Sigstore
+//! `hint` keyid scheme), with no transparency-log entry, and the signature's RFC 3161
+//! timestamps when it was timestamped (moved from the envelope's signature extension to
+//! `timestampVerificationData`, where a bundle keeps them). Sigstore
 //! verifiers that take a public key (`@sigstore/verify`, `cosign verify-blob-attestation
 //! --key --insecure-ignore-tlog`) verify it.
 //!
 //! In: [`envelope_from_bundle`] takes the DSSE envelope out of a key-based bundle, to be
-//! verified against trusted keys like any envelope. A bundle whose material is a
+//! verified against trusted keys like any envelope; the bundle's RFC 3161 timestamps go
+//! with its one signature. A bundle whose material is a
 //! certificate (keyless, Fulcio) or whose content is a message signature (cosign
 //! `sign-blob`) is refused by name: neither is verified by a public key alone.
 
@@ -25,10 +28,10 @@ const BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct BundleOut<'a> {
+struct BundleOut {
     media_type: &'static str,
     verification_material: MaterialOut,
-    dsse_envelope: &'a Envelope,
+    dsse_envelope: Envelope,
 }
 
 #[derive(Serialize)]
@@ -47,11 +50,26 @@ struct HintOut {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TimestampsOut {
-    rfc3161_timestamps: [(); 0],
+    rfc3161_timestamps: Vec<SignedTimestamp>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedTimestamp {
+    signed_timestamp: String,
 }
 
 /// The bundle v0.3 of `env`, signed by `key`: compact JSON with a final newline.
 pub fn bundle_v03(env: &Envelope, key: &PublicKey) -> Vec<u8> {
+    // a bundle's envelope is plain DSSE: the timestamps move to the material
+    let mut plain = env.clone();
+    let mut stamps = Vec::new();
+    for s in &mut plain.signatures {
+        stamps.extend(s.timestamps().into_iter().map(|t| SignedTimestamp {
+            signed_timestamp: t,
+        }));
+        s.extension = None;
+    }
     let bundle = BundleOut {
         media_type: BUNDLE_V03,
         verification_material: MaterialOut {
@@ -60,10 +78,10 @@ pub fn bundle_v03(env: &Envelope, key: &PublicKey) -> Vec<u8> {
             },
             tlog_entries: [],
             timestamp_verification_data: TimestampsOut {
-                rfc3161_timestamps: [],
+                rfc3161_timestamps: stamps,
             },
         },
-        dsse_envelope: env,
+        dsse_envelope: plain,
     };
     let mut v = serde_json::to_vec(&bundle).unwrap_or_default();
     v.push(b'\n');
@@ -111,7 +129,20 @@ pub fn envelope_from_bundle(bytes: &[u8]) -> Result<Envelope, VerifyError> {
         ));
     }
     match (b.dsse_envelope, b.message_signature) {
-        (Some(env), None) => Ok(env),
+        (Some(mut env), None) => {
+            let material = b.verification_material.unwrap_or_default();
+            let tokens = crate::timestamp::tokens_in_material(&material);
+            if let [only] = env.signatures.as_mut_slice()
+                && !tokens.is_empty()
+                && only.extension.is_none()
+            {
+                only.extension = Some(crate::dsse::SignatureExtension {
+                    kind: crate::timestamp::VERIFICATION_MATERIAL_KIND.to_owned(),
+                    ext: material,
+                });
+            }
+            Ok(env)
+        }
         (None, Some(_)) => Err(refuse(
             "it carries a message signature (cosign sign-blob), which is verified against the artifact: use cosign verify-blob --bundle",
         )),

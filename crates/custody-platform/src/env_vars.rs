@@ -16,6 +16,8 @@ pub const CUSTODY_SIGNING_KEY: &str = "CUSTODY_SIGNING_KEY";
 /// The signing key itself (PEM), for CI systems that hand secrets over as variables.
 /// Masked on GitHub before anything else is printed.
 pub const CUSTODY_SIGNING_KEY_PEM: &str = "CUSTODY_SIGNING_KEY_PEM";
+/// RFC 3161 timestamp authorities (comma-separated URLs) every signature is sent to.
+pub const CUSTODY_TSA: &str = "CUSTODY_TSA";
 /// Path of the transparency log's signing key (`custody log checkpoint`,
 /// `policy-check --log-signing-key`).
 pub const CUSTODY_LOG_SIGNING_KEY: &str = "CUSTODY_LOG_SIGNING_KEY";

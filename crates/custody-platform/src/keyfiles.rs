@@ -13,9 +13,16 @@
 //!     notAfter: 2026-12-31T23:59:59Z
 //!     revokedAt: 2026-03-01T12:00:00Z
 //!     reason: exposed in a job log
+//! timestampAuthorities:             # RFC 3161 TSAs whose tokens give the trusted time
+//!   - name: freetsa
+//!     file: tsa/freetsa-cacert.pem  # or the PEM in `certificates`; a root or issuing CA
+//! requireTimestamp: false           # true: every signature needs a trusted timestamp
 //! ```
 //!
-//! Unknown fields are refused, so a misspelt `revokedAt` cannot leave a key trusted.
+//! With `timestampAuthorities`, a signature's time is its earliest timestamp from one
+//! of them (the record's `recordedAt` otherwise), and a revoked key's signatures count
+//! only with a timestamp before the revocation. Unknown fields are refused, so a
+//! misspelt `revokedAt` cannot leave a key trusted.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -63,10 +70,23 @@ struct KeyEntry {
     reason: Option<String>,
 }
 
+/// One TSA of a trusted-keys file.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AuthorityEntry {
+    name: Option<String>,
+    file: Option<PathBuf>,
+    certificates: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct KeysFile {
     keys: Vec<KeyEntry>,
+    #[serde(default)]
+    timestamp_authorities: Vec<AuthorityEntry>,
+    #[serde(default)]
+    require_timestamp: bool,
 }
 
 fn is_trusted_keys_file(path: &Path) -> bool {
@@ -127,6 +147,35 @@ fn read_keys_file(path: &Path, keys: &mut TrustedKeys) -> Result<(), KeyFileErro
                 reason: entry.reason,
             },
         );
+    }
+    for (i, tsa) in file.timestamp_authorities.into_iter().enumerate() {
+        let what = tsa
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("timestampAuthorities[{i}]"));
+        let pem = match (&tsa.file, &tsa.certificates) {
+            (Some(f), None) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(f);
+                fs::read(&full).map_err(io(&full))?
+            }
+            (None, Some(pem)) => pem.clone().into_bytes(),
+            _ => {
+                return Err(bad(format!(
+                    "{what}: give exactly one of `file` and `certificates`"
+                )));
+            }
+        };
+        keys.authorities_mut()
+            .add_pem(&pem)
+            .map_err(|e| bad(format!("{what}: {e}")))?;
+    }
+    if file.require_timestamp {
+        if keys.authorities().is_empty() {
+            return Err(bad(
+                "`requireTimestamp` is true but no `timestampAuthorities` are trusted".into(),
+            ));
+        }
+        keys.set_require_timestamp(true);
     }
     Ok(())
 }

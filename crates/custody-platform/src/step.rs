@@ -44,7 +44,28 @@ pub fn init_logging(env: &dyn Env) {
 /// (`awskms://…`, `pkcs11:…`: [`custody_sign`]); `None` when neither is given. A KMS key is
 /// reached under the step's network policy (`ca_files`) and checked before any work:
 /// a missing, disabled, denied or unreachable key fails here.
+///
+/// With `tsa` URLs, every signature is also timestamped by each of those RFC 3161 TSAs
+/// (custody-sign's `Timestamped`), reached under the same network policy.
 pub fn signer(
+    env: &dyn Env,
+    key: Option<&str>,
+    tsa: &[String],
+    ca_files: &[PathBuf],
+) -> Result<Option<Arc<dyn Signer>>, String> {
+    let Some(signer) = key_signer(env, key, ca_files)? else {
+        return Ok(None);
+    };
+    if tsa.is_empty() {
+        return Ok(Some(signer));
+    }
+    let net = stores::net(env, ca_files).map_err(|e| e.to_string())?;
+    custody_sign::tsa::Timestamped::new(signer, tsa, &net)
+        .map(|t| Some(Arc::new(t) as Arc<dyn Signer>))
+        .map_err(|e| e.to_string())
+}
+
+fn key_signer(
     env: &dyn Env,
     key: Option<&str>,
     ca_files: &[PathBuf],
@@ -248,7 +269,18 @@ pub struct SignArgs {
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
     pub key: Option<String>,
     #[command(flatten)]
+    pub tsa: TsaArg,
+    #[command(flatten)]
     pub record: RecordArgs,
+}
+
+/// `--tsa`: the RFC 3161 timestamp authorities every signature is sent to.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TsaArg {
+    /// RFC 3161 timestamp authority URL (repeatable, or comma-separated in CUSTODY_TSA):
+    /// every signature is timestamped by each, and the tokens are stored in the record.
+    #[arg(long = "tsa", env = env_vars::CUSTODY_TSA, value_delimiter = ',', value_name = "URL")]
+    pub tsa: Vec<String>,
 }
 
 /// How a step's record is signed and kept: the same two flags on every step that
@@ -366,16 +398,16 @@ mod tests {
         let key = SigningKey::generate();
         let pem = key.to_pkcs8_pem().unwrap();
         let with_pem = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, pem.as_str())]);
-        let got = signer(&with_pem, Some("/nonexistent"), &[]).unwrap();
+        let got = signer(&with_pem, Some("/nonexistent"), &[], &[]).unwrap();
         assert_eq!(got.unwrap().public().pem(), key.public().pem());
         let none = env(&[]);
-        assert!(signer(&none, None, &[]).unwrap().is_none());
-        let e = signer(&none, Some("/nonexistent/key"), &[]).unwrap_err();
+        assert!(signer(&none, None, &[], &[]).unwrap().is_none());
+        let e = signer(&none, Some("/nonexistent/key"), &[], &[]).unwrap_err();
         assert!(e.contains("/nonexistent/key"), "{e}");
-        let e = signer(&none, Some("vault://transit/key"), &[]).unwrap_err();
+        let e = signer(&none, Some("vault://transit/key"), &[], &[]).unwrap_err();
         assert!(e.contains("unknown key scheme"), "{e}");
         let bad = env(&[(env_vars::CUSTODY_SIGNING_KEY_PEM, "junk")]);
-        let e = signer(&bad, None, &[]).unwrap_err();
+        let e = signer(&bad, None, &[], &[]).unwrap_err();
         assert!(e.contains("CUSTODY_SIGNING_KEY_PEM"), "{e}");
         assert!(
             !e.contains("junk"),

@@ -135,7 +135,7 @@ pub struct AwsKmsSigner {
 /// The signer's own runtime, shut down in the background when dropped: the signer may
 /// be opened or dropped inside another runtime's async context, where dropping a
 /// runtime the usual way panics.
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
+pub(crate) struct OwnRuntime(pub(crate) Option<tokio::runtime::Runtime>);
 
 impl Drop for OwnRuntime {
     fn drop(&mut self) {
@@ -217,18 +217,18 @@ impl Signer for AwsKmsSigner {
 
 /// Runs `fut` on `rt` from a scoped thread of its own: the caller may be inside another
 /// runtime (a step's), where blocking on a second one in place would panic.
-fn run_on<F>(rt: &OwnRuntime, fut: F) -> Result<F::Output, String>
+pub(crate) fn run_on<F>(rt: &OwnRuntime, fut: F) -> Result<F::Output, String>
 where
     F: Future + Send,
     F::Output: Send,
 {
     let Some(rt) = rt.0.as_ref() else {
-        return Err("the KMS client is closed".into());
+        return Err("the client is closed".into());
     };
     std::thread::scope(|s| {
         s.spawn(|| rt.block_on(fut))
             .join()
-            .map_err(|_| "the KMS client stopped".to_owned())
+            .map_err(|_| "the client stopped".to_owned())
     })
 }
 

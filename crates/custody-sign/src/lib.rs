@@ -19,6 +19,7 @@
 
 pub mod awskms;
 pub mod pkcs11;
+pub mod tsa;
 
 /// The network policy a remote signer is reached under (custody-http's).
 pub use custody_http::net::Net;

@@ -28,6 +28,7 @@ pub mod moto;
 pub mod oidc;
 pub mod tiers;
 mod tls;
+pub mod tsa;
 
 pub use fault::{Fault, FaultProxy, Matcher, Rule, Seen};
 pub use http::{Recorded, Server, closed_port};

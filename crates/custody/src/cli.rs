@@ -285,6 +285,8 @@ pub struct AttestArgs {
     #[arg(long, env = env_vars::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
     pub key: String,
     #[command(flatten)]
+    pub tsa: custody_platform::step::TsaArg,
+    #[command(flatten)]
     pub store: StoreArg,
     /// Pipeline stage: build, test, scan, sign, deploy or a custom name.
     #[arg(long, default_value = "build")]

@@ -82,7 +82,12 @@ fn fail(env: &dyn Env, err: &UploadError) -> ExitCode {
 }
 
 fn load_key(env: &dyn Env, args: &Args) -> Result<Arc<dyn Signer>, UploadError> {
-    step::signer(env, args.sign.key.as_deref(), &args.tls.ca_file)
+    step::signer(
+        env,
+        args.sign.key.as_deref(),
+        &args.sign.tsa.tsa,
+        &args.tls.ca_file,
+    )
         .map_err(UploadError::Usage)?
         .ok_or_else(|| {
             UploadError::Usage(

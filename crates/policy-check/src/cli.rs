@@ -94,6 +94,8 @@ pub struct Args {
     /// (`awskms:///alias/NAME`); or set CUSTODY_SIGNING_KEY_PEM.
     #[arg(long, env = v::CUSTODY_SIGNING_KEY, value_name = "FILE|URI")]
     pub signing_key: Option<String>,
+    #[command(flatten)]
+    pub tsa: step::TsaArg,
     /// The store's log signing key (`custody log keygen`): sign a checkpoint of the log
     /// before gathering, so every record the gate relies on is in it (policy data
     /// `log.require_checkpoint`).

@@ -187,7 +187,12 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
 }
 
 fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<Arc<dyn Signer>> {
-    step::signer(env, args.signing_key.as_deref(), &args.tls.ca_file)
+    step::signer(
+        env,
+        args.signing_key.as_deref(),
+        &args.tsa.tsa,
+        &args.tls.ca_file,
+    )
         .map_err(anyhow::Error::msg)?
         .context(
             "no key to sign the decision record: pass --signing-key FILE|URI, set CUSTODY_SIGNING_KEY or CUSTODY_SIGNING_KEY_PEM, or --no-record",

@@ -190,6 +190,7 @@ pub fn evidence_config(
     env: &dyn Env,
     store: Option<&str>,
     key: Option<&str>,
+    tsa: &[String],
     ca_files: &[PathBuf],
     record: &custody_platform::step::RecordArgs,
     commit: Option<String>,
@@ -213,7 +214,7 @@ pub fn evidence_config(
             ));
         }
     };
-    let key = custody_platform::step::signer(env, key, ca_files)
+    let key = custody_platform::step::signer(env, key, tsa, ca_files)
         .map_err(GuardError::Usage)?
         .ok_or_else(|| usage("no signing key"))?;
     Ok(Some(EvidenceConfig {

@@ -136,6 +136,7 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, GuardError> {
         env,
         args.store.as_deref(),
         args.sign.key.as_deref(),
+        &args.sign.tsa.tsa,
         &args.tls.ca_file,
         &args.sign.record,
         args.commit.clone(),

@@ -14,9 +14,14 @@ use crate::exit::{Exit, fail};
 
 pub async fn run(args: AttestArgs) -> anyhow::Result<Exit> {
     let scheme: KeyIdScheme = args.keyid_scheme.parse()?;
-    let key = step::signer(&ProcessEnv, Some(&args.key), &args.store.tls.ca_file)
-        .map_err(|e| fail(Exit::Usage, format!("the signing key: {e}")))?
-        .ok_or_else(|| fail(Exit::Usage, "no signing key: pass --key FILE|URI"))?;
+    let key = step::signer(
+        &ProcessEnv,
+        Some(&args.key),
+        &args.tsa.tsa,
+        &args.store.tls.ca_file,
+    )
+    .map_err(|e| fail(Exit::Usage, format!("the signing key: {e}")))?
+    .ok_or_else(|| fail(Exit::Usage, "no signing key: pass --key FILE|URI"))?;
     let mut controls = Control::baseline();
     for c in &args.controls {
         let c: Control = c.parse()?;

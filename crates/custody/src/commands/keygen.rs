@@ -24,7 +24,7 @@ fn keyids(key: &PublicKey) -> serde_json::Map<String, serde_json::Value> {
 /// The signer's public key: read from the file, or fetched from the KMS (which also
 /// proves the key exists, is enabled and signs for this identity).
 pub fn public_key(args: &PublicKeyArgs) -> anyhow::Result<Exit> {
-    let signer = step::signer(&ProcessEnv, Some(&args.key), &args.tls.ca_file)
+    let signer = step::signer(&ProcessEnv, Some(&args.key), &[], &args.tls.ca_file)
         .map_err(|e| fail(Exit::Usage, format!("the signing key: {e}")))?
         .ok_or_else(|| fail(Exit::Usage, "no signing key: pass --key FILE|URI"))?;
     let public = signer.public();

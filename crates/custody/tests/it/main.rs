@@ -18,6 +18,7 @@ mod kms;
 mod log;
 mod pkcs11;
 mod runners;
+mod tsa;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

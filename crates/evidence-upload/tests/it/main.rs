@@ -1575,3 +1575,131 @@ impl SigningKeyPem {
         std::fs::read_to_string(dir.path().join("k.key.pub")).unwrap()
     }
 }
+
+/// `CUSTODY_TSA` (the variable the README's YAML sets; `--tsa` is the flag): each
+/// record's signature is timestamped by OpenSSL's TSA on loopback. The token is in the
+/// stored record and in its Sigstore bundle, where Sigstore's reference verifier
+/// requires and verifies it against the TSA's chain; `custody verify` checks it against
+/// a trusted-keys file that names the TSA's root.
+#[test]
+fn timestamped_records_and_bundles_verify_with_custody_and_sigstore() {
+    use custody_test_support::tsa::{Tsa, TsaKey};
+    let job = Job::new();
+    let tsa = Tsa::start(&job.dir.path().join("tsa"), TsaKey::Rsa);
+    let bundles = job.dir.path().join("bundles");
+    let o = job
+        .cmd("scan", &["fixtures/scan-trivy/trivy-alpine-310.json"])
+        .env("CUSTODY_TSA", tsa.url())
+        .arg("--sigstore-bundles")
+        .arg(&bundles)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tsa.served(), 1);
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rec = out["records"][0]["record"].as_str().unwrap();
+    let bundle = bundles.join(format!(
+        "{}.sigstore.json",
+        rec.trim_start_matches("sha256:")
+    ));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let stamps = v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        .as_array()
+        .unwrap();
+    assert_eq!(stamps.len(), 1);
+    // a bundle's envelope is plain DSSE: the token moved to the verification material
+    assert!(
+        v["dsseEnvelope"]["signatures"][0]
+            .get("extension")
+            .is_none()
+    );
+
+    let keys = job.dir.path().join("trusted.yaml");
+    std::fs::write(
+        &keys,
+        format!(
+            "keys:\n  - name: ci\n    file: {}\ntimestampAuthorities:\n  - file: {}\nrequireTimestamp: true\n",
+            job.dir.path().join("ci.key.pub").display(),
+            tsa.ca().display()
+        ),
+    )
+    .unwrap();
+    for what in [
+        bundle.clone(),
+        job.store()
+            .join("objects/sha256")
+            .join(&rec[7..9])
+            .join(&rec[9..]),
+    ] {
+        let o = Command::new(custody())
+            .arg("verify")
+            .arg(&what)
+            .arg("--key")
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{what:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let Ok(script) = std::env::var("CUSTODY_SIGSTORE_VERIFY") else {
+        eprintln!("CUSTODY_SIGSTORE_VERIFY not set: @sigstore/verify interop not run");
+        return;
+    };
+    // the TSA's chain as a trusted root lists it: its certificate, then its CA
+    let chain = job.dir.path().join("tsa-chain.pem");
+    let mut pem = std::fs::read(tsa.dir.join("tsa.pem")).unwrap();
+    pem.extend(std::fs::read(tsa.ca()).unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    let root = fixtures().join("sigstore/trusted_root-public-good.json");
+    let hint = v["verificationMaterial"]["publicKey"]["hint"]
+        .as_str()
+        .unwrap();
+    let sigstore = |b: &Path| {
+        Command::new("node")
+            .arg(&script)
+            .arg(b)
+            .arg(job.dir.path().join("ci.key.pub"))
+            .arg(&root)
+            .arg(hint)
+            .arg(&chain)
+            .output()
+            .unwrap()
+    };
+    let ok = sigstore(&bundle);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // the same bundle with its timestamp removed fails where one is required
+    let mut bare = v.clone();
+    bare["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+        serde_json::json!([]);
+    let bare_path = job.dir.path().join("bare.sigstore.json");
+    std::fs::write(&bare_path, serde_json::to_vec(&bare).unwrap()).unwrap();
+    let o = sigstore(&bare_path);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = Command::new(custody())
+        .arg("verify")
+        .arg(&bare_path)
+        .arg("--key")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
