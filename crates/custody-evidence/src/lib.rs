@@ -10,6 +10,7 @@ pub mod digest;
 pub mod dsse;
 pub mod error;
 pub mod hipaa;
+pub mod keyless;
 pub mod keys;
 pub mod record;
 pub mod sigstore;

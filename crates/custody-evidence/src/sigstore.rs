@@ -125,7 +125,7 @@ pub fn envelope_from_bundle(bytes: &[u8]) -> Result<Envelope, VerifyError> {
         .is_some_and(|m| m.get("certificate").is_some() || m.get("x509CertificateChain").is_some());
     if keyless {
         return Err(refuse(
-            "it is keyless (a Fulcio certificate): Custody verifies bundles by public key; verify this one with cosign or gh attestation verify",
+            "it is keyless (a Fulcio certificate): verify it with --trusted-root trusted_root.json and the signer's --certificate-oidc-issuer and --certificate-identity",
         ));
     }
     match (b.dsse_envelope, b.message_signature) {

@@ -476,3 +476,92 @@ pub fn material(hint: &str, tokens: &[String]) -> serde_json::Value {
         "timestampVerificationData": { "rfc3161Timestamps": stamps },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against replies OpenSSL's TSA (`openssl ts -reply`) made, committed in
+    //! `tests/data/tsa` (`tests/timestamp.rs`'s ignored `make_fixtures` writes them; its
+    //! other tests run OpenSSL live and cross-check with `openssl ts -verify`).
+    use super::*;
+
+    const SIG: &[u8] = include_bytes!("../tests/data/tsa/signature.bin");
+    const RSA: &[u8] = include_bytes!("../tests/data/tsa/rsa.tsr");
+    const ECDSA: &[u8] = include_bytes!("../tests/data/tsa/ecdsa.tsr");
+    const RSA_CA: &[u8] = include_bytes!("../tests/data/tsa/rsa-ca.pem");
+    const ECDSA_CA: &[u8] = include_bytes!("../tests/data/tsa/ecdsa-ca.pem");
+
+    fn trusting(pem: &[u8]) -> Authorities {
+        let mut a = Authorities::default();
+        assert_eq!(a.add_pem(pem).unwrap(), 1);
+        a
+    }
+
+    #[test]
+    fn rsa_and_ecdsa_replies_verify_against_their_roots_only() {
+        for (reply, ca, other, name) in [
+            (RSA, RSA_CA, ECDSA_CA, "rsa"),
+            (ECDSA, ECDSA_CA, RSA_CA, "ecdsa"),
+        ] {
+            let v = verify(reply, SIG, &trusting(ca)).unwrap();
+            assert_eq!(v.authority, format!("CN=Custody Fixture TSA {name}"));
+            // the bare token inside verifies the same
+            let token = granted_token(reply).unwrap();
+            assert_eq!(verify(&token, SIG, &trusting(ca)).unwrap(), v);
+            let e = verify(reply, SIG, &trusting(other)).unwrap_err();
+            assert!(e.is_unknown_authority(), "{e}");
+            assert_eq!(
+                verify(reply, b"other bytes", &trusting(ca)),
+                Err(TimestampError::Imprint)
+            );
+            // the same reply accepted only for the request it answers
+            let req = request(SIG, [7; 8]).unwrap();
+            assert_eq!(accept_reply(&req, reply).unwrap(), reply);
+            let replay = request(SIG, [8; 8]).unwrap();
+            assert_eq!(accept_reply(&replay, reply), Err(TimestampError::Nonce));
+            let other_sig = request(b"x", [7; 8]).unwrap();
+            assert_eq!(
+                accept_reply(&other_sig, reply),
+                Err(TimestampError::Imprint)
+            );
+        }
+    }
+
+    #[test]
+    fn no_flipped_byte_changes_what_a_reply_vouches_for() {
+        let auth = trusting(RSA_CA);
+        let good = verify(RSA, SIG, &auth).unwrap();
+        let mut refused = 0;
+        for i in 0..RSA.len() {
+            let mut bad = RSA.to_vec();
+            if let Some(b) = bad.get_mut(i) {
+                *b ^= 0x01;
+            }
+            match verify(&bad, SIG, &auth) {
+                Err(_) => refused += 1,
+                Ok(v) => assert_eq!(v, good, "byte {i}"),
+            }
+        }
+        assert!(refused * 2 > RSA.len(), "{refused} of {}", RSA.len());
+    }
+
+    #[test]
+    fn bad_configuration_and_oversized_input_are_named() {
+        let mut a = Authorities::default();
+        assert!(matches!(
+            a.add_pem(b"no certificate here"),
+            Err(TimestampError::Config(_))
+        ));
+        assert!(a.is_empty());
+        a.add_pem(RSA_CA).unwrap();
+        a.add_pem(RSA_CA).unwrap();
+        assert_eq!(a.len(), 1, "a certificate added twice counts once");
+        let big = vec![0u8; MAX_TOKEN_LEN + 1];
+        assert!(matches!(
+            verify(&big, SIG, &a),
+            Err(TimestampError::Malformed(_))
+        ));
+        let m = material("hint", &["AAAA".to_owned()]);
+        assert_eq!(tokens_in_material(&m), vec!["AAAA".to_owned()]);
+        assert!(tokens_in_material(&serde_json::json!({})).is_empty());
+    }
+}

@@ -401,3 +401,20 @@ fn a_replayed_or_refused_reply_gives_no_token() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "writes the committed fixtures of the unit tests"]
+fn make_fixtures() {
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tsa");
+    let sig = b"a DSSE signature's bytes, as the unit tests timestamp them";
+    std::fs::write(out.join("signature.bin"), sig).unwrap();
+    for (kind, name) in [(TsaKey::Rsa, "rsa"), (TsaKey::EcdsaP256, "ecdsa")] {
+        let dir = scratch(name);
+        mint(&dir, kind, &format!("Custody Fixture TSA {name}"));
+        let req = timestamp::request(sig, [7; 8]).unwrap();
+        let r = reply(&dir, &req);
+        timestamp::accept_reply(&req, &r).unwrap();
+        std::fs::write(out.join(format!("{name}.tsr")), &r).unwrap();
+        std::fs::copy(dir.join("ca.pem"), out.join(format!("{name}-ca.pem"))).unwrap();
+    }
+}

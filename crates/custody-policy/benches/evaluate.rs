@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     let e = set
         .evaluate_value(input.clone())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(e.rules.len(), 22);
+    assert_eq!(e.rules.len(), 23);
     assert_eq!(set.evaluator(), Evaluator::Vm);
     let mut g = c.benchmark_group("policy");
     g.sample_size(30);

@@ -53,6 +53,8 @@ pub struct CheckConfig {
     pub context: PipelineContext,
     pub platform: PlatformSource,
     pub cosign: Option<CosignConfig>,
+    /// GitHub artifact attestations to read and verify (`--trusted-root`).
+    pub attestations: Option<crate::facts::attestations::AttestationsConfig>,
     /// `None`: evaluate only, store nothing (`--no-record`).
     pub record: Option<RecordSettings>,
     pub now: Timestamp,
@@ -112,6 +114,9 @@ pub async fn gather_input<S: EvidenceStore>(
     }
     if let Some(c) = &cfg.cosign {
         input.cosign = Some(cosign::check(c, &input.artifact.name, &digest).await);
+    }
+    if let Some(a) = &cfg.attestations {
+        input.attestations = Some(crate::facts::attestations::check(a, &digest).await);
     }
     let platform = match (&cfg.platform, &cfg.environment) {
         (PlatformSource::GitHub(g), Some(_)) => github::gather(g, cfg.gate).await?,

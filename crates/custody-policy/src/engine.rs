@@ -64,6 +64,7 @@ pub const BUILTIN_POLICIES: &[(&str, &str)] = builtin![
     "approvers-authorized.rego",
     "approvals-count.rego",
     "separation-of-duties.rego",
+    "github-attestation.rego",
 ];
 
 /// The built-in policies' own Rego tests (`custody policy test` runs them).
@@ -78,6 +79,7 @@ pub const BUILTIN_TESTS: &[(&str, &str)] = builtin![
     "tests/approvals_test.rego",
     "tests/log_test.rego",
     "tests/secrets_test.rego",
+    "tests/attestation_test.rego",
 ];
 
 /// The built-in thresholds (`data.custody.config`).

@@ -37,6 +37,10 @@ pub struct PolicyInput {
     /// cosign signatures in the registry; absent when not checked (no `--cosign-key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosign: Option<CosignFact>,
+    /// GitHub artifact attestations of the digest, verified keyless; absent when not
+    /// checked (no `--trusted-root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestations: Option<AttestationsFact>,
     pub sboms: Vec<SbomFact>,
     pub scans: Vec<ScanFact>,
     pub tests: Vec<TestFact>,
@@ -69,6 +73,7 @@ impl PolicyInput {
             verified_records: 0,
             signatures: Vec::new(),
             cosign: None,
+            attestations: None,
             sboms: Vec::new(),
             scans: Vec::new(),
             tests: Vec::new(),
@@ -291,6 +296,33 @@ pub struct RunnerGuardFact {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+}
+
+/// GitHub artifact attestations of the digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationsFact {
+    /// Where they were read: `owner/repo`.
+    pub repository: String,
+    /// Bundles that verified keyless against the trusted root, about this digest.
+    pub verified: Vec<AttestationFact>,
+    /// Why others (or the lookup) did not count.
+    pub problems: Vec<String>,
+}
+
+/// One verified attestation: what it says and who signed it (the policy judges who).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationFact {
+    pub predicate_type: String,
+    /// The OIDC issuer the Fulcio certificate names.
+    pub issuer: String,
+    /// The certificate's subject alternative name (a workflow URI, an e-mail address).
+    pub identity: String,
+    /// The trusted time of the signature (RFC 3339).
+    pub time: String,
+    /// Its Rekor log index.
+    pub log_index: Option<u64>,
 }
 
 /// Inclusion of the relied-on records in the log.

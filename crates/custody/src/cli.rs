@@ -317,9 +317,17 @@ pub struct VerifyArgs {
     /// A stored record by digest (`sha256:…`).
     #[arg(long, conflicts_with = "envelope")]
     pub record: Option<String>,
-    /// Trusted public key: a PEM file (one or more keys) or a directory of them. Repeatable.
-    #[arg(long = "key", required = true)]
+    /// Trusted public key: a PEM file (one or more keys), a trusted-keys file, or a
+    /// directory of them. Repeatable.
+    #[arg(long = "key", required_unless_present = "trusted_root")]
     pub keys: Vec<PathBuf>,
+    /// A Sigstore trusted root (`trusted_root.json`, as `gh attestation trusted-root`
+    /// prints it): verify the file as a keyless Sigstore bundle (a Fulcio certificate),
+    /// offline, against it. Needs `--certificate-oidc-issuer` and an identity.
+    #[arg(long, value_name = "FILE", requires = "envelope", conflicts_with_all = ["record", "keys"])]
+    pub trusted_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     #[command(flatten)]
     pub store: StoreArg,
     /// With an envelope or `--record`, `--subject` requires the statement to be about
@@ -343,6 +351,28 @@ pub struct VerifyArgs {
     pub log_keys: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// Who must have signed a keyless Sigstore bundle (cosign's flag names).
+#[derive(Debug, Clone, Default, Args)]
+pub struct IdentityArgs {
+    /// The OIDC issuer the signing certificate names, e.g.
+    /// `https://token.actions.githubusercontent.com`.
+    #[arg(long, requires = "trusted_root")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The certificate's subject alternative name, exactly: a workflow
+    /// (`https://github.com/ORG/REPO/.github/workflows/release.yml@refs/tags/v1.2.3`) or
+    /// an e-mail address.
+    #[arg(
+        long,
+        requires = "trusted_root",
+        conflicts_with = "certificate_identity_prefix"
+    )]
+    pub certificate_identity: Option<String>,
+    /// The start of the subject alternative name, e.g. a workflow at any ref
+    /// (`https://github.com/ORG/REPO/.github/workflows/release.yml@`).
+    #[arg(long, requires = "trusted_root")]
+    pub certificate_identity_prefix: Option<String>,
 }
 
 /// What evidence a command is about. Criteria combine with AND.

@@ -52,6 +52,13 @@ pub fn classify(err: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<KeyFileError>().is_some() {
             return Exit::Usage;
         }
+        if let Some(k) = cause.downcast_ref::<custody_evidence::keyless::KeylessError>() {
+            use custody_evidence::keyless::KeylessError as K;
+            return match k {
+                K::Malformed(_) | K::Root(_) => Exit::Usage,
+                _ => Exit::Verify,
+            };
+        }
         if let Some(e) = cause.downcast_ref::<Failure>() {
             return e.exit;
         }

@@ -86,6 +86,12 @@ pub struct Args {
     /// Registry base URL instead of https://<registry host> (e.g. a mirror).
     #[arg(long, env = v::CUSTODY_REGISTRY_URL)]
     pub registry_url: Option<String>,
+    /// A Sigstore trusted root (`trusted_root.json`, as `gh attestation trusted-root`
+    /// prints it): read the digest's GitHub artifact attestations (from --repository or
+    /// GITHUB_REPOSITORY, with GITHUB_TOKEN) and verify them keyless against it, for the
+    /// `github-attestation` rule (policy data `attestations`).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
     #[command(flatten)]
     pub tls: step::CaFileArg,
     #[command(flatten)]

@@ -104,6 +104,36 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
             net: net.clone(),
         })
     };
+    let attestations = match &args.trusted_root {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("{}: cannot read the trusted root: {e}", path.display())
+            })?;
+            let root = custody_evidence::keyless::TrustedRoot::from_json(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let repository = args
+                .repository
+                .clone()
+                .or_else(|| env.var(v::GITHUB_REPOSITORY))
+                .context("--trusted-root reads GitHub attestations: pass --repository or set GITHUB_REPOSITORY")?;
+            Some(custody_policy::facts::attestations::AttestationsConfig {
+                github: GitHubConfig {
+                    api_url: args.github_api_url.clone(),
+                    token: env
+                        .var(v::CUSTODY_GITHUB_TOKEN)
+                        .or_else(|| env.var(v::GITHUB_TOKEN))
+                        .map(Secret::new),
+                    repository,
+                    run_id: None,
+                    commit: None,
+                    environment: String::new(),
+                    net: net.clone(),
+                },
+                root: Arc::new(root),
+            })
+        }
+    };
     let platform = platform(args, env, &context, environment.as_deref(), &net)?;
     let record = if args.no_record || args.print_input {
         None
@@ -123,6 +153,7 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
         context,
         platform,
         cosign,
+        attestations,
         record,
         now: jiff::Timestamp::now(),
     };

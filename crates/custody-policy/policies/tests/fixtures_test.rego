@@ -124,5 +124,5 @@ test_fixture_allows if {
 }
 
 test_fixture_every_rule_is_reported if {
-	count(decide(input_ok).rules) == 22
+	count(decide(input_ok).rules) == 23
 }

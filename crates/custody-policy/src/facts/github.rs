@@ -122,7 +122,7 @@ fn is_not_found(e: &octocrab::Error) -> bool {
     matches!(e, octocrab::Error::GitHub { source, .. } if source.status_code == http::StatusCode::NOT_FOUND)
 }
 
-fn api_error(what: &str, e: &octocrab::Error) -> PolicyError {
+pub(crate) fn api_error(what: &str, e: &octocrab::Error) -> PolicyError {
     match e {
         // GitHub answered: the token's rights are the likely cause of a refusal
         octocrab::Error::GitHub { source, .. } => {

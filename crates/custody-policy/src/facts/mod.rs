@@ -2,6 +2,7 @@
 //! turns what it could not establish into an absent fact or a problem string, never a
 //! guess, so the policies fail closed on it.
 
+pub mod attestations;
 pub mod cosign;
 pub mod evidence;
 pub mod github;

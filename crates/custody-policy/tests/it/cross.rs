@@ -309,5 +309,5 @@ deny contains "the gate could not be overridden" if {
     let e = policies.evaluate_value(input).unwrap();
     let rule = e.rules.iter().find(|r| r.id == "with-keyword").unwrap();
     assert_eq!(rule.status, custody_policy::Status::Pass, "{rule:?}");
-    assert_eq!(e.rules.len(), 23);
+    assert_eq!(e.rules.len(), 24);
 }

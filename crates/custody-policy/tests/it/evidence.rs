@@ -46,7 +46,7 @@ async fn compliant_pipeline_is_allowed_with_every_rule_reported() {
     p.compliant().await;
     let d = decide(&p, json!({}), p.approvals(good_approvals())).await;
     assert_eq!(d.decision, Verdict::Allow, "{d:#?}");
-    assert_eq!(d.rules.len(), 22);
+    assert_eq!(d.rules.len(), 23);
     let skipped: Vec<&str> = d
         .rules
         .iter()
@@ -55,7 +55,12 @@ async fn compliant_pipeline_is_allowed_with_every_rule_reported() {
         .collect();
     assert_eq!(
         skipped,
-        ["cosign-signature", "evidence-logged", "sbom-licenses"]
+        [
+            "cosign-signature",
+            "evidence-logged",
+            "github-attestation",
+            "sbom-licenses"
+        ]
     );
     assert!(
         d.unverified

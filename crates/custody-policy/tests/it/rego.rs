@@ -83,7 +83,7 @@ pass := "coverage is reviewed by hand"
     assert!(rule("acme-owner").message.contains("ghcr.io/acme/"));
     assert_eq!(rule("coverage").status, custody_policy::Status::Pass);
     assert_eq!(rule("coverage").message, "coverage is reviewed by hand");
-    assert_eq!(e.rules.len(), 23);
+    assert_eq!(e.rules.len(), 24);
 }
 
 #[test]

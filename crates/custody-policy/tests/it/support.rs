@@ -267,6 +267,7 @@ impl Pipeline {
             context: self.context("deploy", Some("production")),
             platform,
             cosign: None,
+            attestations: None,
             record: None,
             now: jiff::Timestamp::now(),
         }

@@ -16,6 +16,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         custody_evidence::check_service_name(service)
             .map_err(|e| fail(Exit::Usage, format!("--service {service:?}: {e}")))?;
     }
+    if let Some(root) = &args.trusted_root {
+        return keyless(&args, root);
+    }
     let keys = keyfiles::read_trusted_keys(&args.keys).context("reading trusted keys")?;
     if args.envelope.is_none() && args.record.is_none() {
         return audit(args, keys).await;
@@ -125,6 +128,105 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         tracing::info!(
             "materials were not checked: verify a stored record with --record to check them"
         );
+    }
+    Ok(Exit::Ok)
+}
+
+/// A keyless Sigstore bundle against a pinned trusted root and the identity flags.
+fn keyless(args: &VerifyArgs, root_path: &std::path::Path) -> anyhow::Result<Exit> {
+    use custody_evidence::keyless::{Identity, TrustedRoot, verify_keyless};
+    let id = &args.identity;
+    let Some(issuer) = id.certificate_oidc_issuer.clone() else {
+        return Err(fail(
+            Exit::Usage,
+            "--trusted-root needs --certificate-oidc-issuer (e.g. https://token.actions.githubusercontent.com)",
+        ));
+    };
+    if id.certificate_identity.is_none() && id.certificate_identity_prefix.is_none() {
+        return Err(fail(
+            Exit::Usage,
+            "--trusted-root needs --certificate-identity or --certificate-identity-prefix: who must have signed",
+        ));
+    }
+    let identity = Identity {
+        issuer: Some(issuer),
+        san: id.certificate_identity.clone(),
+        san_prefix: id.certificate_identity_prefix.clone(),
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| fail(Exit::Usage, format!("{}: {e}", p.display())))
+    };
+    let root = TrustedRoot::from_json(&read(root_path)?)
+        .with_context(|| root_path.display().to_string())?;
+    let path = args
+        .envelope
+        .as_deref()
+        .unwrap_or(std::path::Path::new("-"));
+    let origin = path.display().to_string();
+    let v = verify_keyless(&read(path)?, &root, &identity).with_context(|| origin.clone())?;
+    if let Some(s) = &args.filter.subject {
+        let expected = match SubjectSpec::parse(s)? {
+            SubjectSpec::Image { digest, .. } | SubjectSpec::Digest(digest) => digest,
+            _ => {
+                return Err(fail(
+                    Exit::Usage,
+                    format!("--subject {s}: expected `sha256:…` or `name@sha256:…`"),
+                ));
+            }
+        };
+        match (&v.statement, &v.message_digest) {
+            (Some(st), _) => st
+                .require_subject(&expected)
+                .with_context(|| origin.clone())?,
+            (None, Some(d)) if *d == expected.hex() => {}
+            (None, _) => {
+                return Err(
+                    anyhow::Error::new(custody_evidence::VerifyError::SubjectMismatch {
+                        expected: expected.to_string(),
+                        found: v
+                            .message_digest
+                            .as_deref()
+                            .map(|d| format!("sha256:{d}"))
+                            .unwrap_or_default(),
+                    })
+                    .context(origin),
+                );
+            }
+        }
+    }
+    match args.format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "verified": true,
+                "keyless": true,
+                "issuer": v.issuer,
+                "identity": v.san,
+                "time": v.time,
+                "logIndex": v.log_index,
+                "predicateType": v.statement.as_ref().map(|s| s.predicate_type.clone()),
+                "subject": v.statement.as_ref().map(|s| s.subject.clone()),
+                "messageDigest": v.message_digest.as_ref().map(|d| format!("sha256:{d}")),
+            });
+            out!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Table => {
+            out!("verified   {origin} (keyless)");
+            out!("signed by  {} (issuer {})", v.san, v.issuer);
+            out!("at         {} (trusted: transparency log or TSA)", v.time);
+            if let Some(i) = v.log_index {
+                out!("logged     Rekor entry {i}");
+            }
+            if let Some(st) = &v.statement {
+                out!("predicate  {}", st.predicate_type);
+                for s in &st.subject {
+                    let d: Vec<String> = s.digest.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    out!("subject    {} {}", s.name, d.join(" "));
+                }
+            }
+            if let Some(d) = &v.message_digest {
+                out!("signs      sha256:{d} (a message signature: compare it with the artifact)");
+            }
+        }
     }
     Ok(Exit::Ok)
 }

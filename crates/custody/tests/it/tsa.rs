@@ -172,3 +172,94 @@ fn a_tsa_that_is_down_or_replays_stores_nothing() {
     assert_eq!(out.status.code(), Some(2), "{}", said(&out));
     assert!(!said(&out).contains("hunter2"));
 }
+
+/// `custody verify BUNDLE --trusted-root …`: a keyless bundle from public-good Sigstore
+/// (an `actions/attest`-style provenance), offline, against the pinned trusted root,
+/// with cosign's identity flags; another identity, a flipped byte and a missing flag
+/// are refused with the documented exit codes.
+#[test]
+fn keyless_bundles_verify_offline_against_the_pinned_root() {
+    let e = Env::new();
+    let bundle = super::fixtures().join("attestation-dsse/sigstore-rs-bundle-v0.3.sigstore.json");
+    let root = super::fixtures().join("sigstore/trusted_root-public-good.json");
+    let (bundle, root) = (bundle.to_str().unwrap(), root.to_str().unwrap());
+    let workflow = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+    let issuer = "https://token.actions.githubusercontent.com";
+    let out = e.ok(&[
+        "verify",
+        bundle,
+        "--trusted-root",
+        root,
+        "--certificate-oidc-issuer",
+        issuer,
+        "--certificate-identity",
+        workflow,
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["identity"], workflow);
+    assert_eq!(v["logIndex"], 1_261_105_807);
+    // any tag of the release workflow
+    e.ok(&[
+        "verify",
+        bundle,
+        "--trusted-root",
+        root,
+        "--certificate-oidc-issuer",
+        issuer,
+        "--certificate-identity-prefix",
+        "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@",
+    ]);
+    let err = e.fails(
+        1,
+        &[
+            "verify",
+            bundle,
+            "--trusted-root",
+            root,
+            "--certificate-oidc-issuer",
+            issuer,
+            "--certificate-identity-prefix",
+            "https://github.com/acme/",
+        ],
+    );
+    assert!(err.contains("not the one the policy requires"), "{err}");
+    // one byte of the payload flipped
+    let mut b: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle).unwrap()).unwrap();
+    let p = b["dsseEnvelope"]["payload"].as_str().unwrap().to_owned();
+    let i = p.len() / 2;
+    let c = if &p[i..=i] == "A" { "B" } else { "A" };
+    b["dsseEnvelope"]["payload"] = format!("{}{c}{}", &p[..i], &p[i + 1..]).into();
+    std::fs::write(e.path("tampered.json"), serde_json::to_vec(&b).unwrap()).unwrap();
+    let err = e.fails(
+        1,
+        &[
+            "verify",
+            "tampered.json",
+            "--trusted-root",
+            root,
+            "--certificate-oidc-issuer",
+            issuer,
+            "--certificate-identity",
+            workflow,
+        ],
+    );
+    assert!(err.contains("altered"), "{err}");
+    // who must have signed is not optional
+    let err = e.fails(
+        2,
+        &[
+            "verify",
+            bundle,
+            "--trusted-root",
+            root,
+            "--certificate-oidc-issuer",
+            issuer,
+        ],
+    );
+    assert!(err.contains("--certificate-identity"), "{err}");
+    // without a root, the bundle is refused by name, saying how to verify it
+    let err = e.fails(2, &["verify", bundle, "--key", "signer.key.pub"]);
+    assert!(err.contains("--trusted-root"), "{err}");
+}

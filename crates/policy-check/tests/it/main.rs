@@ -85,7 +85,7 @@ fn allow_exits_0_with_the_decision_on_stdout_and_the_step_summary() {
     let d = json_out(&out);
     assert_eq!(d["decision"], "allow");
     assert_eq!(d["gate"], "pre-deploy");
-    assert_eq!(d["rules"].as_array().unwrap().len(), 22);
+    assert_eq!(d["rules"].as_array().unwrap().len(), 23);
     assert!(d["policyDigest"].as_str().unwrap().starts_with("sha256:"));
     for r in d["rules"].as_array().unwrap() {
         assert!(r["control"].as_str().unwrap().starts_with("164."));
@@ -417,7 +417,7 @@ fn table_lists_every_rule_with_its_status_and_is_far_shorter_than_the_json() {
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "policy-check pre-deploy: allow (22 rules, 0 failed)",
+        lines[0], "policy-check pre-deploy: allow (23 rules, 0 failed)",
         "{text}"
     );
     let rules = d["rules"].as_array().unwrap();
@@ -470,7 +470,7 @@ fn a_deny_in_table_format_puts_the_failed_rule_and_its_message_first() {
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "policy-check pre-deploy: deny (22 rules, 1 failed)",
+        lines[0], "policy-check pre-deploy: deny (23 rules, 1 failed)",
         "{text}"
     );
     assert!(lines[1].starts_with("FAIL  scan-fresh "), "{text}");
@@ -520,7 +520,7 @@ deny contains "first line\nsecond\tline \u001b[31m{long}"
     );
     let text = stdout(&table);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1 + 23, "{text}");
+    assert_eq!(lines.len(), 1 + 24, "{text}");
     let line = lines[1];
     assert!(
         line.starts_with("FAIL  acme-chatty ") && line.contains("first line second line [31myyy"),
@@ -732,4 +732,121 @@ fn the_gate_checkpoints_the_log_it_relies_on() {
         err.contains("bad.key") && err.contains("not a log signing key"),
         "{err}"
     );
+}
+
+/// `--trusted-root`: the digest's GitHub artifact attestations, read from a loopback
+/// GitHub answering the documented `GET /repos/{owner}/{repo}/attestations/{digest}`
+/// shape with a real public-good bundle (kubewarden-controller's cosign v3 signature),
+/// verified keyless and offline; the policy data decides whose they must be. A tampered
+/// bundle and one given only by URL are named and not counted; an API that does not
+/// answer fails the rule, never passes it.
+#[test]
+fn github_attestations_are_verified_keyless_and_judged_by_the_policy() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(fixtures.join("attestation-dsse/sigstore-rs-bundle-v0.3.sigstore.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut tampered = bundle.clone();
+    tampered["dsseEnvelope"]["signatures"][0]["sig"] =
+        "MEUCIQCAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            .into();
+    let digest = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+    let repo = "kubewarden/kubewarden-controller";
+    let listing = json!({"attestations": [
+        {"bundle": bundle, "repository_id": 1},
+        {"bundle": tampered, "repository_id": 1},
+        {"bundle_url": "https://example.invalid/bundle.json", "repository_id": 1},
+    ]});
+    let github = custody_test_support::Server::start(&[(
+        format!("/repos/{repo}/attestations/{digest}"),
+        200,
+        listing.to_string(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    LocalStore::create(dir.path().join("store").to_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("ci.pub"),
+        SigningKey::generate().public().pem(),
+    )
+    .unwrap();
+    let data = |prefix: &str| {
+        let path = dir.path().join(format!("data-{}.json", prefix.len()));
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&json!({"attestations": {
+                "require": true,
+                "predicate_types": ["https://sigstore.dev/cosign/sign/v1"],
+                "issuer": "https://token.actions.githubusercontent.com",
+                "identity_prefix": prefix,
+            }}))
+            .unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let root = fixtures.join("sigstore/trusted_root-public-good.json");
+    let run = |api: &str, data: &Path| {
+        let out = cmd(dir.path())
+            .args([
+                "--gate",
+                "pre-approval",
+                "--platform",
+                "none",
+                "--no-record",
+            ])
+            .args(["--store", "store", "--trusted-key", "ci.pub"])
+            .arg("--subject")
+            .arg(format!("ghcr.io/kubewarden/kubewarden-controller@{digest}"))
+            .arg("--data")
+            .arg(data)
+            .arg("--trusted-root")
+            .arg(&root)
+            .args(["--repository", repo, "--github-api-url", api])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d = json_out(&out);
+        d["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "github-attestation")
+            .unwrap()
+            .clone()
+    };
+    let api = github.url("");
+    let api = api.trim_end_matches('/');
+    let ok = run(
+        api,
+        &data("https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@"),
+    );
+    assert_eq!(ok["status"], "pass", "{ok}");
+    assert!(
+        ok["message"]
+            .as_str()
+            .unwrap()
+            .contains("Rekor entry 1261105807"),
+        "{ok}"
+    );
+
+    let other = run(api, &data("https://github.com/acme/"));
+    assert_eq!(other["status"], "fail", "{other}");
+    let msg = other["message"].as_str().unwrap();
+    assert!(
+        msg.contains("kubewarden"),
+        "the verified one is named: {msg}"
+    );
+    assert!(msg.contains("altered"), "the tampered one is named: {msg}");
+    assert!(msg.contains("not inline"), "{msg}");
+
+    let down = format!("http://{}", custody_test_support::closed_port());
+    let failed = run(&down, &data("https://github.com/kubewarden/"));
+    assert_eq!(failed["status"], "fail", "{failed}");
 }
