@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::pkcs8::DecodePublicKey as _;
-use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use webpki::{EndEntityCert, KeyUsage};
@@ -45,17 +45,6 @@ const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03
 /// Fulcio's OIDC issuer extension: v2 (a DER UTF8String) and v1 (raw bytes).
 const FULCIO_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 const FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
-
-static ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
-    webpki::ring::ECDSA_P256_SHA256,
-    webpki::ring::ECDSA_P256_SHA384,
-    webpki::ring::ECDSA_P384_SHA256,
-    webpki::ring::ECDSA_P384_SHA384,
-    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
-    webpki::ring::RSA_PKCS1_2048_8192_SHA384,
-    webpki::ring::RSA_PKCS1_2048_8192_SHA512,
-    webpki::ring::ED25519,
-];
 
 /// Why a keyless bundle does not verify. Each names the step that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -486,39 +475,32 @@ pub fn verify_keyless(
         let unix = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             u64::try_from(t.as_second()).unwrap_or(0),
         ));
-        let ok = root.fulcio.iter().any(|ca| {
-            ca.valid.covers(*t)
-                && ee
-                    .verify_for_usage(
-                        ALGS,
-                        std::slice::from_ref(&ca.anchor),
-                        &ca.intermediates,
-                        unix,
-                        KeyUsage::required(EKU_CODE_SIGNING),
-                        None,
-                        None,
-                    )
-                    .is_ok()
-        });
+        let path = |ca: &Fulcio| {
+            ee.verify_for_usage(
+                timestamp::CHAIN_ALGS,
+                std::slice::from_ref(&ca.anchor),
+                &ca.intermediates,
+                unix,
+                KeyUsage::required(EKU_CODE_SIGNING),
+                None,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+        };
+        let mut why = "no Fulcio authority of the root was valid then".to_owned();
+        let ok = root
+            .fulcio
+            .iter()
+            .filter(|ca| ca.valid.covers(*t))
+            .any(|ca| match path(ca) {
+                Ok(()) => true,
+                Err(e) => {
+                    why = e;
+                    false
+                }
+            });
         if !ok {
-            let why = root
-                .fulcio
-                .iter()
-                .filter_map(|ca| {
-                    ee.verify_for_usage(
-                        ALGS,
-                        std::slice::from_ref(&ca.anchor),
-                        &ca.intermediates,
-                        unix,
-                        KeyUsage::required(EKU_CODE_SIGNING),
-                        None,
-                        None,
-                    )
-                    .err()
-                })
-                .map(|e| format!("{e:?}"))
-                .next()
-                .unwrap_or_else(|| "no authority was valid then".into());
             return Err(KeylessError::Chain(format!("at {t}: {why}")));
         }
     }
@@ -786,30 +768,25 @@ fn check_body(
             .and_then(|h| h.as_str())
             .is_some_and(|h| h == hex(&Sha256::digest(p)))
     };
+    let field =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let any_signer = |list: &str, sig: &str, verifier: &str| {
+        spec.pointer(list)
+            .and_then(|s| s.as_array())
+            .is_some_and(|l| {
+                l.iter().any(|s| {
+                    sig_is(field(s, sig).as_deref()) && pem_is_leaf(field(s, verifier).as_deref())
+                })
+            })
+    };
     let ok = match (kv.kind.as_str(), kv.version.as_str(), content) {
+        // the list of signatures, and the names of a signature's and a verifier's field
         ("dsse", "0.0.1", Content::Dsse(_, payload)) => {
-            payload_hash_is(payload)
-                && spec
-                    .get("signatures")
-                    .and_then(|s| s.as_array())
-                    .is_some_and(|list| {
-                        list.iter().any(|s| {
-                            sig_is(s.get("signature").and_then(|x| x.as_str()))
-                                && pem_is_leaf(s.get("verifier").and_then(|x| x.as_str()))
-                        })
-                    })
+            payload_hash_is(payload) && any_signer("/signatures", "signature", "verifier")
         }
         ("intoto", "0.0.2", Content::Dsse(_, payload)) => {
             payload_hash_is(payload)
-                && spec
-                    .pointer("/content/envelope/signatures")
-                    .and_then(|s| s.as_array())
-                    .is_some_and(|list| {
-                        list.iter().any(|s| {
-                            sig_is(s.get("sig").and_then(|x| x.as_str()))
-                                && pem_is_leaf(s.get("publicKey").and_then(|x| x.as_str()))
-                        })
-                    })
+                && any_signer("/content/envelope/signatures", "sig", "publicKey")
         }
         ("hashedrekord", "0.0.1", Content::Message(digest)) => {
             sig_is(spec.pointer("/signature/content").and_then(|s| s.as_str()))

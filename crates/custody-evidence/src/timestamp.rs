@@ -55,8 +55,8 @@ const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.100
 /// id-kp-timeStamping (1.3.6.1.5.5.7.3.8), as the DER value bytes webpki compares.
 const EKU_TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
 
-/// Every signature algorithm a TSA certificate path may use.
-static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
+/// Every signature algorithm a certificate path may use (a TSA's, Fulcio's).
+pub(crate) static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::ECDSA_P256_SHA256,
     webpki::ring::ECDSA_P256_SHA384,
     webpki::ring::ECDSA_P384_SHA256,

@@ -120,10 +120,7 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
             Some(custody_policy::facts::attestations::AttestationsConfig {
                 github: GitHubConfig {
                     api_url: args.github_api_url.clone(),
-                    token: env
-                        .var(v::CUSTODY_GITHUB_TOKEN)
-                        .or_else(|| env.var(v::GITHUB_TOKEN))
-                        .map(Secret::new),
+                    token: github_token(env),
                     repository,
                     run_id: None,
                     commit: None,
@@ -230,6 +227,13 @@ fn signing_key(env: &dyn Env, args: &Args) -> anyhow::Result<Arc<dyn Signer>> {
         )
 }
 
+/// The GitHub token: CUSTODY_GITHUB_TOKEN, else GITHUB_TOKEN.
+fn github_token(env: &dyn Env) -> Option<Secret> {
+    env.var(v::CUSTODY_GITHUB_TOKEN)
+        .or_else(|| env.var(v::GITHUB_TOKEN))
+        .map(Secret::new)
+}
+
 fn platform(
     args: &Args,
     env: &dyn Env,
@@ -268,10 +272,7 @@ fn platform(
             };
             PlatformSource::GitHub(GitHubConfig {
                 api_url: args.github_api_url.clone(),
-                token: env
-                    .var(v::CUSTODY_GITHUB_TOKEN)
-                    .or_else(|| env.var(v::GITHUB_TOKEN))
-                    .map(Secret::new),
+                token: github_token(env),
                 repository,
                 run_id,
                 commit: context.commit.clone(),
