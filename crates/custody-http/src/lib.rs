@@ -11,6 +11,8 @@
 //!   and octocrab (through [`client::Client::hyper`]) run on it; the AWS SDK gets the
 //!   same roots and proxy ([`net::Net::roots_pem`], [`net::Net::proxy`]).
 //! - [`gitlab::Client`] (feature `gitlab`): the single `gitlab::api::AsyncClient`.
+//! - [`oci::Registry`] (feature `oci`): OCI distribution reads and pushes with the
+//!   registry token flow.
 //! - [`aws::http_client`] (feature `aws`): the AWS SDK's HTTP client with the same
 //!   roots and proxy, for the S3 store and the AWS KMS signer's credential chain.
 
@@ -26,5 +28,7 @@ pub mod github;
 pub mod gitlab;
 #[cfg(feature = "client")]
 pub mod net;
+#[cfg(feature = "oci")]
+pub mod oci;
 
 pub use secret::Secret;

@@ -115,6 +115,8 @@ pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
 pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
 /// Replaces `https://<registry host>` for cosign signature lookups.
 pub const CUSTODY_REGISTRY_URL: &str = "CUSTODY_REGISTRY_URL";
+/// evidence-upload: attach each record to the image as an OCI referrer (`true`).
+pub const CUSTODY_OCI_ATTACH: &str = "CUSTODY_OCI_ATTACH";
 /// Registry credentials for cosign signature lookups (anonymous when unset).
 pub const CUSTODY_REGISTRY_USERNAME: &str = "CUSTODY_REGISTRY_USERNAME";
 pub const CUSTODY_REGISTRY_PASSWORD: &str = "CUSTODY_REGISTRY_PASSWORD";

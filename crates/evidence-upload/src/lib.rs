@@ -8,6 +8,7 @@
 //! 3. when the store cannot be reached, what is left is written, signed and linked,
 //!    to a local spool and the step fails saying how to resend (`custody push`).
 
+pub mod attach;
 pub mod predicate;
 pub mod report;
 pub mod stage;

@@ -13,9 +13,11 @@ use clap::Parser;
 use std::sync::Arc;
 
 use custody_evidence::{Signer, check_service_name};
+use custody_http::oci::Credentials;
 use custody_platform::context::{Env, ProcessEnv};
 use custody_platform::step::{self, Outputs};
 use custody_platform::{env_vars, stores};
+use evidence_upload::attach::{AttachOptions, attach};
 use evidence_upload::{Config, Stage, UploadError, report, run, write_bundles};
 
 /// Turn a stage's output into signed, retention-locked evidence.
@@ -67,6 +69,14 @@ struct Args {
     /// public-key hint) for Sigstore verifiers: `@sigstore/verify`, cosign.
     #[arg(long, env = env_vars::CUSTODY_SIGSTORE_BUNDLES, value_name = "DIR")]
     sigstore_bundles: Option<PathBuf>,
+    /// Also attach each record, as a Sigstore bundle v0.3, to the image (`--subject
+    /// registry/repo@sha256:…`) as an OCI 1.1 referrer, as cosign v3 attaches its own;
+    /// registry credentials from CUSTODY_REGISTRY_USERNAME/CUSTODY_REGISTRY_PASSWORD.
+    #[arg(long, env = env_vars::CUSTODY_OCI_ATTACH)]
+    oci_attach: bool,
+    /// Registry base URL instead of https://<registry host> (with --oci-attach).
+    #[arg(long, env = env_vars::CUSTODY_REGISTRY_URL)]
+    registry_url: Option<String>,
     /// Write a GitLab dotenv report here (default on GitLab: custody.env).
     #[arg(long)]
     dotenv: Option<PathBuf>,
@@ -126,6 +136,34 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, UploadError> {
     })
 }
 
+/// `--oci-attach`: the records as OCI referrers of the image.
+fn attach_to_image(
+    env: &dyn Env,
+    args: &Args,
+    outcome: &evidence_upload::Outcome,
+    key: &custody_evidence::PublicKey,
+) -> Result<(), String> {
+    let opts = AttachOptions {
+        net: stores::net(env, &args.tls.ca_file).map_err(|e| e.to_string())?,
+        registry_url: args.registry_url.clone(),
+        creds: Credentials {
+            username: env.var(env_vars::CUSTODY_REGISTRY_USERNAME),
+            password: env
+                .var(env_vars::CUSTODY_REGISTRY_PASSWORD)
+                .map(custody_http::Secret::new),
+        },
+    };
+    let rt = step::runtime()?;
+    let referrers = rt.block_on(attach(outcome, &args.subject, key, &opts))?;
+    tracing::info!(
+        "attached {} record(s) to {} as OCI referrers: {}",
+        referrers.len(),
+        args.subject,
+        referrers.join(", ")
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     custody_platform::console::exit_status("evidence-upload", run_main())
 }
@@ -155,6 +193,16 @@ fn run_main() -> ExitCode {
                     &env,
                     &UploadError::Usage(format!(
                         "the records are stored, but a Sigstore bundle could not be written: {e}"
+                    )),
+                );
+            }
+            if args.oci_attach
+                && let Err(e) = attach_to_image(&env, &args, &outcome, key.public())
+            {
+                return fail(
+                    &env,
+                    &UploadError::Usage(format!(
+                        "the records are stored, but attaching them to the image failed: {e}"
                     )),
                 );
             }

@@ -18,13 +18,12 @@
 //! provenance, an SBOM) by the same key is not an approval of the image.
 
 use base64::Engine as _;
-use bytes::Bytes;
 use custody_evidence::{Digest, PublicKey};
-use custody_http::client::{Auth, Client, Config as HttpConfig};
+use custody_http::client::Config as HttpConfig;
 use custody_http::net::Net;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use custody_http::oci::{Credentials, INDEX, Registry};
+use http::StatusCode;
 use serde::Deserialize;
-use url::Url;
 
 use super::{CONNECT_TIMEOUT, REQUEST_TIMEOUT, Secret};
 use crate::input::{CosignFact, CosignSignature};
@@ -32,7 +31,6 @@ use crate::input::{CosignFact, CosignSignature};
 const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The layer (and artifact) media type of cosign v3's bundles, every version.
 const BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 /// The predicate type of a cosign v3 image signature.
@@ -116,132 +114,7 @@ struct Image {
 
 /// `registry host` and `repository` of an image name (`ghcr.io/acme/app`); Docker Hub
 /// names without a host get Docker's defaults.
-pub fn split_name(name: &str) -> (String, String) {
-    let name = name.split('@').next().unwrap_or(name);
-    let name = match name.rsplit_once(':') {
-        Some((n, tag)) if !tag.contains('/') => n,
-        _ => name,
-    };
-    match name.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            (host.to_owned(), rest.to_owned())
-        }
-        Some(_) => ("registry-1.docker.io".to_owned(), name.to_owned()),
-        None => ("registry-1.docker.io".to_owned(), format!("library/{name}")),
-    }
-}
-
-struct Registry {
-    http: Client,
-    base: String,
-    repo: String,
-    /// The bearer token, for the registry's origin only.
-    token: Option<Auth>,
-    cfg: CosignConfig,
-}
-
-impl Registry {
-    async fn get(&mut self, path: &str, accept: &str) -> Result<(StatusCode, Vec<u8>), String> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.repo);
-        let parsed = Url::parse(&url).map_err(|e| format!("{url}: {e}"))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::ACCEPT,
-            HeaderValue::from_str(accept).map_err(|e| e.to_string())?,
-        );
-        for attempt in 0..2 {
-            let rsp = self
-                .http
-                .send(
-                    Method::GET,
-                    &parsed,
-                    &headers,
-                    Bytes::new(),
-                    self.token.as_ref(),
-                )
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let status = rsp.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                let challenge = rsp
-                    .headers()
-                    .get(http::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("{url}: 401 without a WWW-Authenticate challenge"))?;
-                let token = self.fetch_token(&challenge).await?;
-                self.token = Some(
-                    Auth::bearer(&parsed, &token)
-                        .ok_or_else(|| format!("{url}: the registry's token is not usable"))?,
-                );
-                continue;
-            }
-            return Ok((status, rsp.into_body().to_vec()));
-        }
-        Err(format!("{url}: unauthorized"))
-    }
-
-    /// The token of a `Bearer realm=…,service=…,scope=…` challenge, anonymous or with
-    /// the configured credentials (sent to the realm's origin only).
-    async fn fetch_token(&self, challenge: &str) -> Result<String, String> {
-        let params = challenge
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| format!("unsupported registry challenge `{challenge}`"))?;
-        let mut realm = None;
-        let mut query = Vec::new();
-        for part in params.split(',') {
-            let Some((k, v)) = part.trim().split_once('=') else {
-                continue;
-            };
-            let v = v.trim_matches('"').to_owned();
-            match k {
-                "realm" => realm = Some(v),
-                "service" | "scope" => query.push((k.to_owned(), v)),
-                _ => {}
-            }
-        }
-        if !query.iter().any(|(k, _)| k == "scope") {
-            query.push(("scope".into(), format!("repository:{}:pull", self.repo)));
-        }
-        let realm =
-            realm.ok_or_else(|| format!("registry challenge without realm: `{challenge}`"))?;
-        let mut url = Url::parse(&realm).map_err(|e| format!("registry realm {realm}: {e}"))?;
-        url.query_pairs_mut().extend_pairs(query.iter());
-        let auth = match (&self.cfg.username, &self.cfg.password) {
-            (Some(u), Some(p)) => {
-                let basic =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()));
-                let value = HeaderValue::from_str(&format!("Basic {basic}"))
-                    .map_err(|_| format!("{realm}: the registry credentials are not usable"))?;
-                Some(Auth::new(&url, http::header::AUTHORIZATION, value))
-            }
-            _ => None,
-        };
-        let rsp = self
-            .http
-            .send(
-                Method::GET,
-                &url,
-                &HeaderMap::new(),
-                Bytes::new(),
-                auth.as_ref(),
-            )
-            .await
-            .map_err(|e| format!("{realm}: {e}"))?;
-        if !rsp.status().is_success() {
-            return Err(format!("{realm}: token request answered {}", rsp.status()));
-        }
-        #[derive(Deserialize)]
-        struct Token {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let t: Token = serde_json::from_slice(rsp.body()).map_err(|e| format!("{realm}: {e}"))?;
-        t.token
-            .or(t.access_token)
-            .ok_or_else(|| format!("{realm}: no token in the answer"))
-    }
-}
+pub use custody_http::oci::split_name;
 
 /// Looks up and verifies the cosign signatures of `name@digest`. Never an error: what
 /// could not be checked is a problem in the fact, and the policy denies on it.
@@ -262,32 +135,25 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
         .registry_url
         .clone()
         .unwrap_or_else(|| format!("https://{host}"));
-    let http = match Client::new(
-        &cfg.net,
-        HttpConfig {
-            connect_timeout: CONNECT_TIMEOUT,
-            timeout: REQUEST_TIMEOUT,
-            attempts: 2,
-            // an explicitly configured plain registry (a loopback test registry)
-            https_only: !base.starts_with("http://"),
-            body_limit: MAX_BYTES,
-            ..HttpConfig::default()
-        },
-    ) {
+    let creds = Credentials {
+        username: cfg.username.clone(),
+        password: cfg.password.clone(),
+    };
+    let config = HttpConfig {
+        connect_timeout: CONNECT_TIMEOUT,
+        timeout: REQUEST_TIMEOUT,
+        attempts: 2,
+        body_limit: MAX_BYTES,
+        ..HttpConfig::default()
+    };
+    let http = match Registry::new(&cfg.net, &base, &repo, creds, false, config) {
         Ok(c) => c,
         Err(e) => {
             fact.problems.push(format!("http client: {e}"));
             return fact;
         }
     };
-    let base = base.trim_end_matches('/').to_owned();
-    let mut reg = Registry {
-        http,
-        base,
-        repo,
-        token: None,
-        cfg: cfg.clone(),
-    };
+    let mut reg = http;
     let old = legacy(&mut reg, cfg, &tag, &reference, digest, &mut fact).await;
     if old == Lookup::Unreachable {
         return fact;
@@ -295,7 +161,7 @@ pub async fn check(cfg: &CosignConfig, name: &str, digest: &Digest) -> CosignFac
     let legacy_signatures = fact.signatures.len();
     let new = referrers(&mut reg, cfg, digest, &mut fact).await;
     if legacy_signatures == 0 && !fact.signatures.is_empty() {
-        fact.reference = format!("{host}/{}@{digest} (OCI referrers)", reg.repo);
+        fact.reference = format!("{host}/{}@{digest} (OCI referrers)", reg.repo());
     }
     if old == Lookup::Missing && new == Lookup::Missing {
         // neither layout is there (and neither added a problem but this one): say it once

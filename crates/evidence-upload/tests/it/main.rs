@@ -53,9 +53,22 @@ impl Job {
         self.cmd_to(stage, files, self.store().as_os_str())
     }
     fn cmd_to(&self, stage: &str, files: &[&str], store: &std::ffi::OsStr) -> Command {
+        self.command(stage, &image(), files, store)
+    }
+    /// A run about another subject.
+    fn cmd_about(&self, stage: &str, subject: &str, files: &[&str]) -> Command {
+        self.command(stage, subject, files, self.store().as_os_str())
+    }
+    fn command(
+        &self,
+        stage: &str,
+        subject: &str,
+        files: &[&str],
+        store: &std::ffi::OsStr,
+    ) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_evidence-upload"));
         c.current_dir(self.ws())
-            .args(["--stage", stage, "--subject", &image(), "--key"])
+            .args(["--stage", stage, "--subject", subject, "--key"])
             .arg(self.dir.path().join("ci.key"))
             .arg("--store")
             .arg(store)
@@ -1702,4 +1715,136 @@ fn timestamped_records_and_bundles_verify_with_custody_and_sigstore() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `--oci-attach` (`CUSTODY_OCI_ATTACH=true`): the record, as a Sigstore bundle, becomes
+/// an OCI 1.1 referrer of the image in a real registry (docker-registry 2.8 on loopback,
+/// which has no referrers API: the `sha256-<hex>` tag's index lists it). The referrer
+/// names the image as its subject, carries cosign's annotations, and its one layer is a
+/// bundle `custody verify` accepts with the key; a subject that is not an image, or an
+/// image the registry does not have, fails with 2 after the records are stored.
+#[test]
+fn records_attach_to_the_image_as_oci_referrers() {
+    use custody_http::oci::{Credentials, Registry};
+    let Ok(registry) = std::env::var("CUSTODY_OCI_REGISTRY") else {
+        eprintln!("CUSTODY_OCI_REGISTRY is not set: OCI attach not run (cargo xtask test sets it)");
+        return;
+    };
+    let base = format!("http://{registry}");
+    let repo = format!("custody-test/attach-{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut reg = Registry::new(
+        &custody_http::net::Net::default(),
+        &base,
+        &repo,
+        Credentials::default(),
+        true,
+        custody_http::client::Config::default(),
+    )
+    .unwrap();
+    // a small image: a config, one layer, the manifest pushed by digest
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let layer = b"not really a tarball";
+    let sha = |b: &[u8]| custody_evidence::Digest::of(b).to_string();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let image = sha(&manifest);
+    rt.block_on(async {
+        reg.put_blob(&sha(config), config).await.unwrap();
+        reg.put_blob(&sha(layer), layer).await.unwrap();
+        reg.put_manifest(
+            &image,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await
+        .unwrap();
+    });
+    let subject = format!("{registry}/{repo}@{image}");
+
+    let job = Job::new();
+    let upload = |subject: &str| {
+        let mut c = job.cmd_about(
+            "scan",
+            subject,
+            &["fixtures/scan-trivy/trivy-alpine-310.json"],
+        );
+        c.args(["--format", "json"])
+            .env("CUSTODY_OCI_ATTACH", "true")
+            .env("CUSTODY_REGISTRY_URL", &base);
+        c.output().unwrap()
+    };
+    let o = upload(&subject);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rec = out["records"][0]["record"].as_str().unwrap().to_owned();
+
+    // the tag schema's index lists the referrer; the referrer's subject is the image
+    let tag = format!("sha256-{}", &image[7..]);
+    let (index, referrer, bundle) = rt.block_on(async {
+        let (s, index) = reg
+            .get(
+                &format!("manifests/{tag}"),
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 200);
+        let index: Value = serde_json::from_slice(&index).unwrap();
+        let d = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+        let (_, m) = reg
+            .get(
+                &format!("manifests/{d}"),
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            .await
+            .unwrap();
+        let m: Value = serde_json::from_slice(&m).unwrap();
+        let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+        let (_, bundle) = reg.get(&format!("blobs/{layer}"), "*/*").await.unwrap();
+        (index, m, bundle)
+    });
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(referrer["subject"]["digest"], image.as_str());
+    assert_eq!(referrer["subject"]["size"], manifest.len());
+    assert_eq!(
+        referrer["artifactType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    assert_eq!(
+        referrer["annotations"]["dev.sigstore.bundle.content"],
+        "dsse-envelope"
+    );
+    assert_eq!(referrer["annotations"]["dev.custody.record"], rec.as_str());
+    let path = job.dir.path().join("attached.sigstore.json");
+    std::fs::write(&path, &bundle).unwrap();
+    let v = Command::new(custody())
+        .arg("verify")
+        .arg(&path)
+        .arg("--key")
+        .arg(job.dir.path().join("ci.key.pub"))
+        .arg("--subject")
+        .arg(&subject)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+
+    // an image the registry does not have: the record is stored, the step fails with 2
+    let missing = format!("{registry}/{repo}@sha256:{}", "e".repeat(64));
+    let o = upload(&missing);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the records are stored, but attaching them to the image failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("404"), "{stderr}");
 }
