@@ -85,6 +85,46 @@ fn a_github_actions_dsse_bundle_verifies_offline() {
     verify(&kubewarden(), &root(), &prefix).unwrap();
 }
 
+/// A SLSA provenance written by `actions/attest-build-provenance` (GitHub's reusable
+/// attestation workflow), as `gh attestation verify` checks it; one flipped base64
+/// character anywhere in its envelope, certificate or log entry is refused.
+#[test]
+fn an_actions_attest_provenance_verifies_and_any_flip_is_refused() {
+    let b: Value = serde_json::from_slice(
+        &std::fs::read(ours("actions-attest-provenance-v0.3.sigstore.json")).unwrap(),
+    )
+    .unwrap();
+    let id = Identity {
+        issuer: Some(GHA.into()),
+        san: None,
+        san_prefix: Some(
+            "https://github.com/github/artifact-attestations-workflows/.github/workflows/attest.yml@"
+                .into(),
+        ),
+    };
+    let root = root();
+    let v = verify_keyless(&serde_json::to_vec(&b).unwrap(), &root, &id).unwrap();
+    let st = v.statement.unwrap();
+    assert_eq!(st.predicate_type, "https://slsa.dev/provenance/v1");
+    assert_eq!(v.log_index, Some(96_764_485));
+    let t = "/verificationMaterial/tlogEntries/0";
+    for pointer in [
+        "/dsseEnvelope/payload".to_owned(),
+        "/dsseEnvelope/signatures/0/sig".to_owned(),
+        "/verificationMaterial/certificate/rawBytes".to_owned(),
+        format!("{t}/canonicalizedBody"),
+        format!("{t}/inclusionPromise/signedEntryTimestamp"),
+        format!("{t}/inclusionProof/rootHash"),
+        format!("{t}/inclusionProof/hashes/1"),
+        format!("{t}/logId/keyId"),
+    ] {
+        assert!(
+            verify(&flip(&b, &pointer), &root, &id).is_err(),
+            "{pointer}"
+        );
+    }
+}
+
 #[test]
 fn message_signature_bundles_v01_and_v02_verify_offline() {
     for (file, issuer, san) in [

@@ -71,6 +71,47 @@ fn timestamped_records_verify_and_the_tsa_time_decides_a_revocation() {
     ]);
     assert!(ok.contains("verified"), "{ok}");
 
+    // OpenSSL verifies the stored reply over the stored signature with the same root
+    let env: serde_json::Value = serde_json::from_str(&envelope).unwrap();
+    let b64 =
+        |s: &str| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).unwrap();
+    let sig = &env["signatures"][0];
+    std::fs::write(e.path("sig.bin"), b64(sig["sig"].as_str().unwrap())).unwrap();
+    let stamp = sig["extension"]["ext"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+        ["signedTimestamp"]
+        .as_str()
+        .unwrap();
+    std::fs::write(e.path("reply.der"), b64(stamp)).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["ts", "-verify", "-data", "sig.bin", "-in", "reply.der"])
+        .args(["-CAfile", "tsa/ca.pem"])
+        .current_dir(e.path(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+
+    // a timestamp from a TSA the trusted keys do not name does not count
+    custody_test_support::tsa::mint(&e.path("stranger"), TsaKey::Rsa, "Stranger TSA");
+    std::fs::write(
+        e.path("stranger.yaml"),
+        "keys:\n  - name: ci\n    file: signer.key.pub\n\
+         timestampAuthorities:\n  - file: stranger/ca.pem\nrequireTimestamp: true\n",
+    )
+    .unwrap();
+    let err = e.fails(
+        1,
+        &[
+            "verify",
+            "--record",
+            &record,
+            "--store",
+            "store",
+            "--key",
+            "stranger.yaml",
+        ],
+    );
+    assert!(err.contains("no timestamp from a trusted TSA"), "{err}");
+
     // revoked an hour ago: the record was timestamped after, so it does not count,
     // whatever its own recordedAt says
     let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
