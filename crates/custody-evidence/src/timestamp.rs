@@ -379,7 +379,7 @@ pub fn verify(
         .find(|der| Certificate::from_der(der).is_ok_and(|cert| names_signer(&cert, &signer.sid)))
         .ok_or(TimestampError::NoSignerCertificate)?;
     let cert = Certificate::from_der(signer_der).map_err(malformed)?;
-    let subject = cert.tbs_certificate.subject.to_string();
+    let subject = common_name(&cert.tbs_certificate.subject);
     let untrusted = |reason: String| TimestampError::Untrusted {
         subject: subject.clone(),
         reason,
@@ -411,6 +411,19 @@ pub fn verify(
         time,
         authority: subject,
     })
+}
+
+/// `CN=<common name>` of a certificate's subject, for messages. Not x509-cert's RFC
+/// 4514 `Display`: that one names attributes from const-oid's table of every OID, which
+/// would add it to every binary that verifies a timestamp (BENCHMARKS.md).
+fn common_name(name: &x509_cert::name::Name) -> String {
+    const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == CN)
+        .map(|atv| format!("CN={}", String::from_utf8_lossy(atv.value.value())))
+        .unwrap_or_else(|| "a certificate without a common name".to_owned())
 }
 
 fn names_signer(cert: &Certificate, sid: &SignerIdentifier) -> bool {
