@@ -13,7 +13,7 @@ use custody_formats::Summary;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::verify::{Audit, RecordEntry, Severity};
+use crate::verify::{Audit, KEPT_PREDICATES, RecordEntry, Severity};
 
 /// What the report says about where it came from.
 #[derive(Debug, Clone)]
@@ -412,9 +412,10 @@ pub fn model(audit: &Audit, meta: &Meta<'_>) -> Model {
                     .as_ref()
                     .map_or_else(|| "NOT VERIFIED".into(), |s| s.label.clone()),
                 stages: evidence_stages(recs),
+                // the decision records; a gate's VSA (same stage) summarises one of them
                 decisions: recs
                     .iter()
-                    .filter(|r| r.stage == "policy")
+                    .filter(|r| r.stage == "policy" && r.predicate_type == KEPT_PREDICATES[0])
                     .map(|r| decision_of(r))
                     .collect(),
                 runners: recs

@@ -67,6 +67,8 @@ pub struct CheckOutcome {
     pub input: PolicyInput,
     /// Facts that could not be had (already reflected as denials).
     pub problems: Vec<String>,
+    /// The stored VSA (record digest, signed envelope), when the decision was stored.
+    pub vsa: Option<(Digest, Vec<u8>)>,
 }
 
 /// Parses the subject into the artifact and its digest.
@@ -185,15 +187,69 @@ pub async fn run<S: EvidenceStore>(
 ) -> Result<CheckOutcome, PolicyError> {
     let (input, problems) = gather_input(cfg, store).await?;
     let mut decision = decide(&cfg.policies, &input)?;
+    let mut vsa = None;
     if let Some(rec) = &cfg.record {
         let digest = store_decision(cfg, store, rec, &input, &decision).await?;
         decision.record = Some(digest.to_string());
+        vsa = Some(store_vsa(cfg, store, rec, &input, &decision).await?);
     }
     Ok(CheckOutcome {
         decision,
         input,
         problems,
+        vsa,
     })
+}
+
+/// The decision as a VSA (`vsa.rs`), signed and stored after the decision record, in
+/// its chain: the record digest and the envelope.
+async fn store_vsa<S: EvidenceStore>(
+    cfg: &CheckConfig,
+    store: &S,
+    rec: &RecordSettings,
+    input: &PolicyInput,
+    decision: &Decision,
+) -> Result<(Digest, Vec<u8>), PolicyError> {
+    let (artifact, digest) = artifact(&cfg.subject)?;
+    let exceptions = cfg
+        .policies
+        .data()
+        .pointer("/custody/config/exceptions")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!([]));
+    let mut context = cfg.context.clone();
+    if context.environment.is_none() {
+        context.environment.clone_from(&cfg.environment);
+    }
+    let chain_id = context.chain_id();
+    let draft = Draft {
+        subject: vec![ResourceDescriptor::sha256(artifact.name, &digest)],
+        predicate_type: crate::vsa::VSA_PREDICATE.to_owned(),
+        predicate: crate::vsa::predicate(decision, input, &exceptions, decision.record.as_deref()),
+        record: RecordInfo {
+            stage: DECISION_STAGE.to_owned(),
+            recorded_at: cfg.now,
+            materials: Vec::new(),
+            pipeline: context,
+            hipaa: Control::baseline(),
+            chain: ChainLink::first(chain_id.clone()),
+            summary: Some(serde_json::json!({
+                "gate": decision.gate,
+                "decision": decision.decision,
+                "vsa": true,
+            })),
+        },
+    };
+    let appended = append_record(
+        store,
+        rec.key.as_ref(),
+        rec.keyid_scheme,
+        &chain_id,
+        draft,
+        &rec.retention,
+    )
+    .await?;
+    Ok((appended.outcome.digest, appended.envelope))
 }
 
 async fn store_decision<S: EvidenceStore>(

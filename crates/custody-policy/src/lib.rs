@@ -24,6 +24,7 @@ pub mod gate;
 pub mod input;
 pub mod schema;
 pub mod testing;
+pub mod vsa;
 
 pub use decision::{Decision, RuleResult, Status, Verdict};
 pub use engine::{Evaluation, Evaluator, Module, PolicySet};

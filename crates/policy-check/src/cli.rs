@@ -131,6 +131,10 @@ pub struct Args {
     /// atomically, whatever the format.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["print_input", "print_schema"])]
     pub output: Option<PathBuf>,
+    /// Also write the decision's signed SLSA Verification Summary Attestation (VSA v1,
+    /// the DSSE envelope stored beside the decision record) to this file, atomically.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["print_input", "print_schema", "no_record"])]
+    pub vsa: Option<PathBuf>,
 }
 
 #[cfg(test)]

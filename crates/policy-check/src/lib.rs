@@ -206,7 +206,25 @@ pub fn run(args: &Args, env: &dyn Env) -> anyhow::Result<(Report, u8)> {
                 .iter()
                 .map(|p| format!("policy-check: {p}")),
         );
-        Ok(report(args, &outcome.decision))
+        let (mut rep, mut code) = report(args, &outcome.decision);
+        if let Some((digest, envelope)) = &outcome.vsa {
+            rep.stderr
+                .push(format!("policy-check: verification summary (VSA) record {digest}"));
+            rep.github.push(("vsa-record", digest.to_string()));
+            if let Some(path) = &args.vsa
+                && let Err(e) = files::write_atomically(path, envelope)
+            {
+                let message = format!(
+                    "writing --vsa {}: {e}; the decision ({}) and its VSA are stored, but the step fails",
+                    path.display(),
+                    outcome.decision.decision.as_str()
+                );
+                rep.errors.push((None, message.clone()));
+                rep.stderr.push(format!("policy-check: error: {message}"));
+                code = EXIT_ERROR;
+            }
+        }
+        Ok((rep, code))
     })?;
     // what happened on the way (the checkpoint, unreadable facts) before the verdict
     stderr.append(&mut report.stderr);

@@ -864,6 +864,7 @@ jobs:
         assert!(count(stage) >= 1, "no {stage} evidence: {found:?}");
     }
     assert_eq!(count("release"), 1, "{found:?}\n{log}");
-    assert_eq!(count("policy"), 1, "{found:?}\n{log}");
+    // the pre-approval decision and its VSA
+    assert_eq!(count("policy"), 2, "{found:?}\n{log}");
     assert_eq!(count("deploy"), 0, "{found:?}");
 }

@@ -351,7 +351,12 @@ fn assert_allowed_and_deployed(log: &str, store: &str, commit: &str, ci_key: &Pa
             "no {stage} record: {found:?}\n{log}"
         );
     }
-    assert_eq!(found["policy"].len(), 2, "two gate decisions: {found:?}");
+    // two gates, each a decision and its verification summary (VSA)
+    assert_eq!(
+        found["policy"].len(),
+        4,
+        "two gate decisions and their VSAs: {found:?}"
+    );
     assert_eq!(found["deploy"].len(), 1, "{found:?}");
     let public = ci_key.with_extension("key.pub");
     support::verify_record(store, &found["deploy"][0], &public);

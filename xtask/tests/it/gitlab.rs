@@ -635,7 +635,8 @@ sign:
         assert!(stage_count(stage) >= 1, "no {stage} record: {found:?}");
     }
     assert_eq!(stage_count("release"), 1, "{found:?}");
-    assert_eq!(stage_count("policy"), 1, "{found:?}");
+    // the denying decision and its VSA
+    assert_eq!(stage_count("policy"), 2, "{found:?}");
     assert_eq!(stage_count("deploy"), 0, "{found:?}");
     let public = p.key.with_extension("key.pub");
     for r in &found {

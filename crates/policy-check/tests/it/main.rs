@@ -290,6 +290,8 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
             "ci.key",
             "--approvals",
             "approvals.json",
+            "--vsa",
+            "vsa.json",
             "--commit",
         ])
         .arg("0123456789abcdef0123456789abcdef01234567")
@@ -364,7 +366,73 @@ fn the_decision_is_stored_as_a_signed_record_of_the_contract_shape() {
             ..Query::default()
         }))
         .unwrap();
-    assert_eq!(found.len(), 1);
+    assert_eq!(found.len(), 2, "the decision and its VSA");
+
+    // the VSA: signed like the decision, stored right after it in its chain, and given
+    // as the --vsa file
+    let vsa_file = dir.path().join("vsa.json");
+    let vsa = Envelope::from_slice(&std::fs::read(&vsa_file).unwrap()).unwrap();
+    let v = verify_envelope(&vsa, &TrustedKeys::new(vec![key.public().clone()]))
+        .unwrap()
+        .statement;
+    assert_eq!(v.predicate_type, "https://slsa.dev/verification_summary/v1");
+    assert_eq!(v.subject, st.subject);
+    let vrec = v.record().unwrap();
+    assert_eq!(vrec.chain.sequence, rec.chain.sequence + 1);
+    assert_eq!(vrec.chain.previous, Some(digest));
+    let vp = v.predicate.as_object().unwrap();
+    // VSA v1's fields, with the types the spec gives them
+    assert_eq!(vp["verifier"]["id"], "https://custody.dev/policy-check");
+    assert!(vp["verifier"]["version"]["policy-check"].is_string());
+    assert_eq!(vp["resourceUri"], format!("ghcr.io/acme/app@{DIGEST}"));
+    assert_eq!(vp["policy"]["uri"], "https://custody.dev/policy/pre-deploy");
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            vp["policy"]["digest"]["sha256"].as_str().unwrap()
+        ),
+        d["policyDigest"].as_str().unwrap()
+    );
+    assert_eq!(vp["verificationResult"], "FAILED");
+    assert_eq!(vp["verifiedLevels"], json!(["FAILED"]));
+    assert_eq!(vp["slsaVersion"], "1.0");
+    vp["timeVerified"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    for a in vp["inputAttestations"].as_array().unwrap() {
+        assert!(
+            a["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("custody:record/sha256:")
+        );
+        assert_eq!(a["digest"]["sha256"].as_str().unwrap().len(), 64);
+    }
+    // the decision and its VSA agree on every rule, and the VSA names the decision
+    assert_eq!(vp["custody"]["rules"], p["rules"]);
+    assert_eq!(vp["custody"]["gate"], "pre-deploy");
+    assert_eq!(vp["custody"]["decisionRecord"], record.as_str());
+    assert!(vp["custody"]["exceptions"].is_array());
+    // the reference verifier accepts the same envelope with the same public key
+    if let Ok(py) = std::env::var("CUSTODY_PYTHON") {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/sslib.py");
+        let out = Command::new(py)
+            .arg(script)
+            .args(["verify"])
+            .arg(&vsa_file)
+            .arg(dir.path().join("ci.pub"))
+            .arg("")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Runs the pre-deploy gate on `input` (no store, nothing recorded) with `extra` flags.
