@@ -45,17 +45,19 @@ pub const BINARIES: [&str; 4] = ["custody", "evidence-upload", "policy-check", "
 /// the budget in the same commit that says why.
 ///
 /// The goal (issue 18) is every step binary at most 8.0 MB and `custody` at most 10 MB.
-/// evidence-upload (6.75 MB), runner-guard (6.64 MB) and custody (9.43 MB) meet it,
-/// with issue 16's signers, since the one HTTP stack, the linker script that drops
-/// `.eh_frame` ([`LINK_SCRIPT`]) and the AWS SDK and platform clients at `opt-level =
-/// "z"`; their budget is the goal itself. policy-check (9.38 MB) does not: regorus with
-/// its VM, the whole store (AWS SDK, GitLab) and octocrab (BENCHMARKS.md "Trimming" says
-/// where the bytes go); its budget holds today's size plus 5% so it cannot grow
-/// unnoticed.
+/// evidence-upload (7.04 MB), runner-guard (6.86 MB) and custody (9.87 MB) meet it,
+/// with issue 16's signers, timestamps and keyless verification, since the one HTTP
+/// stack, the linker script that drops `.eh_frame` ([`LINK_SCRIPT`]) and the AWS SDK and
+/// platform clients at `opt-level = "z"`; their budget is the goal itself. policy-check
+/// (9.87 MB) does not: regorus with its VM, the whole store (AWS SDK, GitLab) and
+/// octocrab (BENCHMARKS.md "Trimming" says where the bytes go). Its budget was 9.38 MB
+/// plus 5% (9.85 MB); issue 16's verification used that up (9,848,560), and issue 17's
+/// VSA took it 15,152 bytes over, so it is 9.9 MB now: today's size plus 0.35%, so it
+/// still cannot grow unnoticed.
 const BUDGETS: [(&str, u64); 4] = [
     ("custody", 10_000_000),
     ("evidence-upload", 8_000_000),
-    ("policy-check", 9_850_000),
+    ("policy-check", 9_900_000),
     ("runner-guard", 8_000_000),
 ];
 
