@@ -89,6 +89,8 @@ pub enum TimestampError {
     NoSignerCertificate,
     #[error("the TSA certificate `{subject}` is not trusted: {reason}")]
     Untrusted { subject: String, reason: String },
+    #[error("the TSA certificate `{subject}` has no path to a trusted TSA certificate")]
+    UnknownAuthority { subject: String },
     #[error("the TSA's signature over the timestamp does not verify: the token was altered")]
     BadSignature,
     #[error("the TSA certificates are not usable: {0}")]
@@ -99,7 +101,7 @@ impl TimestampError {
     /// Whether the token is simply from a TSA this verifier does not trust (which a
     /// record signed for several verifiers may carry), rather than broken.
     pub fn is_unknown_authority(&self) -> bool {
-        matches!(self, Self::Untrusted { reason, .. } if reason.contains("UnknownIssuer"))
+        matches!(self, Self::UnknownAuthority { .. })
     }
 }
 
@@ -397,7 +399,12 @@ pub fn verify(
         None,
         None,
     )
-    .map_err(|e| untrusted(format!("{e:?}")))?;
+    .map_err(|e| match e {
+        webpki::Error::UnknownIssuer => TimestampError::UnknownAuthority {
+            subject: subject.clone(),
+        },
+        other => untrusted(format!("{other:?}")),
+    })?;
     let msg = attrs.to_der().map_err(malformed)?;
     let sig = signer.signature.as_bytes();
     let candidates = signature_algs(&signer.signature_algorithm.oid, &signer.digest_alg.oid)?;

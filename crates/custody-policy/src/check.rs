@@ -210,43 +210,25 @@ async fn store_vsa<S: EvidenceStore>(
     input: &PolicyInput,
     decision: &Decision,
 ) -> Result<(Digest, Vec<u8>), PolicyError> {
-    let (artifact, digest) = artifact(&cfg.subject)?;
     let exceptions = cfg
         .policies
         .data()
         .pointer("/custody/config/exceptions")
         .cloned()
         .unwrap_or_else(|| serde_json::json!([]));
-    let mut context = cfg.context.clone();
-    if context.environment.is_none() {
-        context.environment.clone_from(&cfg.environment);
-    }
-    let chain_id = context.chain_id();
-    let draft = Draft {
-        subject: vec![ResourceDescriptor::sha256(artifact.name, &digest)],
-        predicate_type: crate::vsa::VSA_PREDICATE.to_owned(),
-        predicate: crate::vsa::predicate(decision, input, &exceptions, decision.record.as_deref()),
-        record: RecordInfo {
-            stage: DECISION_STAGE.to_owned(),
-            recorded_at: cfg.now,
-            materials: Vec::new(),
-            pipeline: context,
-            hipaa: Control::baseline(),
-            chain: ChainLink::first(chain_id.clone()),
-            summary: Some(serde_json::json!({
-                "gate": decision.gate,
-                "decision": decision.decision,
-                "vsa": true,
-            })),
-        },
-    };
-    let appended = append_record(
+    let appended = append_gate_record(
+        cfg,
         store,
-        rec.key.as_ref(),
-        rec.keyid_scheme,
-        &chain_id,
-        draft,
-        &rec.retention,
+        rec,
+        crate::vsa::VSA_PREDICATE,
+        crate::vsa::predicate(decision, input, &exceptions, decision.record.as_deref()),
+        Vec::new(),
+        Control::baseline(),
+        serde_json::json!({
+            "gate": decision.gate,
+            "decision": decision.decision,
+            "vsa": true,
+        }),
     )
     .await?;
     Ok((appended.outcome.digest, appended.envelope))
@@ -259,7 +241,6 @@ async fn store_decision<S: EvidenceStore>(
     input: &PolicyInput,
     decision: &Decision,
 ) -> Result<Digest, PolicyError> {
-    let (artifact, digest) = artifact(&cfg.subject)?;
     let input_bytes =
         serde_json::to_vec_pretty(input).map_err(|e| PolicyError::Input(e.to_string()))?;
     let put = store
@@ -277,6 +258,46 @@ async fn store_decision<S: EvidenceStore>(
         .filter(|r| r.status == Status::Fail)
         .map(|r| r.id.as_str())
         .collect();
+    let appended = append_gate_record(
+        cfg,
+        store,
+        rec,
+        DECISION_PREDICATE,
+        decision.predicate(),
+        vec![Material {
+            name: "policy-input.json".into(),
+            digest: put.digest,
+            size: put.size,
+            media_type: Some("application/json".into()),
+            format: None,
+        }],
+        hipaa,
+        serde_json::json!({
+            "gate": decision.gate,
+            "decision": decision.decision,
+            "failed": failed,
+            "policyDigest": decision.policy_digest,
+        }),
+    )
+    .await?;
+    Ok(appended.outcome.digest)
+}
+
+/// Signs and appends one of the gate's records (stage `policy`, about the artifact) to
+/// the job's chain, the environment filled in from the gate's when the platform did not
+/// say it.
+#[allow(clippy::too_many_arguments)]
+async fn append_gate_record<S: EvidenceStore>(
+    cfg: &CheckConfig,
+    store: &S,
+    rec: &RecordSettings,
+    predicate_type: &str,
+    predicate: serde_json::Map<String, serde_json::Value>,
+    materials: Vec<Material>,
+    hipaa: Vec<Control>,
+    summary: serde_json::Value,
+) -> Result<custody_store::Appended, PolicyError> {
+    let (artifact, digest) = artifact(&cfg.subject)?;
     let mut context = cfg.context.clone();
     if context.environment.is_none() {
         context.environment.clone_from(&cfg.environment);
@@ -284,30 +305,19 @@ async fn store_decision<S: EvidenceStore>(
     let chain_id = context.chain_id();
     let draft = Draft {
         subject: vec![ResourceDescriptor::sha256(artifact.name, &digest)],
-        predicate_type: DECISION_PREDICATE.to_owned(),
-        predicate: decision.predicate(),
+        predicate_type: predicate_type.to_owned(),
+        predicate,
         record: RecordInfo {
             stage: DECISION_STAGE.to_owned(),
             recorded_at: cfg.now,
-            materials: vec![Material {
-                name: "policy-input.json".into(),
-                digest: put.digest,
-                size: put.size,
-                media_type: Some("application/json".into()),
-                format: None,
-            }],
+            materials,
             pipeline: context,
             hipaa,
             chain: ChainLink::first(chain_id.clone()),
-            summary: Some(serde_json::json!({
-                "gate": decision.gate,
-                "decision": decision.decision,
-                "failed": failed,
-                "policyDigest": decision.policy_digest,
-            })),
+            summary: Some(summary),
         },
     };
-    let appended = append_record(
+    Ok(append_record(
         store,
         rec.key.as_ref(),
         rec.keyid_scheme,
@@ -315,6 +325,5 @@ async fn store_decision<S: EvidenceStore>(
         draft,
         &rec.retention,
     )
-    .await?;
-    Ok(appended.outcome.digest)
+    .await?)
 }
