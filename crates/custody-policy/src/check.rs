@@ -187,18 +187,30 @@ pub async fn run<S: EvidenceStore>(
 ) -> Result<CheckOutcome, PolicyError> {
     let (input, problems) = gather_input(cfg, store).await?;
     let mut decision = decide(&cfg.policies, &input)?;
-    let mut vsa = None;
-    if let Some(rec) = &cfg.record {
-        let digest = store_decision(cfg, store, rec, &input, &decision).await?;
-        decision.record = Some(digest.to_string());
-        vsa = Some(store_vsa(cfg, store, rec, &input, &decision).await?);
-    }
+    let vsa = record(cfg, store, &input, &mut decision).await?;
     Ok(CheckOutcome {
         decision,
         input,
         problems,
         vsa,
     })
+}
+
+/// Stores a decision [`decide`] made on `input` as `cfg.record` says (nothing when it
+/// is `None`): the decision record, whose digest goes into `decision.record`, then its
+/// VSA, which is returned.
+pub async fn record<S: EvidenceStore>(
+    cfg: &CheckConfig,
+    store: &S,
+    input: &PolicyInput,
+    decision: &mut Decision,
+) -> Result<Option<(Digest, Vec<u8>)>, PolicyError> {
+    let Some(rec) = &cfg.record else {
+        return Ok(None);
+    };
+    let digest = store_decision(cfg, store, rec, input, decision).await?;
+    decision.record = Some(digest.to_string());
+    Ok(Some(store_vsa(cfg, store, rec, input, decision).await?))
 }
 
 /// The decision as a VSA (`vsa.rs`), signed and stored after the decision record, in

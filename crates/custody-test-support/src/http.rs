@@ -3,7 +3,7 @@
 //! recorded; and [`closed_port`], a loopback address where nothing listens.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -15,7 +15,24 @@ pub struct Recorded {
     pub target: String,
     /// Header names lowercased; of a repeated header, the last value.
     pub headers: BTreeMap<String, String>,
+    /// The request body (`Content-Length` bytes; empty when none was sent).
+    pub body: Vec<u8>,
 }
+
+impl Recorded {
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What a [`Server::handle`] handler answers: status, JSON body.
+pub type Answer = (u16, String);
 
 /// A loopback HTTP/1.1 server answering fixed routes (path without query -> status,
 /// JSON body) and 404 `{"message":"Not Found"}` to any other path, whatever the
@@ -49,14 +66,9 @@ impl Server {
                 let Some(head) = read_head(&mut reader) else {
                     continue;
                 };
-                if let Some(n) = head
-                    .headers
-                    .get("content-length")
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    let mut body = vec![0; n];
-                    let _ = reader.read_exact(&mut body);
-                }
+                let Some(head) = read_body(&mut reader, head) else {
+                    continue;
+                };
                 let path = head.target.split('?').next().unwrap_or_default().to_owned();
                 seen.lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -70,6 +82,49 @@ impl Server {
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
+            }
+        });
+        Server { addr, requests }
+    }
+
+    /// Starts a server on 127.0.0.1 whose answers come from `handler`, one thread per
+    /// connection (so concurrent clients are served concurrently). Every request is
+    /// recorded, body included, before the handler sees it.
+    pub fn handle<F>(handler: F) -> Server
+    where
+        F: Fn(&Recorded) -> Answer + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("the listener's address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let handler = Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let seen = Arc::clone(&seen);
+                let handler = Arc::clone(&handler);
+                std::thread::spawn(move || {
+                    let Ok(read_half) = stream.try_clone() else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(read_half);
+                    let Some(head) = read_head(&mut reader) else {
+                        return;
+                    };
+                    let Some(req) = read_body(&mut reader, head) else {
+                        return;
+                    };
+                    seen.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(req.clone());
+                    let (status, body) = handler(&req);
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
             }
         });
         Server { addr, requests }
@@ -118,7 +173,23 @@ pub fn read_head(reader: &mut impl BufRead) -> Option<Recorded> {
         method,
         target,
         headers,
+        body: Vec::new(),
     })
+}
+
+/// Reads the body `head` announces (`Content-Length`) into it; `None` when the peer
+/// closed the connection before sending all of it.
+pub fn read_body(reader: &mut impl BufRead, mut head: Recorded) -> Option<Recorded> {
+    if let Some(n) = head
+        .headers
+        .get("content-length")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let mut body = vec![0; n];
+        reader.read_exact(&mut body).ok()?;
+        head.body = body;
+    }
+    Some(head)
 }
 
 /// A loopback address nothing listens on. On 127.0.0.3, where no test server binds: a

@@ -16,6 +16,9 @@
 //! [`oidc`]: a test OIDC issuer: its keys, JWKS documents, GitHub-shaped claims and
 //! signed (or forged, or unsigned) tokens.
 //!
+//! [`github_app`]: a GitHub stand-in for a GitHub App: App JWT checks, installation
+//! tokens, the facts policy-check reads and the deployment protection rule reviews.
+//!
 //! [`moto`]: moto's server on loopback, and its KMS driven by boto3.
 //!
 //! [`tiers`]: custody-guard's example tier model pointed at loopback stand-ins.
@@ -23,6 +26,7 @@
 #![allow(clippy::expect_used)]
 
 mod fault;
+pub mod github_app;
 pub mod http;
 pub mod moto;
 pub mod oidc;

@@ -104,6 +104,21 @@ pub fn issuer_rsa() -> EncodingKey {
     EncodingKey::from_rsa_pem(ISSUER_KEY_PEM.as_bytes()).expect("the issuer's RSA key")
 }
 
+/// A GitHub App's private key for tests (PEM): the issuer's RSA key.
+pub fn app_key_pem() -> &'static str {
+    ISSUER_KEY_PEM
+}
+
+/// The public half of [`app_key_pem`], to check App JWTs with.
+pub fn app_decoding_key() -> jsonwebtoken::DecodingKey {
+    let rsa: Value = serde_json::from_str(ISSUER_JWK).expect("a JWK in the test data");
+    jsonwebtoken::DecodingKey::from_rsa_components(
+        rsa.get("n").and_then(Value::as_str).expect("n"),
+        rsa.get("e").and_then(Value::as_str).expect("e"),
+    )
+    .expect("the issuer's RSA public key")
+}
+
 /// The attacker's RSA signing key.
 pub fn attacker_rsa() -> EncodingKey {
     EncodingKey::from_rsa_pem(ATTACKER_KEY_PEM.as_bytes()).expect("the attacker's RSA key")

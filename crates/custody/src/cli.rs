@@ -53,6 +53,10 @@ pub enum Command {
     /// The transparency log under the store: keys, checkpoints, verification, repair.
     #[command(subcommand)]
     Log(LogCommand),
+    /// The deploy gate outside the pipeline: a GitHub App for deployment protection
+    /// rules and a GitLab deployment approver (`serve`, `gitlab-approve`).
+    #[command(subcommand)]
+    Gate(crate::commands::gate::GateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -597,11 +601,16 @@ pub struct RetentionArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    // the gate is a service: its own multi-threaded runtime
+    let command = match cli.command {
+        Command::Gate(g) => return crate::commands::gate::run(g),
+        other => other,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        match cli.command {
+        match command {
             Command::Keygen(a) => crate::commands::keygen::run(a),
             Command::PublicKey(a) => crate::commands::keygen::public_key(&a),
             Command::Attest(a) => crate::commands::attest::run(a).await,
@@ -615,6 +624,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Retention(a) => crate::commands::retention::run(a).await,
             Command::Runners(a) => crate::commands::runners::run(a).await,
             Command::Log(c) => crate::commands::log::run(c).await,
+            Command::Gate(_) => unreachable!("handled above"),
         }
     })
 }

@@ -20,9 +20,10 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
 }
 
+/// custody-policy's test data (also from custody-gate's tests, which share this file).
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../custody-policy/tests/data")
         .join(name)
 }
 
@@ -157,8 +158,19 @@ impl Pipeline {
 
     /// A runner-guard record as HELPERS.md specifies it.
     pub async fn runner_guard(&self, tier: &str, outcome: &str, key: &SigningKey) {
-        let store = LocalStore::create(self.store_path().to_str().unwrap()).unwrap();
         let ctx = self.context("deploy", Some("production"));
+        self.runner_guard_in(ctx, tier, outcome, key).await;
+    }
+
+    /// A runner-guard record of the run `ctx` names.
+    pub async fn runner_guard_in(
+        &self,
+        ctx: PipelineContext,
+        tier: &str,
+        outcome: &str,
+        key: &SigningKey,
+    ) {
+        let store = LocalStore::create(self.store_path().to_str().unwrap()).unwrap();
         let mut hipaa = Control::baseline();
         hipaa.push(Control::AccessManagement);
         let mut subject = ResourceDescriptor::sha256("", &custody_evidence::Digest::of(b""));
