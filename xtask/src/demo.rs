@@ -21,7 +21,8 @@
 //! bite: the scan record is cut from a copy of the store and a bundle exported without
 //! it (`verify-bundle --log-key` names the missing log index); one byte of the stored
 //! scan report is changed after upload; and the approval comes from the commit's author. The pre-deploy gate denies (evidence integrity,
-//! separation of duties, an unauthorized approver), nothing is deployed, and the
+//! separation of duties, an unauthorized approver), the GitHub App gate rejects the
+//! deployment, nothing is deployed, and the
 //! auditor's verification fails naming the altered file. The demo fails if either
 //! guard does not bite.
 
@@ -465,6 +466,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         bail!("the compliant pipeline was denied at the pre-deploy gate");
     }
+    show_review(&github_app(&d, APPROVER)?, "approved")?;
     let dep = d.upload("deploy", &[], &["--environment", ENVIRONMENT])?;
     step(
         "deploy",
@@ -654,6 +656,7 @@ fn tampered(d: &Demo, scan_record: &str) -> anyhow::Result<()> {
             bail!("the pre-deploy gate did not deny on {id}: the guard did not bite");
         }
     }
+    show_review(&github_app(d, AUTHOR)?, "rejected")?;
     let out = d
         .custody(&[
             "verify",
@@ -982,4 +985,149 @@ fn base64(bytes: &[u8]) -> String {
 fn base64_decode(s: &str) -> anyhow::Result<Vec<u8>> {
     use base64::Engine as _;
     Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
+}
+
+/// The App path: what GitHub would do once the environment has Custody's deployment
+/// protection rule. A loopback GitHub stand-in (custody-test-support's, shaped like
+/// GitHub's REST API: App JWT checked, installation token, the run's approvals by
+/// `approver`, the review endpoint), `custody gate serve` started on a free port with
+/// a config file, one signed `deployment_protection_rule` delivery for this run, and the
+/// review the gate sends. Returns the review (`state`, `comment`).
+fn github_app(d: &Demo, approver: &str) -> anyhow::Result<Value> {
+    use custody_test_support::github_app::{Facts, GitHubApp};
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    const APP_ID: u64 = 4242;
+    const INSTALLATION: u64 = 7;
+    let gh = GitHubApp::start(
+        APP_ID,
+        INSTALLATION,
+        Facts::approved(ENVIRONMENT, &[approver], AUTHOR),
+    );
+    std::fs::write(
+        d.dir.join("github-app.pem"),
+        custody_test_support::oidc::app_key_pem(),
+    )?;
+    std::fs::write(
+        d.dir.join("gate.yaml"),
+        format!(
+            "# custody gate serve's configuration (docs/gate.md)\n\
+             store: store\n\
+             trustedKeys: [pipeline.key.pub]\n\
+             data: [policy.yaml]\n\
+             record:\n  signingKey: pipeline.key\n\
+             attempts: 2\n\
+             backoffSeconds: 0.2\n\
+             github:\n  apiUrl: {}\n  appId: {APP_ID}\n  privateKeyFile: github-app.pem\n",
+            gh.url()
+        ),
+    )?;
+    let secret = "demo-webhook-secret";
+    let mut child = d
+        .custody(&[
+            "gate",
+            "serve",
+            "--config",
+            "gate.yaml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("CUSTODY_GATE_GITHUB_WEBHOOK_SECRET", secret)
+        .env("CUSTODY_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting custody gate serve")?;
+    let stderr = child.stderr.take().context("the gate's stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next().transpose()? else {
+            let _ = child.wait();
+            bail!("custody gate serve exited before listening");
+        };
+        if let Some(a) = line.strip_prefix("custody gate: listening on ") {
+            break a.trim().to_owned();
+        }
+    };
+    // the rest of its log, kept for an error message
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let body = json!({
+        "action": "requested",
+        "environment": ENVIRONMENT,
+        "event": "push",
+        "sha": d.commit,
+        "ref": "refs/heads/main",
+        "deployment_callback_url": format!("{}/repos/{REPOSITORY}/actions/runs/{RUN_ID}/deployment_protection_rule", gh.url()),
+        "deployment": {"id": 1, "sha": d.commit, "ref": "main", "environment": ENVIRONMENT},
+        "repository": {"full_name": REPOSITORY},
+        "installation": {"id": INSTALLATION},
+        "sender": {"login": AUTHOR}
+    })
+    .to_string();
+    let signature = {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        mac.update(body.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    write!(
+        s,
+        "POST /github HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-GitHub-Event: deployment_protection_rule\r\nX-GitHub-Delivery: demo-1\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.1 202") {
+        bail!("custody gate serve did not accept the delivery: {answer}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let review = loop {
+        if let Some((_, r)) = gh.reviews().into_iter().next() {
+            break r;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            bail!(
+                "no review from custody gate serve within 2 minutes:\n{}",
+                log.join().unwrap_or_default().join("\n")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // a container's stop: SIGTERM, and the service drains and exits 0
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let status = child.wait()?;
+    if !stopped.success() || !status.success() {
+        bail!(
+            "custody gate serve did not stop cleanly on SIGTERM ({status}):\n{}",
+            log.join().unwrap_or_default().join("\n")
+        );
+    }
+    Ok(review)
+}
+
+/// The App's review, as demo lines: its state, then the comment's lines.
+fn show_review(review: &Value, expect: &str) -> anyhow::Result<()> {
+    let state = review["state"].as_str().unwrap_or("?");
+    step(
+        "app",
+        &format!(
+            "GitHub asks the Custody gate App (deployment protection rule): `custody gate serve` judged the run and {state} the deployment to `{ENVIRONMENT}`:"
+        ),
+    );
+    for line in review["comment"].as_str().unwrap_or("").lines().skip(1) {
+        more(line);
+    }
+    if state != expect {
+        bail!("the GitHub App gate {state} where it should have {expect}");
+    }
+    Ok(())
 }

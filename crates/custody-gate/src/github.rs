@@ -2,8 +2,11 @@
 //! octocrab on Custody's HTTP connector.
 //!
 //! - `POST /app/installations/{id}/access_tokens`, authenticated with the App JWT
-//!   (RS256 with the App's private key, `iss` the App id), mints the installation token
-//!   (octocrab's `installation_and_token`). That token reads the platform facts.
+//!   (RS256 with the App's private key, `iss` the App id, valid nine minutes, `iat` a
+//!   minute back for clock drift, as GitHub's docs advise), mints the installation
+//!   token. That token reads the platform facts and sends the review; it is reused until
+//!   ten minutes before it expires. (Minted here rather than by octocrab's `jwt`
+//!   feature, which would link RSA signing into every binary of the workspace.)
 //! - `POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule`
 //!   (`environment_name`, `state` `approved`|`rejected`, `comment`) reviews the run. Only
 //!   the App that owns the rule may call it. The route is built from the configured API
@@ -17,10 +20,9 @@ use std::time::{Duration, Instant};
 use custody_http::Secret;
 use custody_http::net::Net;
 use octocrab::Octocrab;
-use octocrab::auth::AppAuth;
-use octocrab::models::{AppId, InstallationId};
-use octocrab::secrecy::ExposeSecret as _;
-use serde::Serialize;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+use serde::{Deserialize, Serialize};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,15 +41,28 @@ pub struct App {
     /// Tries for the review call on a transport error or a 5xx.
     pub attempts: u32,
     pub backoff: Duration,
-    /// Installation clients and their tokens (valid an hour), reused for 50 minutes.
+    /// Installation clients and their tokens, reused until shortly before they expire.
     installations: Arc<Mutex<HashMap<u64, Installed>>>,
 }
 
-/// An installation's client, its token, and when the token was minted.
+/// An installation's client, its token, and until when to reuse it.
 type Installed = (Octocrab, Secret, Instant);
 
-/// How long a minted installation token is reused (GitHub's last an hour).
-const TOKEN_REUSE: Duration = Duration::from_secs(50 * 60);
+/// A token is not reused in its last ten minutes (GitHub's last an hour).
+const TOKEN_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, Serialize)]
+struct Claims {
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+#[derive(Deserialize)]
+struct AccessToken {
+    token: String,
+    expires_at: Option<String>,
+}
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,8 +90,10 @@ impl App {
         webhook_secret: Secret,
         net: Net,
     ) -> Result<Self, String> {
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes())
-            .map_err(|e| format!("the GitHub App's private key is not an RSA PEM key ({e})"))?;
+        let der = rsa_pkcs1(private_key_pem.expose().as_bytes()).ok_or_else(|| {
+            "the GitHub App's private key is not an RSA private key in PEM (`-----BEGIN RSA PRIVATE KEY-----`, as GitHub generates it, or PKCS#8)".to_owned()
+        })?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
         Ok(Self {
             api_url: api_url.trim_end_matches('/').to_owned(),
             app_id,
@@ -89,48 +106,72 @@ impl App {
         })
     }
 
-    fn client(&self) -> Result<Octocrab, String> {
-        custody_http::github::octocrab_app(
+    fn client(&self, token: &Secret) -> Result<Octocrab, String> {
+        custody_http::github::octocrab(
             &self.net,
             &custody_http::github::GitHub {
                 api_url: &self.api_url,
                 upload_url: None,
-                token: None,
+                token: Some(token),
                 connect_timeout: CONNECT_TIMEOUT,
                 timeout: REQUEST_TIMEOUT,
                 user_agent: USER_AGENT,
-            },
-            AppAuth {
-                app_id: AppId(self.app_id),
-                key: self.key.clone(),
             },
         )
         .map_err(|e| format!("GitHub client: {e}"))
     }
 
-    /// A client and token for one installation (minted with the App JWT), with retries.
+    /// A fresh App JWT.
+    fn jwt(&self) -> Result<Secret, String> {
+        let now = jiff::Timestamp::now().as_second();
+        let claims = Claims {
+            iat: now - 60,
+            exp: now + 9 * 60,
+            iss: self.app_id.to_string(),
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &self.key,
+        )
+        .map(Secret::new)
+        .map_err(|e| format!("signing the App JWT: {e}"))
+    }
+
+    /// A client and token for one installation, minted with the App JWT (with retries)
+    /// or reused.
     pub async fn installation(&self, id: u64) -> Result<(Octocrab, Secret), String> {
-        if let Some((crab, token, at)) = self
+        if let Some((crab, token, until)) = self
             .installations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            && at.elapsed() < TOKEN_REUSE
+            && Instant::now() < *until
         {
             return Ok((crab.clone(), token.clone()));
         }
-        let app = self.client()?;
-        let (crab, token) = self
-            .retry("minting the installation token", || async {
-                app.installation_and_token(InstallationId(id))
-                    .await
-                    .map(|(crab, token)| (crab, Secret::new(token.expose_secret().to_owned())))
+        let app = self.client(&self.jwt()?)?;
+        let route = format!("/app/installations/{id}/access_tokens");
+        let minted: AccessToken = self
+            .retry("minting the installation token", || {
+                app.post(route.as_str(), None::<&()>)
             })
             .await?;
+        let token = Secret::new(minted.token);
+        let crab = self.client(&token)?;
+        let lifetime = minted
+            .expires_at
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .and_then(|t| {
+                let left = t.as_second() - jiff::Timestamp::now().as_second();
+                u64::try_from(left).ok()
+            })
+            .map_or(Duration::ZERO, Duration::from_secs);
+        let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
         self.installations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (crab.clone(), token.clone(), Instant::now()));
+            .insert(id, (crab.clone(), token.clone(), until));
         Ok((crab, token))
     }
 
@@ -181,6 +222,18 @@ impl App {
         }
         Err(format!("GitHub: {what} failed"))
     }
+}
+
+/// The PKCS#1 DER of an RSA private key in PEM: PKCS#1 as is (GitHub's download), or
+/// the key inside a PKCS#8 `PrivateKeyInfo` whose algorithm is rsaEncryption.
+fn rsa_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
+    if let Ok(der) = PrivatePkcs1KeyDer::from_pem_slice(pem) {
+        return Some(der.secret_pkcs1_der().to_vec());
+    }
+    let der = PrivatePkcs8KeyDer::from_pem_slice(pem).ok()?;
+    let info = pkcs8::PrivateKeyInfo::try_from(der.secret_pkcs8_der()).ok()?;
+    (info.algorithm.oid == pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"))
+        .then(|| info.private_key.to_vec())
 }
 
 /// A 4xx will not change by asking again; transport errors and 5xx may.

@@ -45,27 +45,6 @@ pub fn octocrab(net: &Net, gh: &GitHub<'_>) -> Result<Octocrab, HttpError> {
     build(net, gh, AuthState::None)
 }
 
-/// An octocrab client that authenticates as a GitHub App: each request carries a
-/// fresh App JWT (RS256, signed with the App's key), and
-/// [`Octocrab::installation`] turns it into a client for one installation, whose
-/// token octocrab mints (`POST /app/installations/{id}/access_tokens`) and renews.
-/// `gh.token` is ignored.
-#[cfg(feature = "github-app")]
-pub fn octocrab_app(
-    net: &Net,
-    gh: &GitHub<'_>,
-    app: octocrab::auth::AppAuth,
-) -> Result<Octocrab, HttpError> {
-    build(
-        net,
-        &GitHub {
-            token: None,
-            ..gh.clone()
-        },
-        AuthState::App(app),
-    )
-}
-
 fn build(net: &Net, gh: &GitHub<'_>, state: AuthState) -> Result<Octocrab, HttpError> {
     let uri = |what: &str, u: &str| -> Result<Uri, HttpError> {
         u.trim_end_matches('/')

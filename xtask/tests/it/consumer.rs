@@ -33,7 +33,7 @@ use crate::support;
 /// A fresh image digest (the registry is shared by the tests running at once): the one
 /// the team releases, or the next, released with a sign script that no longer pushes its
 /// signature.
-fn image_digest(label: &str) -> String {
+pub(crate) fn image_digest(label: &str) -> String {
     use sha2::{Digest as _, Sha256};
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -48,7 +48,7 @@ fn image_digest(label: &str) -> String {
 /// GitHub's run id as act reports it (`GITHUB_RUN_ID`), for the run-approvals route.
 const GITHUB_RUN_ID: &str = "1";
 /// The GitLab job id of the deployment in `deployments.json` (`deployable.id`).
-const GITLAB_JOB_ID: &str = "664";
+pub(crate) const GITLAB_JOB_ID: &str = "664";
 
 /// README.md's blocks marked `<!-- consumer: PATH -->`: (path, content).
 pub fn readme_blocks() -> Vec<(String, String)> {
@@ -81,7 +81,7 @@ pub fn readme_blocks() -> Vec<(String, String)> {
     blocks
 }
 
-fn block(blocks: &[(String, String)], path: &str) -> String {
+pub(crate) fn block(blocks: &[(String, String)], path: &str) -> String {
     blocks
         .iter()
         .find(|(p, _)| p == path)
@@ -111,13 +111,13 @@ fn the_readme_marks_every_file_a_team_needs() {
 
 /// The stand-in platform: guard's trust anchors plus policy-check's endpoints, and the
 /// registry. `None` (after saying why) when a tool is missing.
-struct Platform {
-    trust: guard::Trust,
-    registry: String,
+pub(crate) struct Platform {
+    pub(crate) trust: guard::Trust,
+    pub(crate) registry: String,
 }
 
 impl Platform {
-    fn start() -> Option<Platform> {
+    pub(crate) fn start() -> Option<Platform> {
         support::binaries()?;
         if !guard::is_built("runner-guard") || !guard::is_built("policy-check") {
             return None;
@@ -141,7 +141,7 @@ impl Platform {
         })
     }
 
-    fn api(&self) -> &Api {
+    pub(crate) fn api(&self) -> &Api {
         &self.trust.api
     }
 
@@ -177,7 +177,7 @@ impl Platform {
     }
 
     /// GitLab's answers for the deployment, the protected environment and the MR.
-    fn gitlab_routes(&self, commit: &str) {
+    pub(crate) fn gitlab_routes(&self, commit: &str) {
         let api = self.api();
         let project = format!("/api/v4/projects/{PROJECT_ID}");
         for (route, file) in [
@@ -240,7 +240,11 @@ fn policy_data(name: &str) -> String {
 
 /// The sample repository at `dir`: tests/consumer, the fixtures its scripts read, the
 /// README's files, the tier model and fresh keys. Returns (evidence key, cosign key).
-fn consumer_repo(dir: &Path, platform: &Platform, readme: &[(&str, String)]) -> (PathBuf, PathBuf) {
+pub(crate) fn consumer_repo(
+    dir: &Path,
+    platform: &Platform,
+    readme: &[(&str, String)],
+) -> (PathBuf, PathBuf) {
     crate::gitlab::copy_dir(&support::root().join("tests/consumer"), dir);
     let shared = support::root().join("../shared/fixtures");
     for (to, from) in [
@@ -324,7 +328,7 @@ fn verify_commit(store: &str, commit: &str, public: &Path) -> (Output, String) {
     )
 }
 
-fn assert_allowed_and_deployed(log: &str, store: &str, commit: &str, ci_key: &Path) {
+pub(crate) fn assert_allowed_and_deployed(log: &str, store: &str, commit: &str, ci_key: &Path) {
     // both gates allowed, and said so in a short table rather than pages of JSON
     assert!(
         log.contains("policy-check pre-approval: allow"),

@@ -41,6 +41,7 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
             "image-signed: no verified signature record",
             "policy-check --gate pre-approval again: allow",
             "policy-check --gate pre-deploy: allow",
+            "`custody gate serve` judged the run and approved the deployment to `staging`",
             "deployed to `staging` and recorded",
             "build, test, scan, sign and deploy present",
             "verified offline",
@@ -99,6 +100,8 @@ fn demo_runs_a_compliant_pipeline_twice_and_its_tamper_variant_shows_the_guards_
         "approvers-authorized: dev approved but is not an authorized approver",
         "custody verify fails (exit 1)",
         "its bytes changed after it was stored",
+        "`custody gate serve` judged the run and rejected the deployment to `staging`",
+        "- evidence-integrity: scan record",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in\n{stdout}");
     }

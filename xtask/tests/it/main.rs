@@ -16,6 +16,7 @@ mod demo;
 mod deps;
 mod gitlab;
 mod guard;
+mod policy_injection;
 // `cargo xtask release` is built with xtask's `release` feature (`cargo xtask test` turns
 // it on for the suite; a plain `cargo test -p xtask` leaves these tests out)
 #[cfg(feature = "release")]

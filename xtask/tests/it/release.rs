@@ -86,6 +86,7 @@ fn serve(handler: Handler) -> String {
                     method,
                     target,
                     headers,
+                    ..
                 } = head;
                 let mut body = Vec::new();
                 if let Some(n) = headers.get("content-length") {

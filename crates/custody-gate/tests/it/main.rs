@@ -14,5 +14,6 @@
 #[allow(dead_code)]
 mod support;
 
+mod dockerfile;
 mod github;
 mod gitlab;

@@ -63,7 +63,8 @@ pub struct GitLabApproveArgs {
 }
 
 pub fn run(command: GateCommand) -> anyhow::Result<Exit> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // one thread drives the I/O; judgments run on the runtime's blocking threads
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {

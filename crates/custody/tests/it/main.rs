@@ -14,6 +14,7 @@
 
 mod audit;
 mod crash;
+mod gate;
 mod kms;
 mod log;
 mod pkcs11;
