@@ -284,7 +284,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => {
             let mut build = cargo();
             build.args(["build", "--locked"]);
-            for p in ["custody", "evidence-upload", "policy-check", "runner-guard"] {
+            for p in [
+                "custody",
+                "custody-gate",
+                "evidence-upload",
+                "policy-check",
+                "runner-guard",
+            ] {
                 build.args(["-p", p]);
             }
             if args.release {
@@ -1045,7 +1051,7 @@ fn github_app(d: &Demo, approver: &str) -> anyhow::Result<Value> {
             let _ = child.wait();
             bail!("custody gate serve exited before listening");
         };
-        if let Some(a) = line.strip_prefix("custody gate: listening on ") {
+        if let Some(a) = line.strip_prefix("custody-gate: listening on ") {
             break a.trim().to_owned();
         }
     };

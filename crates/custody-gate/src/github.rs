@@ -197,31 +197,6 @@ impl App {
         })
         .await
     }
-
-    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T, String>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, octocrab::Error>>,
-    {
-        let attempts = self.attempts.max(1);
-        let mut wait = self.backoff;
-        for n in 1..=attempts {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let text = describe(&e);
-                    let again = n < attempts && retriable(&e);
-                    tracing::warn!(attempt = n, attempts, error = %text, "GitHub: {what} failed");
-                    if !again {
-                        return Err(format!("GitHub: {what} failed: {text}"));
-                    }
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
-        Err(format!("GitHub: {what} failed"))
-    }
 }
 
 /// The PKCS#1 DER of an RSA private key in PEM: PKCS#1 as is (GitHub's download), or
@@ -234,6 +209,23 @@ fn rsa_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
     let info = pkcs8::PrivateKeyInfo::try_from(der.secret_pkcs8_der()).ok()?;
     (info.algorithm.oid == pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"))
         .then(|| info.private_key.to_vec())
+}
+
+impl App {
+    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T, String>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, octocrab::Error>>,
+    {
+        crate::retry::retry(
+            &format!("GitHub: {what}"),
+            self.attempts,
+            self.backoff,
+            f,
+            |e| (describe(e), retriable(e)),
+        )
+        .await
+    }
 }
 
 /// A 4xx will not change by asking again; transport errors and 5xx may.

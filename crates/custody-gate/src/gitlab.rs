@@ -198,30 +198,22 @@ impl GitLab {
         })
         .await
     }
+}
 
+impl GitLab {
     async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T, String>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ApiError<ClientError>>>,
     {
-        let attempts = self.attempts.max(1);
-        let mut wait = self.backoff;
-        for n in 1..=attempts {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let again = n < attempts && retriable(&e);
-                    let text = e.to_string();
-                    tracing::warn!(attempt = n, attempts, error = %text, "GitLab: {what} failed");
-                    if !again {
-                        return Err(format!("GitLab: {what} failed: {text}"));
-                    }
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
-        Err(format!("GitLab: {what} failed"))
+        crate::retry::retry(
+            &format!("GitLab: {what}"),
+            self.attempts,
+            self.backoff,
+            f,
+            |e| (e.to_string(), retriable(e)),
+        )
+        .await
     }
 }
 

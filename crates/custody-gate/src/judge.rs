@@ -275,29 +275,20 @@ impl Judge {
         }
     }
 
-    /// Runs `f` up to `attempts` times, doubling the wait between tries.
+    /// Store and platform reads: every failure is worth another try.
     async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T, String>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        let attempts = self.settings.attempts.max(1);
-        let mut wait = self.settings.backoff;
-        let mut last = String::new();
-        for n in 1..=attempts {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    tracing::warn!(attempt = n, attempts, error = %e, "{what} failed");
-                    last = e;
-                }
-            }
-            if n < attempts {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-        Err(format!("{what} failed {attempts} times: {last}"))
+        crate::retry::retry(
+            what,
+            self.settings.attempts,
+            self.settings.backoff,
+            f,
+            |e: &String| (e.clone(), true),
+        )
+        .await
     }
 
     fn comment(&self, approve: bool, decisions: &[(String, Decision)]) -> String {

@@ -26,6 +26,7 @@ pub mod config;
 pub mod github;
 pub mod gitlab;
 pub mod judge;
+mod retry;
 pub mod serve;
 pub mod webhook;
 

@@ -54,9 +54,14 @@ pub enum Command {
     #[command(subcommand)]
     Log(LogCommand),
     /// The deploy gate outside the pipeline: a GitHub App for deployment protection
-    /// rules and a GitLab deployment approver (`serve`, `gitlab-approve`).
-    #[command(subcommand)]
-    Gate(crate::commands::gate::GateCommand),
+    /// rules and a GitLab deployment approver (`serve`, `gitlab-approve`). Runs the
+    /// `custody-gate` binary (beside this one, on PATH, or CUSTODY_GATE_BIN) with these
+    /// arguments.
+    #[command(disable_help_flag = true)]
+    Gate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -601,9 +606,9 @@ pub struct RetentionArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    // the gate is a service: its own multi-threaded runtime
+    // the gate is a binary of its own
     let command = match cli.command {
-        Command::Gate(g) => return crate::commands::gate::run(g),
+        Command::Gate { args } => return gate(&args),
         other => other,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -624,9 +629,46 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Retention(a) => crate::commands::retention::run(a).await,
             Command::Runners(a) => crate::commands::runners::run(a).await,
             Command::Log(c) => crate::commands::log::run(c).await,
-            Command::Gate(_) => unreachable!("handled above"),
+            Command::Gate { .. } => Ok(Exit::Usage),
         }
     })
+}
+
+/// `custody gate …`: runs `custody-gate …` in this process's place (its exit status
+/// and signals are the gate's own). Found as CUSTODY_GATE_BIN, beside this binary, or
+/// on PATH.
+fn gate(args: &[std::ffi::OsString]) -> anyhow::Result<Exit> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("custody-gate")))
+        .filter(|p| p.is_file());
+    let bin = std::env::var_os("CUSTODY_GATE_BIN")
+        .map(PathBuf::from)
+        .or(beside)
+        .unwrap_or_else(|| "custody-gate".into());
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(args);
+    let err = {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt as _;
+            cmd.exec()
+        }
+        #[cfg(not(unix))]
+        {
+            match cmd.status() {
+                Ok(s) => std::process::exit(s.code().unwrap_or(2)),
+                Err(e) => e,
+            }
+        }
+    };
+    Err(crate::exit::fail(
+        Exit::Usage,
+        format!(
+            "custody gate runs the custody-gate binary ({}): {err}; install it beside custody (cargo build --release -p custody-gate) or run the container (crates/custody-gate/Dockerfile)",
+            bin.display()
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
 
 fn run_main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
-    output::init_logging(args.verbose, matches!(args.command, cli::Command::Gate(_)));
+    output::init_logging(args.verbose);
     match cli::run(args) {
         Ok(code) => code.into(),
         Err(err) => {

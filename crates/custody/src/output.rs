@@ -5,11 +5,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-///
-/// `service` (`custody gate`): info by default, each line with its time.
-pub fn init_logging(verbose: u8, service: bool) {
+pub fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 if service => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -18,13 +15,12 @@ pub fn init_logging(verbose: u8, service: bool) {
     let no_color = std::env::var_os(env_vars::NO_COLOR).is_some_and(|v| !v.is_empty());
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
-        .with_ansi(!no_color);
-    let registry = tracing_subscriber::registry().with(targets(&filter, default));
-    let _ = if service {
-        registry.with(layer).try_init()
-    } else {
-        registry.with(layer.without_time()).try_init()
-    };
+        .with_ansi(!no_color)
+        .without_time();
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(targets(&filter, default))
+        .try_init();
 }
 
 /// `CUSTODY_LOG` as `level` or `target=level,…` directives. `Targets`, not `EnvFilter`:

@@ -405,3 +405,30 @@ fn assert_project_and_policy_jobs_passed(log: &str) {
         assert!(log.contains(line), "{line}\n{log}");
     }
 }
+
+/// README.md's policy block is the example's `inject_policy` policy, field for field
+/// (the example adds a description and a scope): the YAML the README shows is the one
+/// the injection test runs.
+#[test]
+fn the_readme_policy_is_the_tested_example() {
+    let readme = std::fs::read_to_string(support::root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- policy: .gitlab/security-policies/policy.yml -->\n```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md marks its pipeline execution policy block");
+    let shown: Value = serde_yaml_ng::from_str(block).unwrap();
+    let tested: Value = serde_yaml_ng::from_str(&example("policy.yaml")).unwrap();
+    let shown = &shown["pipeline_execution_policy"][0];
+    let tested = tested["pipeline_execution_policy"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["pipeline_config_strategy"] == "inject_policy")
+        .unwrap();
+    let fields = shown.as_mapping().unwrap();
+    assert!(fields.len() >= 5, "{shown:?}");
+    for (key, value) in fields {
+        assert_eq!(&tested[key], value, "README.md's policy differs at {key:?}");
+    }
+}

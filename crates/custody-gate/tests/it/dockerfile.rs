@@ -20,15 +20,15 @@ fn the_dockerfile_builds_this_toolchain_and_serves_the_gate() {
         docker.contains(&format!("FROM rust:{channel}-alpine AS build")),
         "the build stage must use rust-toolchain.toml's {channel}"
     );
-    assert!(docker.contains("cargo build --locked --release -p custody --bin custody"));
-    assert!(docker.contains(r#"ENTRYPOINT ["/usr/local/bin/custody", "gate", "serve"]"#));
+    assert!(docker.contains("cargo build --locked --release -p custody-gate --bin custody-gate"));
+    assert!(docker.contains(r#"ENTRYPOINT ["/usr/local/bin/custody-gate", "serve"]"#));
     assert!(docker.contains("USER 65532:65532"), "never root");
     // the variables it sets are the ones the service reads
     for var in ["CUSTODY_GATE_LISTEN", "CUSTODY_GATE_CONFIG"] {
         assert!(docker.contains(var));
     }
     assert_eq!(custody_gate::config::env::LISTEN, "CUSTODY_GATE_LISTEN");
-    let gate = read("../custody/src/commands/gate.rs");
+    let gate = read("src/main.rs");
     assert!(gate.contains(r#"env = "CUSTODY_GATE_CONFIG""#));
     // no secret is baked in
     for secret in ["WEBHOOK_SECRET=", "PRIVATE_KEY=", "TOKEN=", "SIGNING_KEY="] {

@@ -14,6 +14,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod cli;
 mod dockerfile;
 mod github;
 mod gitlab;

@@ -3,7 +3,6 @@
 pub mod attest;
 pub mod digest;
 pub mod export;
-pub mod gate;
 pub mod keygen;
 pub mod log;
 pub mod policy;

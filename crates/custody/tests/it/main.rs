@@ -14,7 +14,6 @@
 
 mod audit;
 mod crash;
-mod gate;
 mod kms;
 mod log;
 mod pkcs11;
@@ -1004,4 +1003,33 @@ fn said(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// `custody gate …` runs the custody-gate binary with the same arguments (here `echo`,
+/// as CUSTODY_GATE_BIN), and says what to install when it is missing.
+#[test]
+fn gate_runs_the_custody_gate_binary() {
+    let e = Env::new();
+    let out = e
+        .cmd(&["gate", "serve", "--config", "gate.yaml", "-v"])
+        .env("CUSTODY_GATE_BIN", "/bin/echo")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "serve --config gate.yaml -v\n"
+    );
+    let out = e
+        .cmd(&["gate", "serve"])
+        .env("CUSTODY_GATE_BIN", e.path("no-such-gate"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("custody gate runs the custody-gate binary")
+            && stderr.contains("cargo build --release -p custody-gate"),
+        "{stderr}"
+    );
 }

@@ -1,18 +1,64 @@
-//! `custody gate` through the binary: the configuration and secrets resolved from the
-//! file and the environment, and `gitlab-approve` against a GitLab-shaped server on
-//! 127.0.0.1 that records the approval call. (The service itself, the GitHub App and the
-//! webhook paths are custody-gate's tests, and the demo's.)
+//! The `custody-gate` binary: the configuration and secrets resolved from the file and
+//! the environment, and `gitlab-approve` against a GitLab-shaped server on 127.0.0.1
+//! that records the approval call. (The service's paths are in `github.rs` and
+//! `gitlab.rs`; the demo runs it as `custody gate serve`.)
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use custody_evidence::SigningKey;
 use custody_test_support::http::Server;
 use serde_json::json;
 
-use crate::Env;
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate();
+        std::fs::write(dir.path().join("signer.key.pub"), key.public().pem()).unwrap();
+        Self { dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_custody-gate"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CUSTODY_STORE")
+            .env_remove("CUSTODY_SIGNING_KEY")
+            .env_remove("CUSTODY_SIGNING_KEY_PEM")
+            .env("NO_COLOR", "1");
+        for var in [
+            "CUSTODY_GATE_LISTEN",
+            "CUSTODY_GATE_CONFIG",
+            "CUSTODY_GATE_GITHUB_PRIVATE_KEY",
+            "CUSTODY_GATE_GITHUB_WEBHOOK_SECRET",
+            "CUSTODY_GATE_GITLAB_TOKEN",
+            "CUSTODY_GATE_GITLAB_WEBHOOK_TOKEN",
+        ] {
+            c.env_remove(var);
+        }
+        c
+    }
+    /// Runs and expects `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out: Output = self.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        stderr
+    }
+}
 
 const TOKEN: &str = "glpat-gate-account-secret-0003";
 
 fn config(e: &Env, extra: &str) {
     if !e.path("gate.key").exists() {
-        e.ok(&["keygen", "--out", "gate.key"]);
+        let key = SigningKey::generate();
+        std::fs::write(e.path("gate.key"), key.to_pkcs8_pem().unwrap()).unwrap();
     }
     std::fs::write(
         e.path("gate.yaml"),
@@ -57,7 +103,6 @@ fn gitlab_approve_rejects_a_commit_without_evidence_and_says_so() {
     );
     let out = e
         .cmd(&[
-            "gate",
             "gitlab-approve",
             "--config",
             "gate.yaml",
@@ -78,7 +123,10 @@ fn gitlab_approve_rejects_a_commit_without_evidence_and_says_so() {
         ),
         "{stdout}"
     );
-    assert!(stderr.contains("deployment 17 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("custody-gate: deployment 17 rejected"),
+        "{stderr}"
+    );
     let approval = server
         .requests()
         .into_iter()
@@ -107,7 +155,6 @@ fn gitlab_approve_refuses_a_deployment_that_is_not_waiting() {
     let stderr = {
         let out = e
             .cmd(&[
-                "gate",
                 "gitlab-approve",
                 "--config",
                 "gate.yaml",
@@ -139,14 +186,7 @@ fn serve_refuses_to_start_without_its_secrets_and_names_them() {
     config(&e, "github:\n  appId: 1\n  privateKeyFile: app.pem\n");
     let stderr = e.fails(
         2,
-        &[
-            "gate",
-            "serve",
-            "--config",
-            "gate.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["serve", "--config", "gate.yaml", "--listen", "127.0.0.1:0"],
     );
     assert!(
         stderr.contains("CUSTODY_GATE_GITHUB_WEBHOOK_SECRET is not set"),
@@ -154,7 +194,7 @@ fn serve_refuses_to_start_without_its_secrets_and_names_them() {
     );
     // neither platform configured
     config(&e, "");
-    let stderr = e.fails(2, &["gate", "serve", "--config", "gate.yaml"]);
+    let stderr = e.fails(2, &["serve", "--config", "gate.yaml"]);
     assert!(stderr.contains("configure `github`"), "{stderr}");
     // an unknown key in the file (a secret pasted in by mistake) is refused, not echoed
     std::fs::write(
@@ -162,7 +202,7 @@ fn serve_refuses_to_start_without_its_secrets_and_names_them() {
         "store: store\nwebhookSecret: hunter2-secret\n",
     )
     .unwrap();
-    let stderr = e.fails(2, &["gate", "serve", "--config", "bad.yaml"]);
+    let stderr = e.fails(2, &["serve", "--config", "bad.yaml"]);
     assert!(
         stderr.contains("bad.yaml") && stderr.contains("webhookSecret"),
         "{stderr}"
@@ -172,7 +212,7 @@ fn serve_refuses_to_start_without_its_secrets_and_names_them() {
     std::fs::write(e.path("app.pem"), "not a key").unwrap();
     config(&e, "github:\n  appId: 1\n  privateKeyFile: app.pem\n");
     let out = e
-        .cmd(&["gate", "serve", "--config", "gate.yaml"])
+        .cmd(&["serve", "--config", "gate.yaml"])
         .env("CUSTODY_GATE_GITHUB_WEBHOOK_SECRET", "s")
         .output()
         .unwrap();

@@ -1,22 +1,32 @@
-//! `custody gate`: the deploy gate as the platforms' enforcement point
-//! (`custody_gate`).
+//! `custody-gate` (also run as `custody gate`): the deploy gate as the platforms'
+//! enforcement point.
 //!
-//! - `custody gate serve --config FILE`: the GitHub App for custom deployment
+//! - `custody-gate serve --config FILE`: the GitHub App for custom deployment
 //!   protection rules, and the GitLab job-event webhook, as a long-running service.
-//! - `custody gate gitlab-approve --config FILE --project P --deployment ID`: judge one
-//!   blocked GitLab deployment and approve or reject it as the service account (exit 0
-//!   approved, 1 rejected).
+//! - `custody-gate gitlab-approve --config FILE --project P --deployment ID`: judge one
+//!   blocked GitLab deployment and approve or reject it as the service account.
 //!
-//! This module resolves the configuration file and the environment into the library's
-//! explicit settings; secrets come only from the environment or files, never the
-//! command line.
+//! Exit codes: 0 served and stopped cleanly, or approved; 1 rejected (the rejection was
+//! sent); 2 bad configuration or usage; 5 the platform could not be reached.
+//!
+//! A binary of its own, not part of `custody`: a service, shipped as a container
+//! (`Dockerfile`), whose server and platform code would otherwise weigh on every CLI
+//! user (BENCHMARKS.md). This file resolves the configuration file and the environment
+//! into the library's explicit settings; secrets come only from the environment or
+//! files, never the command line.
+
+/// `out!` and `errln!`: Custody's neutralizing `println!`/`eprintln!`.
+#[macro_use]
+extern crate custody_platform;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use custody_gate::config::{Config, env as gate_env};
 use custody_gate::github::App;
 use custody_gate::gitlab::GitLab;
@@ -28,7 +38,90 @@ use custody_policy::PolicySet;
 use custody_policy::check::RecordSettings;
 use custody_policy::facts::Secret;
 
-use crate::exit::{Exit, fail};
+/// Exit statuses (the same numbers as `custody`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Ok = 0,
+    /// The gate rejected the deployment.
+    Rejected = 1,
+    Usage = 2,
+    /// A platform API could not be reached or refused the request.
+    Platform = 5,
+}
+
+/// An error with the exit status it maps to.
+#[derive(Debug)]
+struct Failure(Exit, String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn fail(code: Exit, text: impl Into<String>) -> anyhow::Error {
+    Failure(code, text.into()).into()
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "custody-gate",
+    version,
+    about = "The deploy gate outside the pipeline: a GitHub App for deployment protection rules and a GitLab deployment approver"
+)]
+struct Cli {
+    /// More logging on stderr (-v debug); the service logs at info by default.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: GateCommand,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .chain()
+                .find_map(|c| c.downcast_ref::<Failure>().map(|f| f.0))
+                .unwrap_or(Exit::Usage);
+            let text = err
+                .chain()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            errln!("custody-gate: error: {text}");
+            code
+        }
+    };
+    custody_platform::console::exit_status("custody-gate", ExitCode::from(code as u8))
+}
+
+/// One line per event on stderr, with its time and fields; `CUSTODY_LOG` filters
+/// (`info` by default).
+fn init_logging(verbose: u8) {
+    let default = if verbose > 0 { "debug" } else { "info" };
+    let filter = std::env::var(env_vars::CUSTODY_LOG).unwrap_or_else(|_| default.to_owned());
+    let filter: tracing_subscriber::filter::Targets = filter
+        .parse()
+        .or_else(|_| default.parse())
+        .unwrap_or_default();
+    let no_color = std::env::var_os(env_vars::NO_COLOR).is_some_and(|v| !v.is_empty());
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| custody_platform::console::NeutralWriter(std::io::stderr()))
+                .with_ansi(!no_color),
+        )
+        .try_init();
+}
 
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
@@ -62,7 +155,7 @@ pub struct GitLabApproveArgs {
     pub deployment: u64,
 }
 
-pub fn run(command: GateCommand) -> anyhow::Result<Exit> {
+fn run(command: GateCommand) -> anyhow::Result<Exit> {
     // one thread drives the I/O; judgments run on the runtime's blocking threads
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -255,7 +348,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     };
     // the bound address on stderr, for whoever started the service on port 0
     errln!(
-        "custody gate: listening on {}",
+        "custody-gate: listening on {}",
         listener
             .local_addr()
             .map_or(listen.clone(), |a| a.to_string())
@@ -319,9 +412,9 @@ async fn gitlab_approve(args: GitLabApproveArgs) -> anyhow::Result<Exit> {
         .map_err(|e| fail(Exit::Platform, e))?;
     out!("{comment}");
     errln!(
-        "custody gate: deployment {} {} as the service account",
+        "custody-gate: deployment {} {} as the service account",
         dep.id,
         if approve { "approved" } else { "rejected" }
     );
-    Ok(if approve { Exit::Ok } else { Exit::Verify })
+    Ok(if approve { Exit::Ok } else { Exit::Rejected })
 }
