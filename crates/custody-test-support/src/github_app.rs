@@ -74,6 +74,7 @@ impl Facts {
 #[derive(Debug)]
 pub struct GitHubApp {
     pub server: Server,
+    facts: Arc<Mutex<Facts>>,
     facts_down: Arc<AtomicUsize>,
     reviews_down: Arc<AtomicUsize>,
     reviews: Arc<Mutex<Vec<(u64, Value)>>>,
@@ -85,15 +86,20 @@ impl GitHubApp {
         let facts_down = Arc::new(AtomicUsize::new(0));
         let reviews_down = Arc::new(AtomicUsize::new(0));
         let reviews = Arc::new(Mutex::new(Vec::new()));
-        let (fd, rd, rv) = (
+        let facts = Arc::new(Mutex::new(facts));
+        let (fd, rd, rv, fa) = (
             Arc::clone(&facts_down),
             Arc::clone(&reviews_down),
             Arc::clone(&reviews),
+            Arc::clone(&facts),
         );
-        let server =
-            Server::handle(move |req| answer(req, app_id, installation, &facts, &fd, &rd, &rv));
+        let server = Server::handle(move |req| {
+            let facts = fa.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            answer(req, app_id, installation, &facts, &fd, &rd, &rv)
+        });
         Self {
             server,
+            facts,
             facts_down,
             reviews_down,
             reviews,
@@ -111,6 +117,19 @@ impl GitHubApp {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// What the facts endpoints answer from now on (a reviewer approving, say).
+    pub fn set_facts(&self, facts: Facts) {
+        *self.facts.lock().unwrap_or_else(PoisonError::into_inner) = facts;
+    }
+
+    /// Forgets the reviews received so far.
+    pub fn clear_reviews(&self) {
+        self.reviews
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The next `n` fact reads answer 503.

@@ -17,7 +17,13 @@ use std::process::Command;
 
 use crate::support;
 
-const BINARIES: [&str; 4] = ["custody", "evidence-upload", "policy-check", "runner-guard"];
+const BINARIES: [&str; 5] = [
+    "custody",
+    "custody-gate",
+    "evidence-upload",
+    "policy-check",
+    "runner-guard",
+];
 
 /// HTTP clients and TLS stacks other than hyper and rustls.
 const FOREIGN: [&str; 11] = [

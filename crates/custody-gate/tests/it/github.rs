@@ -427,6 +427,60 @@ async fn a_platform_api_that_is_down_is_retried_then_rejected() {
     svc.stop().await;
 }
 
+/// GitHub asks the App and the reviewers at once: while only the approval rules fail,
+/// the gate waits for the humans instead of rejecting, and approves once they have;
+/// anything else rejects at once, waiting or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_waits_for_the_reviewers_but_not_for_anything_else() {
+    let p = Pipeline::new();
+    p.compliant().await;
+    let nobody = Facts::approved("production", &[], "dev");
+    let gh = GitHubApp::start(APP_ID, INSTALLATION, nobody.clone());
+    let mut j = judge(&p, local(&p));
+    j.settings.await_approvals = Duration::from_secs(30);
+    j.settings.recheck = Duration::from_millis(100);
+    let svc = start(j, &gh, 4).await;
+    deliver(svc.addr, "w-1", &payload(&gh.url(), 42, COMMIT), SECRET);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        gh.reviews().is_empty(),
+        "no review while the reviewers have not approved"
+    );
+    assert_eq!(policy_records(&p).await, 0, "nothing stored while waiting");
+    let approvals_read = gh
+        .server
+        .targets()
+        .iter()
+        .filter(|t| t.ends_with("/runs/42/approvals"))
+        .count();
+    assert!(approvals_read >= 2, "it looked again: {approvals_read}");
+    gh.set_facts(facts());
+    let r = reviews(&gh, 1).await;
+    assert_eq!(r[0].1["state"], "approved", "{}", r[0].1);
+    assert_eq!(policy_records(&p).await, 2, "one decision, the last one");
+
+    // failing tests are not something to wait for: rejected at once
+    let key = p.key.clone();
+    p.upload(
+        "test",
+        &[("junit.xml", junit(true)), ("lcov.info", lcov())],
+        Some("production"),
+        &key,
+    )
+    .await;
+    gh.set_facts(nobody);
+    let started = Instant::now();
+    deliver(svc.addr, "w-2", &payload(&gh.url(), 43, COMMIT), SECRET);
+    let r = reviews(&gh, 2).await;
+    assert_eq!(r[1].1["state"], "rejected");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_callback_url_gets_no_token() {
     let p = Pipeline::new();
@@ -590,14 +644,7 @@ async fn gate_binary_load() {
     )
     .unwrap();
     let mut child = std::process::Command::new(bin)
-        .args([
-            "gate",
-            "serve",
-            "--config",
-            "gate.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--config", "gate.yaml", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env("CUSTODY_GATE_GITHUB_WEBHOOK_SECRET", SECRET)
         .env("CUSTODY_LOG", "warn")
@@ -605,12 +652,30 @@ async fn gate_binary_load() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut said = Vec::new();
     let addr: SocketAddr = loop {
-        let line = lines.next().unwrap().unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            panic!("custody-gate serve exited: {said:?}");
+        };
         if let Some(a) = line.strip_prefix("custody-gate: listening on ") {
             break a.trim().parse().unwrap();
         }
+        said.push(line);
     };
+    // one delivery on the idle service first: the latency of a lone deployment
+    let url = gh.url();
+    let t = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        deliver(addr, "single", &payload(&url, 42, COMMIT), SECRET)
+    })
+    .await
+    .unwrap();
+    reviews(&gh, 1).await;
+    eprintln!(
+        "gate single delivery: reviewed in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    gh.clear_reviews();
     eprintln!(
         "gate load (custody-gate serve, {}): {}",
         std::env::var("CUSTODY_GATE_BIN").unwrap_or_default(),
