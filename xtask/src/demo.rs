@@ -1046,14 +1046,19 @@ fn github_app(d: &Demo, approver: &str) -> anyhow::Result<Value> {
         .context("starting custody gate serve")?;
     let stderr = child.stderr.take().context("the gate's stderr")?;
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
     let addr = loop {
         let Some(line) = lines.next().transpose()? else {
-            let _ = child.wait();
-            bail!("custody gate serve exited before listening");
+            let status = child.wait()?;
+            bail!(
+                "custody gate serve exited ({status}) before listening:\n{}",
+                said.join("\n")
+            );
         };
         if let Some(a) = line.strip_prefix("custody-gate: listening on ") {
             break a.trim().to_owned();
         }
+        said.push(line);
     };
     // the rest of its log, kept for an error message
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());

@@ -43,7 +43,9 @@ pub fn binaries() -> Option<&'static Path> {
         let src = tool("CUSTODY_STEP_BINARIES")?;
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("step-binaries");
         std::fs::create_dir_all(&dir).unwrap();
-        for step in STEPS {
+        // and custody-gate, which `custody gate` runs from beside custody (the demo's
+        // App path); not a release asset
+        for step in STEPS.iter().chain(&["custody-gate"]) {
             let from = src.join(step);
             let to = dir.join(step);
             let _ = std::fs::remove_file(&to);
