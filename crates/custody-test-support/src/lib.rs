@@ -19,6 +19,8 @@
 //! [`github_app`]: a GitHub stand-in for a GitHub App: App JWT checks, installation
 //! tokens, the facts policy-check reads and the deployment protection rule reviews.
 //!
+//! [`phi`]: a synthetic corpus of PHI (FHIR, HL7 v2, JUnit, SBOM) and example secrets.
+//!
 //! [`moto`]: moto's server on loopback, and its KMS driven by boto3.
 //!
 //! [`tiers`]: custody-guard's example tier model pointed at loopback stand-ins.
@@ -30,6 +32,7 @@ pub mod github_app;
 pub mod http;
 pub mod moto;
 pub mod oidc;
+pub mod phi;
 pub mod tiers;
 mod tls;
 pub mod tsa;

@@ -36,6 +36,9 @@ pub enum Command {
     Query(QueryArgs),
     /// Print the SHA-256 of files (streamed, constant memory), as subjects are named.
     Digest(DigestArgs),
+    /// Look for secrets and PHI in files, as evidence-upload does before it stores
+    /// anything (exit 1 on a finding; values are never printed).
+    Scan(ScanArgs),
     /// Resend records an upload kept in its spool because the store was unreachable.
     Push(PushArgs),
     /// Write a self-contained audit bundle (.tar.gz) for a query: evidence, keys,
@@ -223,6 +226,19 @@ pub struct DigestArgs {
     /// Files to hash.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files to scan (streamed, constant memory).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The scan configuration (MRN patterns, rules turned off, allow-list), as
+    /// evidence-upload's `--scan-config`.
+    #[arg(long, env = "CUSTODY_SCAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -622,6 +638,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Verify(a) => crate::commands::verify::run(a).await,
             Command::Query(a) => crate::commands::query::run(a).await,
             Command::Digest(a) => crate::commands::digest::run(&a),
+            Command::Scan(a) => crate::commands::scan::run(&a),
             Command::Push(a) => crate::commands::push::run(a).await,
             Command::Policy(PolicyCommand::Test(a)) => crate::commands::policy::test(&a),
             Command::Export(a) => crate::commands::export::run(a).await,

@@ -54,6 +54,9 @@ pub struct Config {
     pub max_parse_bytes: u64,
     /// JSON SBOMs up to this size are inlined as the standard predicate.
     pub inline_bytes: u64,
+    /// The secrets and PHI scan of every material and statement before anything is
+    /// stored; `None` scans nothing (the configuration's policy for the stage is `off`).
+    pub scan: Option<Arc<custody_scan::Scanner>>,
 }
 
 /// Why a run failed. Each names the file or the store and what to do.
@@ -69,6 +72,8 @@ pub enum UploadError {
     File(#[from] FileError),
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    #[error("{}", refused(.0))]
+    Refused(Vec<custody_scan::Finding>),
     #[error("the store refused the evidence: {0}")]
     Store(StoreError),
     #[error(
@@ -87,6 +92,7 @@ impl UploadError {
     pub fn file(&self) -> Option<String> {
         match self {
             Self::Input { file, .. } => Some(file.clone()),
+            Self::Refused(f) => f.first().map(|f| f.file.clone()),
             Self::File(
                 FileError::Io { path, .. }
                 | FileError::OutsideWorkspace { path, .. }
@@ -104,6 +110,18 @@ impl UploadError {
             _ => 2,
         }
     }
+}
+
+fn refused(findings: &[custody_scan::Finding]) -> String {
+    let mut text = format!(
+        "refused: {} finding(s) of secrets or PHI, which must never become write-once evidence; nothing was stored:",
+        findings.len()
+    );
+    for f in findings {
+        text.push_str(&format!("\n  {f}"));
+    }
+    text.push_str("\nremove them from the files, or allow synthetic test data in the scan configuration (`--scan-config`, by path, rule and value digest)");
+    text
 }
 
 /// One stored record, as reported to the user and the CI platform.
@@ -351,6 +369,45 @@ fn plan(cfg: &Config, subject: &ResourceDescriptor) -> Result<Vec<Planned>, Uplo
     Ok(planned)
 }
 
+/// Scans every material (once) and every statement before anything is stored: any
+/// finding refuses the whole stage.
+fn scan(scanner: &custody_scan::Scanner, planned: &[Planned]) -> Result<(), UploadError> {
+    let mut findings = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in planned {
+        for (source, m) in p.inputs.iter().zip(&p.materials) {
+            if !seen.insert(m.name.clone()) {
+                continue;
+            }
+            let path = source.reopen_path();
+            let file = std::fs::File::open(&path)
+                .map_err(|e| input_err(&source.real, format!("reading it to scan it: {e}")))?;
+            let reader = std::io::BufReader::with_capacity(256 << 10, file);
+            findings.extend(
+                scanner
+                    .scan_reader(&m.name, reader)
+                    .map_err(|e| input_err(&source.real, e.to_string()))?,
+            );
+        }
+        // the statement's own strings: the predicate and the record's summary and
+        // context (a test name or a CI variable can carry them too)
+        // pretty: one field a line, so a word in one field is not context for another
+        let mut text = serde_json::to_string_pretty(&p.draft.predicate).unwrap_or_default();
+        text.push('\n');
+        text.push_str(&serde_json::to_string_pretty(&p.draft.record).unwrap_or_default());
+        for f in scanner.scan_text("statement", &text) {
+            if !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+    }
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(UploadError::Refused(findings))
+    }
+}
+
 /// Materials from this size on get progress lines on stderr: they take long enough
 /// for a person watching a CI log to wonder.
 const LARGE: u64 = 64 << 20;
@@ -369,6 +426,9 @@ pub async fn run(
 ) -> Result<Outcome, UploadError> {
     let subject = files::resolve_subject(&cfg.subject, Some(&cfg.workspace))?;
     let planned = plan(cfg, &subject)?;
+    if let Some(scanner) = &cfg.scan {
+        scan(scanner, &planned)?;
+    }
     let chain_id = cfg.context.chain_id();
     let mut stored = Vec::with_capacity(planned.len());
 

@@ -53,6 +53,11 @@ struct Args {
     /// Where records go when the store is unreachable.
     #[arg(long, env = env_vars::CUSTODY_SPOOL, default_value = ".custody-spool")]
     spool: PathBuf,
+    /// The secrets and PHI scan's configuration (policy per stage, MRN patterns,
+    /// allow-list); default `.custody/scan.yaml` in the workspace if it exists, else
+    /// every stage refuses on any finding.
+    #[arg(long, env = "CUSTODY_SCAN_CONFIG")]
+    scan_config: Option<PathBuf>,
     /// Largest evidence file parsed, in MiB.
     #[arg(long, default_value_t = 1024)]
     max_parse_size: u64,
@@ -133,7 +138,35 @@ fn config(env: &dyn Env, args: &Args) -> Result<Config, UploadError> {
         signing_key_id: args.signing_key_id.clone(),
         max_parse_bytes: args.max_parse_size.saturating_mul(1 << 20),
         inline_bytes: args.inline_size.saturating_mul(1 << 20),
+        scan: scanner(env, args)?,
     })
+}
+
+/// The scan for this stage: the configuration file's policy, or refuse everywhere.
+fn scanner(env: &dyn Env, args: &Args) -> Result<Option<Arc<custody_scan::Scanner>>, UploadError> {
+    let default = step::workspace(env, args.workspace.as_deref()).join(".custody/scan.yaml");
+    let path = args
+        .scan_config
+        .clone()
+        .or_else(|| default.is_file().then_some(default));
+    let cfg = match &path {
+        Some(p) => custody_scan::Config::read(p).map_err(|e| UploadError::Usage(e.to_string()))?,
+        None => custody_scan::Config::default(),
+    };
+    if cfg.policy(&args.stage) == custody_scan::Policy::Off {
+        return Ok(None);
+    }
+    custody_scan::Scanner::new(&cfg)
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| {
+            UploadError::Usage(format!(
+                "{}: {e}",
+                path.map_or_else(
+                    || "the built-in scan rules".into(),
+                    |p| p.display().to_string()
+                )
+            ))
+        })
 }
 
 /// `--oci-attach`: the records as OCI referrers of the image.

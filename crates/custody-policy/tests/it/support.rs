@@ -151,6 +151,7 @@ impl Pipeline {
             signing_key_id: (stage == "sign").then(|| "cosign.pub".to_owned()),
             max_parse_bytes: 1 << 30,
             inline_bytes: 4 << 20,
+            scan: None,
         };
         let store = custody_store::AnyStore::Local(LocalStore::create(&cfg.store).unwrap());
         evidence_upload::run(&cfg, key, || Ok(store)).await.unwrap();

@@ -10,5 +10,6 @@ pub mod push;
 pub mod query;
 pub mod retention;
 pub mod runners;
+pub mod scan;
 pub mod verify;
 pub mod verify_bundle;

@@ -1033,3 +1033,47 @@ fn gate_runs_the_custody_gate_binary() {
         "{stderr}"
     );
 }
+
+/// `custody scan` finds the synthetic corpus's secrets and PHI (exit 1), prints where and
+/// which rule but never a value, and passes the real fixtures (exit 0).
+#[test]
+fn scan_finds_secrets_and_phi_without_printing_them() {
+    let e = Env::new();
+    let corpus = custody_test_support::phi::Corpus::new();
+    let paths = corpus.write(e.dir.path());
+    let mut args: Vec<String> = vec!["scan".into()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = e.run(&refs);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for rule in [
+        "ssn",
+        "hl7-pid-segment",
+        "fhir-patient",
+        "aws-access-key-id",
+        "private-key",
+    ] {
+        assert!(stdout.contains(&format!(": {rule} (")), "{rule}: {stdout}");
+    }
+    let mut json_args = refs.clone();
+    json_args.extend(["--format", "json"]);
+    let json = e.run(&json_args);
+    let all = format!("{stdout}{stderr}{}", String::from_utf8_lossy(&json.stdout));
+    for v in corpus.values() {
+        assert!(!all.contains(v), "custody scan printed a planted value");
+    }
+    let findings: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(findings.as_array().unwrap().len() >= corpus.planted.len());
+    // the real fixtures are clean
+    let sbom = fixtures().join(SBOM);
+    let scan = fixtures().join(SCAN);
+    let out = e.run(&["scan", sbom.to_str().unwrap(), scan.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -1336,6 +1336,7 @@ fn a_material_changed_while_it_is_stored_is_refused_and_nothing_is_stored() {
         signing_key_id: None,
         max_parse_bytes: 64 << 20,
         inline_bytes: 1 << 20,
+        scan: None,
     };
     let store = job.store();
     let run = evidence_upload::run(&cfg, &key, || {
@@ -1847,4 +1848,105 @@ fn records_attach_to_the_image_as_oci_referrers() {
         "{stderr}"
     );
     assert!(stderr.contains("404"), "{stderr}");
+}
+
+/// Issue 19: nothing with a secret or PHI becomes write-once evidence. The synthetic
+/// corpus (custody-test-support's `phi`) is refused file by file with exit 2, nothing is
+/// stored, and no output holds a planted value; allowed synthetic data, or a stage whose
+/// policy is `off`, goes through.
+#[test]
+fn secrets_and_phi_are_refused_before_anything_is_stored() {
+    let corpus = custody_test_support::phi::Corpus::new();
+    let job = Job::new();
+    corpus.write(&job.ws());
+    std::fs::write(
+        job.ws().join("scan.yaml"),
+        format!(
+            "mrnPatterns: ['{}']\nallow:\n  - path: synthetic/*\n    reason: synthetic patients of the tests\nstages:\n  sign: off\n",
+            custody_test_support::phi::Corpus::MRN_PATTERN
+        ),
+    )
+    .unwrap();
+    let mut outputs = String::new();
+    for (name, _) in &corpus.files {
+        let stage = if name.ends_with(".cdx.json") {
+            "build"
+        } else if name.ends_with(".xml") {
+            "test"
+        } else {
+            // FHIR, HL7, an env file, a gitleaks report: raw materials of a deploy
+            "deploy"
+        };
+        let out = job
+            .cmd(stage, &[name])
+            .args(["--scan-config", "scan.yaml", "--environment", "production"])
+            .env("GITHUB_OUTPUT", job.dir.path().join("gh-output"))
+            .env("GITHUB_STEP_SUMMARY", job.dir.path().join("gh-summary"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("refused:") && stderr.contains(&format!("{name}:")),
+            "{name}: {stderr}"
+        );
+        outputs.push_str(&stderr);
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    // every planted rule named, with file and line
+    for p in &corpus.planted {
+        assert!(
+            outputs.contains(&format!(": {} (", p.rule)) && outputs.contains(p.file),
+            "{} in {} not reported",
+            p.rule,
+            p.file
+        );
+    }
+    for f in ["gh-output", "gh-summary"] {
+        outputs.push_str(&std::fs::read_to_string(job.dir.path().join(f)).unwrap_or_default());
+    }
+    for v in corpus.values() {
+        assert!(!outputs.contains(v), "an output printed a planted value");
+    }
+    assert!(
+        !job.store().join("objects").exists()
+            || std::fs::read_dir(job.store().join("objects/sha256"))
+                .map(|d| d.count() == 0)
+                .unwrap_or(true),
+        "nothing may be stored"
+    );
+
+    // the same bytes under an allow-listed path are stored
+    std::fs::create_dir_all(job.ws().join("synthetic")).unwrap();
+    std::fs::copy(
+        job.ws().join("junit.xml"),
+        job.ws().join("synthetic/junit.xml"),
+    )
+    .unwrap();
+    let v = job.json(
+        "test",
+        &["synthetic/junit.xml"],
+        &["--scan-config", "scan.yaml"],
+    );
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+    // a stage whose policy is off is not scanned
+    job.json("sign", &["secrets.env"], &["--scan-config", "scan.yaml"]);
+
+    // by default (no configuration) every stage refuses
+    let out = job
+        .cmd("deploy", &["gitleaks.json"])
+        .args(["--environment", "production"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gitleaks.json:"));
+    // a configuration that does not parse is named
+    std::fs::write(job.ws().join("bad.yaml"), "default: sometimes\n").unwrap();
+    let out = job
+        .cmd("deploy", &["gitleaks.json"])
+        .args(["--scan-config", "bad.yaml", "--environment", "production"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml"));
 }
