@@ -52,12 +52,18 @@ pub const BINARIES: [&str; 4] = ["custody", "evidence-upload", "policy-check", "
 /// (9.87 MB) does not: regorus with its VM, the whole store (AWS SDK, GitLab) and
 /// octocrab (BENCHMARKS.md "Trimming" says where the bytes go). Its budget was 9.38 MB
 /// plus 5% (9.85 MB); issue 16's verification used that up (9,848,560), and issue 17's
-/// VSA took it 15,152 bytes over, so it is 9.9 MB now: today's size plus 0.35%, so it
-/// still cannot grow unnoticed.
+/// VSA took it 15,152 bytes over, so it was 9.9 MB.
+///
+/// Issue 19's secrets and PHI scan needs the regex crate's lazy DFA (`perf-dfa`: one
+/// `RegexSet` pass per line, 209 MiB/s; without it the PikeVM is far slower). The dist
+/// builds the binaries in one invocation, so the feature reaches regorus's regex in
+/// policy-check too (+69,552 bytes: 9,936,288) and custody, which also carries
+/// `custody scan` (+127,152: 10,006,088, 6,088 bytes over issue 18's 10 MB goal).
+/// Budgets: policy-check 9.95 MB, custody 10.05 MB, each today's size plus about 0.4%.
 const BUDGETS: [(&str, u64); 4] = [
-    ("custody", 10_000_000),
+    ("custody", 10_050_000),
     ("evidence-upload", 8_000_000),
-    ("policy-check", 9_900_000),
+    ("policy-check", 9_950_000),
     ("runner-guard", 8_000_000),
 ];
 
