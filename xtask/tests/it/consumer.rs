@@ -564,53 +564,19 @@ fn gitlab_parent_from_the_readme_reaches_allow_and_denies_a_missing_signature() 
         support::git_repo(&dir);
         let commit = support::head_commit(&dir);
         platform.gitlab_routes(&commit);
-        let token = platform.trust.gitlab_token_for(&commit, "production");
-        // project CI/CD variables (a path is a File variable), and what GitLab itself sets
-        let vars = [
-            ("CUSTODY_SIGNING_KEY", ci_key.display().to_string()),
-            ("COSIGN_KEY", cosign_key.display().to_string()),
-            ("CUSTODY_STORE", store.clone()),
-            ("CUSTODY_REGISTRY_URL", platform.registry.clone()),
-            ("REGISTRY_URL", platform.registry.clone()),
-            ("IMAGE_DIGEST", digest.to_string()),
-            (
-                "CUSTODY_BIN_DIR",
-                support::binaries().unwrap().display().to_string(),
-            ),
-            ("CI_REGISTRY_IMAGE", format!("ghcr.io/{REPOSITORY}")),
-            ("CUSTODY_ID_TOKEN", token),
-            ("CI_JOB_TOKEN", "job-token".to_string()),
-            ("CI_API_V4_URL", format!("{}/api/v4", platform.api().base)),
-            ("CI_PROJECT_ID", PROJECT_ID.to_string()),
-            ("CI_JOB_ID", GITLAB_JOB_ID.to_string()),
-            ("GITLAB_CI", "true".to_string()),
-            // GitLab passes a trigger job's parallel:matrix variables to its child
-            // pipeline; gitlab-ci-local passes only its `variables:`
-            ("CUSTODY_SERVICE", "app".to_string()),
-        ];
-        // a plain path value would become a File variable: CUSTODY_BIN_DIR is a directory
-        let text: String = vars
-            .iter()
-            .map(|(k, v)| match *k {
-                "CUSTODY_BIN_DIR" => format!("{k}: {{type: variable, values: {{\"*\": {v:?}}}}}\n"),
-                _ => format!("{k}: {v:?}\n"),
-            })
-            .collect();
-        std::fs::write(dir.join(".gitlab-ci-local-variables.yml"), text).unwrap();
-        let (out, log) = support::run(
-            Command::new(&gcl)
-                .args([
-                    "--force-shell-executor",
-                    "--shell-isolation",
-                    "--color=false",
-                    "--home",
-                ])
-                .arg(&home)
-                .args(["--unset-variable", "CI_PROJECT_DIR"])
-                .args(["--manual", "custody-deploy"])
-                .env("HOME", &home)
-                .env("NO_COLOR", "1")
-                .current_dir(&dir),
+        let (out, log) = run_gitlab_ci_local(
+            &gcl,
+            &dir,
+            &home,
+            None,
+            &GitLabRun {
+                platform: &platform,
+                commit: &commit,
+                ci_key: &ci_key,
+                cosign_key: &cosign_key,
+                store: &store,
+                digest,
+            },
         );
         (out, log, commit)
     };
@@ -627,4 +593,75 @@ fn gitlab_parent_from_the_readme_reaches_allow_and_denies_a_missing_signature() 
         "the pipeline passed without a signature:\n{log}"
     );
     assert_denied_before_approval(&log, &store, &commit);
+}
+
+/// What one gitlab-ci-local run of a consumer pipeline needs.
+pub(crate) struct GitLabRun<'a> {
+    pub platform: &'a Platform,
+    pub commit: &'a str,
+    pub ci_key: &'a Path,
+    pub cosign_key: &'a Path,
+    pub store: &'a str,
+    pub digest: &'a str,
+}
+
+/// Runs gitlab-ci-local (`gcl`) in `dir` on `file` (default `.gitlab-ci.yml`), shell
+/// executor, with the project's CI/CD variables (a path is a File variable) and what
+/// GitLab itself sets, the deploy job released by hand. Returns the output and the log.
+pub(crate) fn run_gitlab_ci_local(
+    gcl: &Path,
+    dir: &Path,
+    home: &Path,
+    file: Option<&str>,
+    r: &GitLabRun<'_>,
+) -> (Output, String) {
+    let token = r.platform.trust.gitlab_token_for(r.commit, "production");
+    let vars = [
+        ("CUSTODY_SIGNING_KEY", r.ci_key.display().to_string()),
+        ("COSIGN_KEY", r.cosign_key.display().to_string()),
+        ("CUSTODY_STORE", r.store.to_owned()),
+        ("CUSTODY_REGISTRY_URL", r.platform.registry.clone()),
+        ("REGISTRY_URL", r.platform.registry.clone()),
+        ("IMAGE_DIGEST", r.digest.to_owned()),
+        (
+            "CUSTODY_BIN_DIR",
+            support::binaries().unwrap().display().to_string(),
+        ),
+        ("CI_REGISTRY_IMAGE", format!("ghcr.io/{REPOSITORY}")),
+        ("CUSTODY_ID_TOKEN", token),
+        ("CI_JOB_TOKEN", "job-token".to_string()),
+        ("CI_API_V4_URL", format!("{}/api/v4", r.platform.api().base)),
+        ("CI_PROJECT_ID", PROJECT_ID.to_string()),
+        ("CI_JOB_ID", GITLAB_JOB_ID.to_string()),
+        ("GITLAB_CI", "true".to_string()),
+        // GitLab passes a trigger job's parallel:matrix variables to its child
+        // pipeline; gitlab-ci-local passes only its `variables:`
+        ("CUSTODY_SERVICE", "app".to_string()),
+    ];
+    // a plain path value would become a File variable: CUSTODY_BIN_DIR is a directory
+    let text: String = vars
+        .iter()
+        .map(|(k, v)| match *k {
+            "CUSTODY_BIN_DIR" => format!("{k}: {{type: variable, values: {{\"*\": {v:?}}}}}\n"),
+            _ => format!("{k}: {v:?}\n"),
+        })
+        .collect();
+    std::fs::write(dir.join(".gitlab-ci-local-variables.yml"), text).unwrap();
+    let mut cmd = Command::new(gcl);
+    cmd.args([
+        "--force-shell-executor",
+        "--shell-isolation",
+        "--color=false",
+    ]);
+    if let Some(f) = file {
+        cmd.args(["--file", f]);
+    }
+    cmd.arg("--home")
+        .arg(home)
+        .args(["--unset-variable", "CI_PROJECT_DIR"])
+        .args(["--manual", "custody-deploy"])
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .current_dir(dir);
+    support::run(&mut cmd)
 }

@@ -34,12 +34,12 @@
 //! the examples' README.md ("What gitlab-ci-local cannot emulate").
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_yaml_ng::Value;
 
 use crate::consumer::{self, Platform};
-use crate::guard::{PROJECT_ID, REPOSITORY};
+use crate::guard::REPOSITORY;
 use crate::support;
 
 /// The security policy project `policy.yaml` names.
@@ -294,55 +294,19 @@ fn compliance_pipeline_injected_by_a_pipeline_execution_policy_reaches_allow() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let run = |file: &str, store: &str, digest: &str| -> (Output, String) {
-        let token = platform.trust.gitlab_token_for(&commit, "production");
-        // project CI/CD variables (a path is a File variable) and what GitLab sets, as in
-        // consumer.rs's GitLab test
-        let vars = [
-            ("CUSTODY_SIGNING_KEY", ci_key.display().to_string()),
-            ("COSIGN_KEY", cosign_key.display().to_string()),
-            ("CUSTODY_STORE", store.to_string()),
-            ("CUSTODY_REGISTRY_URL", platform.registry.clone()),
-            ("REGISTRY_URL", platform.registry.clone()),
-            ("IMAGE_DIGEST", digest.to_string()),
-            (
-                "CUSTODY_BIN_DIR",
-                support::binaries().unwrap().display().to_string(),
-            ),
-            ("CI_REGISTRY_IMAGE", format!("ghcr.io/{REPOSITORY}")),
-            ("CUSTODY_ID_TOKEN", token),
-            ("CI_JOB_TOKEN", "job-token".to_string()),
-            ("CI_API_V4_URL", format!("{}/api/v4", platform.api().base)),
-            ("CI_PROJECT_ID", PROJECT_ID.to_string()),
-            ("CI_JOB_ID", consumer::GITLAB_JOB_ID.to_string()),
-            ("GITLAB_CI", "true".to_string()),
-            // GitLab passes a trigger job's parallel:matrix variables to its child
-            // pipeline; gitlab-ci-local passes only its `variables:`
-            ("CUSTODY_SERVICE", "app".to_string()),
-        ];
-        let text: String = vars
-            .iter()
-            .map(|(k, v)| match *k {
-                "CUSTODY_BIN_DIR" => format!("{k}: {{type: variable, values: {{\"*\": {v:?}}}}}\n"),
-                _ => format!("{k}: {v:?}\n"),
-            })
-            .collect();
-        std::fs::write(dir.join(".gitlab-ci-local-variables.yml"), text).unwrap();
-        support::run(
-            Command::new(&gcl)
-                .args([
-                    "--force-shell-executor",
-                    "--shell-isolation",
-                    "--color=false",
-                    "--file",
-                    file,
-                    "--home",
-                ])
-                .arg(&home)
-                .args(["--unset-variable", "CI_PROJECT_DIR"])
-                .args(["--manual", "custody-deploy"])
-                .env("HOME", &home)
-                .env("NO_COLOR", "1")
-                .current_dir(&dir),
+        consumer::run_gitlab_ci_local(
+            &gcl,
+            &dir,
+            &home,
+            Some(file),
+            &consumer::GitLabRun {
+                platform: &platform,
+                commit: &commit,
+                ci_key: &ci_key,
+                cosign_key: &cosign_key,
+                store,
+                digest,
+            },
         )
     };
     let store_for = |name: &str| support::file_url(&tmp.path().join(name));

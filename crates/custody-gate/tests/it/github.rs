@@ -364,6 +364,43 @@ async fn a_replayed_delivery_is_handled_once() {
     svc.stop().await;
 }
 
+/// The same delivery sent 20 times at once (a replay racing the original): judged and
+/// reviewed exactly once; every other copy is answered as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_racing_its_replays_is_handled_exactly_once() {
+    let p = Pipeline::new();
+    p.compliant().await;
+    let gh = GitHubApp::start(APP_ID, INSTALLATION, facts());
+    let svc = start(judge(&p, local(&p)), &gh, 4).await;
+    let addr = svc.addr;
+    let body = payload(&gh.url(), 42, COMMIT);
+    let statuses: Vec<u16> = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..20)
+                .map(|_| s.spawn(|| deliver(addr, "d-race", &body, SECRET).0))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        19,
+        "{statuses:?}"
+    );
+    assert_eq!(reviews(&gh, 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gh.reviews().len(), 1, "one review");
+    assert_eq!(policy_records(&p).await, 2, "one decision and its VSA");
+    svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_is_a_rejection_with_the_reason() {
     let p = Pipeline::new();

@@ -1932,6 +1932,25 @@ fn secrets_and_phi_are_refused_before_anything_is_stored() {
     // a stage whose policy is off is not scanned
     job.json("sign", &["secrets.env"], &["--scan-config", "scan.yaml"]);
 
+    // a string of the statement itself (here a CI value) is scanned too
+    let out = job
+        .cmd("test", &["synthetic/junit.xml"])
+        .args([
+            "--scan-config",
+            "scan.yaml",
+            "--service",
+            "intake-512-34-7788",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("statement:") && stderr.contains(": ssn ("),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("512-34-7788"), "{stderr}");
+
     // by default (no configuration) every stage refuses
     let out = job
         .cmd("deploy", &["gitleaks.json"])
